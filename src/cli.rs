@@ -1,0 +1,138 @@
+//! Command-line flags (clap derive). Kept apart from `main.rs` so the flags
+//! read as the user's reference.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use stsmend::duration::Span;
+use stsmend::report::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stsmend",
+    version,
+    about = "Finds StatefulSets whose rollout failed and mends them, safely, by policy",
+    after_help = "Exit codes: 0 nothing found, 1 findings present, 2 bad input, 3 runtime failure."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log format; defaults to human on a terminal and JSON otherwise.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// Log filter (RUST_LOG syntax), e.g. `stsmend=debug`.
+    #[arg(
+        long,
+        global = true,
+        env = "STSMEND_LOG",
+        default_value = "stsmend=info"
+    )]
+    pub log: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Detect and diagnose failed rollouts and print a report. Never writes to
+    /// the cluster.
+    #[command(
+        after_help = "Examples:\n  stsmend plan --from examples/failing-rollout.yaml --output markdown\n  kubectl get sts,pods,controllerrevisions,events -n shop -o yaml | stsmend plan --from -\n  stsmend plan -n shop --for 15m --output json"
+    )]
+    Plan(PlanArgs),
+    /// Write every object a live run reads as one YAML `v1 List`, so the run
+    /// can be replayed with `stsmend plan --from`.
+    #[command(
+        after_help = "Example:\n  stsmend snapshot -A -o snapshot.yaml && stsmend plan --from snapshot.yaml"
+    )]
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// Read objects from files or directories of `kubectl get -o yaml|json`
+    /// output instead of a cluster (repeatable; `-` is standard input).
+    #[arg(long, value_name = "PATH", num_args = 1)]
+    pub from: Vec<PathBuf>,
+
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster).
+    #[arg(long, value_name = "FILE", conflicts_with = "from")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context to use.
+    #[arg(long, conflicts_with = "from")]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScopeArgs {
+    /// Only this namespace (repeatable).
+    #[arg(short = 'n', long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+
+    /// All namespaces (the default when no -n is given).
+    #[arg(short = 'A', long, conflicts_with = "namespaces")]
+    pub all_namespaces: bool,
+
+    /// Skip this namespace (repeatable).
+    #[arg(long = "exclude-namespace", value_name = "NS")]
+    pub exclude_namespaces: Vec<String>,
+
+    /// Only StatefulSets matching this label selector (kubectl syntax).
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+
+    /// Config file (YAML): scope, node groups, state namespace...
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+
+    /// How long a mismatch or stuck rollout must hold before it is a finding
+    /// (default 10m, like the alert, or the config file's `for`).
+    #[arg(long = "for", value_name = "DURATION")]
+    pub threshold: Option<Span>,
+
+    /// The time to judge durations against (RFC 3339). Defaults to the
+    /// snapshot's time for a snapshot, otherwise the clock.
+    #[arg(long)]
+    pub now: Option<jiff::Timestamp>,
+
+    /// Report format.
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Format,
+
+    /// Also write the report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    #[arg(long)]
+    pub context: Option<String>,
+
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+
+    /// Where to write the snapshot (default: standard output).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}

@@ -1,0 +1,59 @@
+//! The one layer that talks to the Kubernetes API. Everything else works on
+//! plain objects.
+
+pub mod read;
+
+use std::path::PathBuf;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::error::{Error, Result};
+
+/// How to reach the cluster: a kubeconfig file and context, or (with neither
+/// given) the usual inference: `$KUBECONFIG`, `~/.kube/config`, then the
+/// in-cluster service account.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+}
+
+impl Target {
+    pub async fn client(&self) -> Result<(kube::Client, String)> {
+        let options = KubeConfigOptions {
+            context: self.context.clone(),
+            ..Default::default()
+        };
+        let (config, label) = match &self.kubeconfig {
+            Some(path) => {
+                let kc = Kubeconfig::read_from(path)
+                    .map_err(|e| Error::Kubeconfig(format!("{}: {e}", path.display())))?;
+                let label = self
+                    .context
+                    .clone()
+                    .or_else(|| kc.current_context.clone())
+                    .unwrap_or_default();
+                let config = kube::Config::from_custom_kubeconfig(kc, &options)
+                    .await
+                    .map_err(|e| Error::Kubeconfig(format!("{}: {e}", path.display())))?;
+                (config, label)
+            }
+            None if self.context.is_some() => {
+                let config = kube::Config::from_kubeconfig(&options)
+                    .await
+                    .map_err(|e| Error::Kubeconfig(e.to_string()))?;
+                (config, self.context.clone().unwrap_or_default())
+            }
+            None => {
+                let config = kube::Config::infer()
+                    .await
+                    .map_err(|e| Error::Kubeconfig(e.to_string()))?;
+                (config, "inferred".to_string())
+            }
+        };
+        let label = format!("cluster {} ({label})", config.cluster_url);
+        let client = kube::Client::try_from(config)
+            .map_err(|e| Error::Kubeconfig(format!("building the client: {e}")))?;
+        Ok((client, label))
+    }
+}

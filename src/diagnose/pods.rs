@@ -1,0 +1,353 @@
+//! The pods: containers that crash or cannot pull, pods never Ready, pods
+//! terminating (perhaps running a migration), evicted or preempted pods.
+
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+
+use super::{Confidence, Evidence, Finding, Input, Kind, pod_ref};
+use crate::facts::REVISION_LABEL;
+use crate::time::seconds_between;
+
+const PULL_REASONS: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "RegistryUnavailable",
+];
+/// Restarts past which a container that is momentarily running still counts
+/// as crash looping.
+const CRASH_RESTARTS: i32 = 3;
+/// A grace period past this is long enough to hold a rollout noticeably.
+const LONG_GRACE_SECONDS: i64 = 300;
+
+fn name(p: &Pod) -> &str {
+    p.metadata.name.as_deref().unwrap_or_default()
+}
+
+fn revision(p: &Pod) -> Option<&String> {
+    p.metadata.labels.as_ref()?.get(REVISION_LABEL)
+}
+
+fn statuses(p: &Pod) -> impl Iterator<Item = (&'static str, &ContainerStatus)> {
+    let s = p.status.as_ref();
+    let init = s
+        .and_then(|s| s.init_container_statuses.as_ref())
+        .into_iter()
+        .flatten();
+    let main = s
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten();
+    init.map(|c| ("initContainerStatuses", c))
+        .chain(main.map(|c| ("containerStatuses", c)))
+}
+
+pub fn is_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+pub fn containers(input: &Input<'_>, out: &mut Vec<Finding>) {
+    let ns = input.namespace();
+    for pod in &input.facts.pods {
+        if pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let pname = name(pod);
+        let obj = pod_ref(ns, pname);
+        let mut troubled = false;
+        for (list, c) in statuses(pod) {
+            let waiting = c.state.as_ref().and_then(|s| s.waiting.as_ref());
+            let reason = waiting
+                .and_then(|w| w.reason.as_deref())
+                .unwrap_or_default();
+            let message = waiting.and_then(|w| w.message.clone()).unwrap_or_default();
+            let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+            let field = format!("status.{list}[{}].state.waiting.reason", c.name);
+            if PULL_REASONS.contains(&reason) {
+                troubled = true;
+                out.push(
+                    Finding::new(
+                        Kind::ImagePull,
+                        Confidence::High,
+                        format!(
+                            "{pname}: container {} cannot pull image {}: {reason}",
+                            c.name, c.image
+                        ),
+                    )
+                    .with(Evidence::field(
+                        &obj,
+                        field,
+                        if message.is_empty() {
+                            reason.to_string()
+                        } else {
+                            format!("{reason}: {message}")
+                        },
+                    ))
+                    .pod(pname)
+                    .data("container", c.name.clone())
+                    .data("image", c.image.clone())
+                    .data("reason", reason)
+                    .data("revision", revision(pod).cloned().unwrap_or_default()),
+                );
+            } else if reason == "CrashLoopBackOff"
+                || (c.restart_count >= CRASH_RESTARTS && !c.ready && last.is_some())
+            {
+                troubled = true;
+                let term_reason = last.and_then(|t| t.reason.clone()).unwrap_or_default();
+                let exit = last.map(|t| t.exit_code);
+                let mut f = Finding::new(
+                    Kind::CrashLoop,
+                    Confidence::High,
+                    format!(
+                        "{pname}: container {} crash loops ({} restarts, last exit {}{})",
+                        c.name,
+                        c.restart_count,
+                        exit.map_or("unknown".into(), |e| e.to_string()),
+                        if term_reason.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", {term_reason}")
+                        }
+                    ),
+                )
+                .with(Evidence::field(
+                    &obj,
+                    format!("status.{list}[{}].restartCount", c.name),
+                    c.restart_count.to_string(),
+                ))
+                .pod(pname)
+                .data("container", c.name.clone())
+                .data("restarts", c.restart_count)
+                .data("reason", term_reason.clone())
+                .data("revision", revision(pod).cloned().unwrap_or_default());
+                if let Some(exit) = exit {
+                    f = f.data("exit_code", exit).with(Evidence::field(
+                        &obj,
+                        format!("status.{list}[{}].lastState.terminated", c.name),
+                        format!(
+                            "exitCode {exit}{}{}",
+                            if term_reason.is_empty() {
+                                String::new()
+                            } else {
+                                format!(", reason {term_reason}")
+                            },
+                            last.and_then(|t| t.message.as_deref())
+                                .map(|m| format!(": {m}"))
+                                .unwrap_or_default()
+                        ),
+                    ));
+                }
+                out.push(f);
+            }
+        }
+        if troubled || is_ready(pod) {
+            continue;
+        }
+        // Running but not Ready for the whole threshold: a readiness probe that
+        // never passes, or an app that never starts serving.
+        let status = pod.status.as_ref();
+        let running = status.and_then(|s| s.phase.as_deref()) == Some("Running");
+        let not_ready_since = status
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .find(|c| c.type_ == "Ready" && c.status != "True")
+            .and_then(|c| c.last_transition_time.as_ref().map(|t| t.0));
+        if running
+            && let Some(since) = not_ready_since
+            && seconds_between(since, input.now) >= input.threshold.as_secs()
+        {
+            out.push(
+                Finding::new(
+                    Kind::NeverReady,
+                    Confidence::Medium,
+                    format!(
+                        "{pname}: running but not Ready for {}",
+                        crate::duration::Span(seconds_between(since, input.now))
+                    ),
+                )
+                .with(Evidence::field(
+                    &obj,
+                    "status.conditions[Ready]",
+                    format!("False since {since}"),
+                ))
+                .pod(pname)
+                .data("revision", revision(pod).cloned().unwrap_or_default()),
+            );
+        }
+    }
+}
+
+/// Pods being deleted: inside their grace period they may be running a
+/// migration on shutdown (wait); past it they are stuck.
+pub fn termination(input: &Input<'_>, out: &mut Vec<Finding>) {
+    let ns = input.namespace();
+    for pod in &input.facts.pods {
+        let Some(deadline) = pod.metadata.deletion_timestamp.as_ref().map(|t| t.0) else {
+            continue;
+        };
+        let pname = name(pod);
+        let grace = pod
+            .metadata
+            .deletion_grace_period_seconds
+            .or_else(|| {
+                pod.spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+            })
+            .unwrap_or(30);
+        let marker = input.migration_annotations.iter().find_map(|key| {
+            pod.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(key))
+                .map(|v| format!("{key}={v}"))
+        });
+        let within = input.now < deadline;
+        let remaining = deadline.as_second() - input.now.as_second();
+        let summary = if within {
+            format!(
+                "{pname} is terminating, {remaining}s left of its {grace}s grace period{}",
+                if marker.is_some() {
+                    "; a migration marker is set"
+                } else {
+                    ""
+                }
+            )
+        } else {
+            format!(
+                "{pname} is stuck terminating, {}s past its deadline",
+                -remaining
+            )
+        };
+        let mut f = Finding::new(Kind::PodTerminating, Confidence::High, summary)
+            .with(Evidence::field(
+                pod_ref(ns, pname),
+                "metadata.deletionTimestamp",
+                deadline.to_string(),
+            ))
+            .pod(pname)
+            .data("within_grace", within)
+            .data("grace_seconds", grace)
+            .data("remaining_seconds", remaining)
+            .data(
+                "migration",
+                marker.is_some() || (within && grace > LONG_GRACE_SECONDS),
+            );
+        if let Some(m) = marker {
+            f = f.with(Evidence::field(
+                pod_ref(ns, pname),
+                "metadata.annotations",
+                m,
+            ));
+        }
+        out.push(f);
+    }
+    let grace = input
+        .facts
+        .stateful_set
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.termination_grace_period_seconds);
+    if let Some(g) = grace.filter(|g| *g > LONG_GRACE_SECONDS) {
+        out.push(
+            Finding::new(
+                Kind::LongGracePeriod,
+                Confidence::Medium,
+                format!(
+                    "terminationGracePeriodSeconds is {g}: each pod replaced may take up to {}",
+                    crate::duration::Span(g as u64)
+                ),
+            )
+            .with(Evidence::field(
+                input.sts_ref(),
+                "spec.template.spec.terminationGracePeriodSeconds",
+                g.to_string(),
+            ))
+            .data("grace_seconds", g),
+        );
+    }
+}
+
+/// Evictions, preemptions and pods on nodes that stopped reporting.
+pub fn disruption(input: &Input<'_>, out: &mut Vec<Finding>) {
+    let ns = input.namespace();
+    let facts = input.facts;
+    for pod in &facts.pods {
+        let pname = name(pod);
+        let status = pod.status.as_ref();
+        if status.and_then(|s| s.reason.as_deref()) == Some("Evicted") {
+            out.push(
+                Finding::new(
+                    Kind::Evicted,
+                    Confidence::High,
+                    format!("{pname} was evicted"),
+                )
+                .with(Evidence::field(
+                    pod_ref(ns, pname),
+                    "status.reason",
+                    status
+                        .and_then(|s| s.message.clone())
+                        .unwrap_or_else(|| "Evicted".into()),
+                ))
+                .pod(pname),
+            );
+        }
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+        if let Some(n) = node.and_then(|n| facts.nodes.iter().find(|x| x.name == n))
+            && !n.ready
+        {
+            out.push(
+                Finding::new(
+                    Kind::NodeNotReady,
+                    Confidence::High,
+                    format!("{pname} runs on node {} which is not Ready", n.name),
+                )
+                .with(Evidence::field(
+                    format!("Node {}", n.name),
+                    "status.conditions[Ready]",
+                    "not True",
+                ))
+                .pod(pname)
+                .data("node", n.name.clone()),
+            );
+        }
+    }
+    let mut preempted: Vec<&k8s_openapi::api::core::v1::Event> = facts
+        .events
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("Preempted"))
+        .collect();
+    preempted.dedup_by_key(|e| e.involved_object.name.clone());
+    for e in preempted {
+        let pname = e.involved_object.name.clone().unwrap_or_default();
+        let priority = facts
+            .stateful_set
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|s| s.priority_class_name.clone());
+        out.push(
+            Finding::new(
+                Kind::Preempted,
+                Confidence::High,
+                format!(
+                    "{pname} was preempted by a higher-priority pod (template priority class: {})",
+                    priority.as_deref().unwrap_or("none")
+                ),
+            )
+            .with(Evidence::event(
+                pod_ref(ns, &pname),
+                e.message.clone().unwrap_or_default(),
+            ))
+            .pod(pname)
+            .data("priority_class", priority.unwrap_or_default()),
+        );
+    }
+}

@@ -1,0 +1,329 @@
+//! The StatefulSet itself: the symptoms, the rollout history and what changed
+//! between revisions, and the update strategy's knobs.
+
+use serde_json::Value;
+
+use super::{Confidence, Evidence, Finding, Input, Kind};
+use crate::detect::Symptom;
+use crate::facts::REVISION_LABEL;
+
+pub fn symptoms(input: &Input<'_>, out: &mut Vec<Finding>) {
+    let sts = input.sts_ref();
+    for held in &input.detection.symptoms {
+        let (kind, field) = match &held.symptom {
+            Symptom::GenerationMismatch { .. } => {
+                (Kind::GenerationMismatch, "status.observedGeneration")
+            }
+            Symptom::RolloutStuck { .. } => (Kind::RolloutStuck, "status.updatedReplicas"),
+            Symptom::ReplicasNotReady { .. } => (Kind::ReplicasNotReady, "status.readyReplicas"),
+        };
+        let held_for = crate::duration::Span(held.held_seconds);
+        let mut f = Finding::new(
+            kind,
+            Confidence::High,
+            format!(
+                "{} for {held_for} ({})",
+                held.symptom.describe(),
+                held.since_from
+            ),
+        )
+        .with(Evidence::field(&sts, field, held.symptom.describe()))
+        .data("held_seconds", held.held_seconds)
+        .data("due", held.due);
+        if let Ok(Value::Object(map)) = serde_json::to_value(&held.symptom) {
+            for (k, v) in map {
+                if k != "kind" {
+                    f.data.insert(k, v);
+                }
+            }
+        }
+        out.push(f);
+    }
+}
+
+/// The pod template a ControllerRevision recorded.
+pub fn revision_template(rev: &k8s_openapi::api::apps::v1::ControllerRevision) -> Option<&Value> {
+    rev.data.as_ref()?.0.pointer("/spec/template")
+}
+
+/// Rollout history: which revision is current and which is being rolled out,
+/// and what changed between their templates.
+pub fn history(input: &Input<'_>, out: &mut Vec<Finding>) {
+    let facts = input.facts;
+    let status = facts.stateful_set.status.as_ref();
+    let current = status.and_then(|s| s.current_revision.as_deref());
+    let update = status.and_then(|s| s.update_revision.as_deref());
+    let find = |name: Option<&str>| {
+        facts
+            .revisions
+            .iter()
+            .find(|r| r.metadata.name.as_deref() == name && name.is_some())
+    };
+    let sts_ref = input.sts_ref();
+    let revisions: Vec<Value> = facts
+        .revisions
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "name": r.metadata.name,
+                "revision": r.revision,
+                "current": r.metadata.name.as_deref() == current,
+                "update": r.metadata.name.as_deref() == update,
+            })
+        })
+        .collect();
+    let live_template = serde_json::to_value(facts.stateful_set.spec.as_ref().map(|s| &s.template))
+        .unwrap_or(Value::Null);
+
+    if let (Some(cur), Some(upd)) = (find(current), find(update))
+        && cur.metadata.name != upd.metadata.name
+    {
+        let changes = match (revision_template(cur), revision_template(upd)) {
+            (Some(a), Some(b)) => diff(a, b),
+            _ => Vec::new(),
+        };
+        out.push(
+            Finding::new(
+                Kind::RevisionChange,
+                Confidence::High,
+                format!(
+                    "rolling out revision {} ({}) over {} ({}){}",
+                    upd.revision,
+                    upd.metadata.name.as_deref().unwrap_or_default(),
+                    cur.revision,
+                    cur.metadata.name.as_deref().unwrap_or_default(),
+                    summarise(&changes)
+                ),
+            )
+            .with(Evidence::field(
+                &sts_ref,
+                "status.currentRevision/status.updateRevision",
+                format!(
+                    "{} -> {}",
+                    current.unwrap_or_default(),
+                    update.unwrap_or_default()
+                ),
+            ))
+            .data("current_revision", current.unwrap_or_default())
+            .data("update_revision", update.unwrap_or_default())
+            .data("last_good_revision", cur.revision)
+            .data("changes", changes)
+            .data("revisions", revisions.clone()),
+        );
+    } else if input.has_mismatch()
+        && let Some(upd) = find(update)
+        && let Some(recorded) = revision_template(upd)
+    {
+        // The controller has not recorded the newest template: compare the
+        // StatefulSet's spec with the last revision it did record.
+        let mut unrecorded = live_template.clone();
+        strip_defaults(&mut unrecorded);
+        let mut recorded = recorded.clone();
+        strip_defaults(&mut recorded);
+        let changes = diff(&recorded, &unrecorded);
+        if !changes.is_empty() {
+            out.push(
+                Finding::new(
+                    Kind::RevisionChange,
+                    Confidence::High,
+                    format!(
+                        "the template was changed but no revision records it yet; last recorded is revision {} ({}){}",
+                        upd.revision,
+                        upd.metadata.name.as_deref().unwrap_or_default(),
+                        summarise(&changes)
+                    ),
+                )
+                .with(Evidence::field(&sts_ref, "spec.template", "differs from the update revision"))
+                .data("current_revision", current.unwrap_or_default())
+                .data("update_revision", update.unwrap_or_default())
+                .data("last_good_revision", upd.revision)
+                .data("unrecorded", true)
+                .data("changes", changes)
+                .data("revisions", revisions),
+            );
+        }
+    }
+}
+
+fn summarise(changes: &[Value]) -> String {
+    if changes.is_empty() {
+        return String::new();
+    }
+    let paths: Vec<&str> = changes
+        .iter()
+        .filter_map(|c| c.get("path").and_then(Value::as_str))
+        .take(4)
+        .collect();
+    let more = changes.len().saturating_sub(paths.len());
+    let tail = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!("; changed: {}{tail}", paths.join(", "))
+}
+
+/// Fields the API server fills in on the live object but a revision may not
+/// carry (the revision stores the template as the controller saw it).
+fn strip_defaults(v: &mut Value) {
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("creationTimestamp");
+    }
+}
+
+/// The leaf paths where two templates differ, with both values.
+pub fn diff(old: &Value, new: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    walk("", old, new, &mut out);
+    out
+}
+
+fn walk(path: &str, old: &Value, new: &Value, out: &mut Vec<Value>) {
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                walk(
+                    &p,
+                    a.get(k).unwrap_or(&Value::Null),
+                    b.get(k).unwrap_or(&Value::Null),
+                    out,
+                );
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                walk(&format!("{path}[{i}]"), x, y, out);
+            }
+        }
+        (a, b) if a != b => out.push(serde_json::json!({"path": path, "old": a, "new": b})),
+        _ => {}
+    }
+}
+
+/// Partition, maxUnavailable and pod management policy, as they bear on a
+/// rollout that does not progress.
+pub fn strategy(input: &Input<'_>, out: &mut Vec<Finding>) {
+    let Some(spec) = input.facts.stateful_set.spec.as_ref() else {
+        return;
+    };
+    let sts = input.sts_ref();
+    let rolling = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|s| s.rolling_update.as_ref());
+    let replicas = spec.replicas.unwrap_or(1);
+    if let Some(p) = rolling.and_then(|r| r.partition).filter(|p| *p > 0) {
+        out.push(
+            Finding::new(
+                Kind::Partition,
+                Confidence::High,
+                format!(
+                    "partition {p}: only ordinals {p}..{} are updated; the rest stay on the current revision",
+                    replicas - 1
+                ),
+            )
+            .with(Evidence::field(&sts, "spec.updateStrategy.rollingUpdate.partition", p.to_string()))
+            .data("partition", p),
+        );
+    }
+    if let Some(mu) = rolling.and_then(|r| r.max_unavailable.as_ref()) {
+        let text = match mu {
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i) => i.to_string(),
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
+        };
+        if text != "1" {
+            out.push(
+                Finding::new(
+                    Kind::MaxUnavailable,
+                    Confidence::Medium,
+                    format!("maxUnavailable {text}: several pods may be replaced at once"),
+                )
+                .with(Evidence::field(
+                    &sts,
+                    "spec.updateStrategy.rollingUpdate.maxUnavailable",
+                    text.clone(),
+                ))
+                .data("max_unavailable", text),
+            );
+        }
+    }
+}
+
+/// With OrderedReady, the controller waits for a broken pod to become Ready
+/// before it replaces it, so reverting the template alone does not heal the
+/// set (the "forced rollback" of the StatefulSet docs, kubernetes#67250).
+pub fn ordered_ready(input: &Input<'_>, out: &mut Vec<Finding>) {
+    let facts = input.facts;
+    let Some(spec) = facts.stateful_set.spec.as_ref() else {
+        return;
+    };
+    let policy = spec
+        .pod_management_policy
+        .as_deref()
+        .unwrap_or("OrderedReady");
+    if policy != "OrderedReady" {
+        return;
+    }
+    let broken: std::collections::BTreeSet<&String> = out
+        .iter()
+        .filter(|f| matches!(f.kind, Kind::CrashLoop | Kind::ImagePull | Kind::NeverReady))
+        .flat_map(|f| f.pods.iter())
+        .collect();
+    let update = facts
+        .stateful_set
+        .status
+        .as_ref()
+        .and_then(|s| s.update_revision.as_deref());
+    let ns = input.namespace();
+    let blocked: Vec<(&str, Option<&str>)> = facts
+        .pods
+        .iter()
+        .filter_map(|p| {
+            let name = p.metadata.name.as_deref()?;
+            broken.contains(&name.to_string()).then(|| {
+                let rev = p
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(REVISION_LABEL))
+                    .map(String::as_str);
+                (name, rev)
+            })
+        })
+        .collect();
+    if blocked.is_empty() {
+        return;
+    }
+    let mut f = Finding::new(
+        Kind::OrderedReadyBlocked,
+        Confidence::High,
+        format!(
+            "OrderedReady: the controller waits for {} to become Ready; reverting the template alone will not replace {}",
+            blocked.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+            if blocked.len() == 1 { "it" } else { "them" }
+        ),
+    )
+    .with(Evidence::field(input.sts_ref(), "spec.podManagementPolicy", policy));
+    for (name, rev) in &blocked {
+        f = f.pod(*name).with(Evidence::field(
+            super::pod_ref(ns, name),
+            format!("metadata.labels.{REVISION_LABEL}"),
+            format!(
+                "{}{}",
+                rev.unwrap_or("unknown"),
+                if *rev == update && update.is_some() {
+                    " (update revision)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    out.push(f);
+}

@@ -1,0 +1,133 @@
+//! The pure middle of a run: from an inventory to a report. Both sources end
+//! here, which is what makes a live decision replayable offline.
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::config::NodeGroup;
+use crate::detect::{self, Detection, Exemption, Screen};
+use crate::diagnose::{self, Finding};
+use crate::duration::Span;
+use crate::facts::{self, Facts};
+use crate::inventory::Inventory;
+use crate::scope::Scope;
+use crate::state::State;
+
+/// Everything a run's decisions depend on besides the objects.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub now: Timestamp,
+    pub threshold: Span,
+    pub scope: Scope,
+    pub node_groups: Vec<NodeGroup>,
+    pub migration_annotations: Vec<String>,
+}
+
+/// One StatefulSet that shows a symptom.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assessment {
+    pub namespace: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
+    pub generation: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    pub detection: Detection,
+    pub findings: Vec<Finding>,
+    #[serde(skip)]
+    pub facts: Box<Facts>,
+}
+
+impl Assessment {
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Exempt {
+    pub namespace: String,
+    pub name: String,
+    pub reason: Exemption,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    /// StatefulSets in scope.
+    pub scanned: usize,
+    /// Symptoms held for the threshold: the findings.
+    pub failing: Vec<Assessment>,
+    /// Symptoms not yet held for the threshold.
+    pub pending: Vec<Assessment>,
+    pub exempt: Vec<Exempt>,
+}
+
+/// Screens every StatefulSet in scope, gathers the facts of suspects, and
+/// diagnoses them.
+pub fn evaluate(inv: &Inventory, state: Option<&State>, opts: &Options) -> Outcome {
+    let ctx = facts::Context {
+        node_groups: &opts.node_groups,
+        state,
+    };
+    let mut outcome = Outcome {
+        scanned: 0,
+        failing: Vec::new(),
+        pending: Vec::new(),
+        exempt: Vec::new(),
+    };
+    let mut sets: Vec<&k8s_openapi::api::apps::v1::StatefulSet> = inv
+        .stateful_sets
+        .iter()
+        .filter(|s| opts.scope.includes(s))
+        .collect();
+    sets.sort_by_key(|s| (s.metadata.namespace.clone(), s.metadata.name.clone()));
+    for sts in sets {
+        outcome.scanned += 1;
+        let namespace = sts.metadata.namespace.clone().unwrap_or_default();
+        let name = sts.metadata.name.clone().unwrap_or_default();
+        let symptoms = match detect::screen(sts) {
+            Screen::Healthy => continue,
+            Screen::Exempt(reason) => {
+                outcome.exempt.push(Exempt {
+                    namespace,
+                    name,
+                    reason,
+                });
+                continue;
+            }
+            Screen::Suspect(symptoms) => symptoms,
+        };
+        let facts = facts::gather(inv, sts, &ctx);
+        let detection = detect::confirm(&symptoms, &facts, opts.now, opts.threshold);
+        let findings = diagnose::diagnose(&diagnose::Input {
+            facts: &facts,
+            detection: &detection,
+            now: opts.now,
+            threshold: opts.threshold,
+            migration_annotations: &opts.migration_annotations,
+        });
+        let assessment = Assessment {
+            namespace,
+            name,
+            uid: sts.metadata.uid.clone(),
+            resource_version: sts.metadata.resource_version.clone(),
+            generation: sts.metadata.generation.unwrap_or(0),
+            observed_generation: sts.status.as_ref().and_then(|s| s.observed_generation),
+            findings,
+            facts: Box::new(facts),
+            detection: detection.clone(),
+        };
+        if detection.due {
+            outcome.failing.push(assessment);
+        } else {
+            outcome.pending.push(assessment);
+        }
+    }
+    outcome
+}

@@ -1,0 +1,11 @@
+use super::Report;
+use crate::error::{Error, Result};
+
+pub fn render(report: &Report) -> Result<String> {
+    let mut s = serde_json::to_string_pretty(report).map_err(|e| Error::Encode {
+        what: "JSON report",
+        message: e.to_string(),
+    })?;
+    s.push('\n');
+    Ok(s)
+}

@@ -1,0 +1,112 @@
+//! Markdown ready to paste into a pull request or change review: one section
+//! per StatefulSet, with what is wrong, the evidence and the diagnosis.
+
+use std::fmt::Write;
+
+use super::Report;
+use crate::diagnose::Kind;
+use crate::pipeline::Assessment;
+
+/// Keeps table cells on one line and stops a message from closing the cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+pub fn render(r: &Report) -> String {
+    let o = &r.outcome;
+    let mut s = String::new();
+    let _ = writeln!(s, "# stsmend report\n");
+    let _ = writeln!(
+        s,
+        "Source: {} · generated {} · threshold {} · stsmend {}\n",
+        r.source, r.generated_at, r.threshold, r.version
+    );
+    let _ = writeln!(
+        s,
+        "| scanned | failing | pending | exempt |\n|---|---|---|---|"
+    );
+    let _ = writeln!(
+        s,
+        "| {} | {} | {} | {} |\n",
+        o.scanned,
+        o.failing.len(),
+        o.pending.len(),
+        o.exempt.len()
+    );
+    if o.failing.is_empty() && o.pending.is_empty() {
+        let _ = writeln!(s, "No StatefulSet has a failed or stuck rollout.\n");
+    }
+    for a in &o.failing {
+        section(&mut s, a, "failing");
+    }
+    for a in &o.pending {
+        section(
+            &mut s,
+            a,
+            &format!("pending: not yet held for {}", r.threshold),
+        );
+    }
+    if !o.exempt.is_empty() {
+        let _ = writeln!(s, "## Exempt by design\n");
+        for e in &o.exempt {
+            let _ = writeln!(s, "- `{}/{}`: {}", e.namespace, e.name, e.reason.describe());
+        }
+        let _ = writeln!(s);
+    }
+    s
+}
+
+fn section(s: &mut String, a: &Assessment, status: &str) {
+    let _ = writeln!(s, "## `{}` ({status})\n", a.id());
+    let _ = writeln!(
+        s,
+        "generation {} · observed {} · resourceVersion {}\n",
+        a.generation,
+        a.observed_generation
+            .map_or("unset".into(), |g| g.to_string()),
+        a.resource_version.as_deref().unwrap_or("unknown")
+    );
+    let symptoms: Vec<_> = a.findings.iter().filter(|f| is_symptom(f.kind)).collect();
+    let causes: Vec<_> = a.findings.iter().filter(|f| !is_symptom(f.kind)).collect();
+    let _ = writeln!(s, "**What is wrong**\n");
+    for f in &symptoms {
+        let _ = writeln!(s, "- {}", f.summary);
+    }
+    let _ = writeln!(s, "\n**Diagnosis**\n");
+    if causes.is_empty() {
+        let _ = writeln!(s, "No cause identified from the facts read.\n");
+    } else {
+        let _ = writeln!(s, "| finding | confidence | summary |\n|---|---|---|");
+        for f in &causes {
+            let _ = writeln!(
+                s,
+                "| `{}` | {:?} | {} |",
+                f.kind.as_str(),
+                f.confidence,
+                cell(&f.summary)
+            );
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(s, "<details><summary>Evidence</summary>\n");
+    let _ = writeln!(s, "| object | field | value or message |\n|---|---|---|");
+    for f in &a.findings {
+        for e in &f.evidence {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} |",
+                cell(&e.object),
+                cell(e.field.as_deref().unwrap_or("event")),
+                cell(e.message.as_deref().unwrap_or_default())
+            );
+        }
+    }
+    let _ = writeln!(s, "\n</details>\n");
+}
+
+fn is_symptom(k: Kind) -> bool {
+    matches!(
+        k,
+        Kind::GenerationMismatch | Kind::RolloutStuck | Kind::ReplicasNotReady
+    )
+}

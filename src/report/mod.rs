@@ -1,0 +1,59 @@
+//! Reports of a run: concise text for a terminal, Markdown for pull requests,
+//! JSON with a versioned schema (docs/report-schema.md) for machines.
+
+mod json;
+mod markdown;
+mod text;
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::duration::Span;
+use crate::pipeline::Outcome;
+
+/// Bumped on any change a consumer of the JSON could notice.
+pub const SCHEMA: &str = "stsmend.io/report/v1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub schema: &'static str,
+    pub version: &'static str,
+    pub generated_at: Timestamp,
+    /// What was read: a cluster context or the input files.
+    pub source: String,
+    pub threshold: Span,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// Kinds in the input that stsmend does not read.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub skipped_kinds: BTreeMap<String, usize>,
+}
+
+impl Report {
+    pub fn render(&self, format: Format) -> crate::error::Result<String> {
+        match format {
+            Format::Text => Ok(text::render(self)),
+            Format::Markdown => Ok(markdown::render(self)),
+            Format::Json => json::render(self),
+        }
+    }
+
+    /// 0 when nothing failed, 1 when findings are present.
+    pub fn exit_code(&self) -> u8 {
+        if self.outcome.failing.is_empty() {
+            0
+        } else {
+            1
+        }
+    }
+}
