@@ -217,7 +217,7 @@ pub fn confirm(symptoms: &[Symptom], facts: &Facts, now: Timestamp, threshold: S
                 since,
                 since_from,
                 held_seconds,
-                due: since.is_some() && held_seconds >= threshold.as_secs(),
+                due: held_seconds >= threshold.as_secs(),
             }
         })
         .collect();

@@ -1,0 +1,164 @@
+//! The binary's contract: exit codes and error messages for bad input.
+
+use std::io::Write;
+use std::process::{Command, Output};
+
+fn stsmend(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stsmend"))
+        .args(args)
+        .env("STSMEND_LOG", "off")
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("run stsmend")
+}
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("stsmend-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    path
+}
+
+const HEALTHY: &str = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db, namespace: shop, generation: 2}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: db}}\n  serviceName: db\n  template:\n    metadata: {labels: {app: db}}\n    spec: {containers: [{name: db, image: db:1}]}\nstatus: {replicas: 1, readyReplicas: 1, observedGeneration: 2, currentRevision: db-1, updateRevision: db-1, updatedReplicas: 1}\n";
+
+#[test]
+fn nothing_found_exits_zero() {
+    let f = temp_file("healthy.yaml", HEALTHY);
+    let out = stsmend(&["plan", "--from", f.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 StatefulSet(s) scanned"));
+}
+
+#[test]
+fn a_malformed_file_exits_two_naming_it() {
+    let f = temp_file("broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata: [\n");
+    let out = stsmend(&["plan", "--from", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken.yaml"), "{err}");
+}
+
+#[test]
+fn a_missing_file_exits_two() {
+    let out = stsmend(&["plan", "--from", "/nonexistent/stsmend.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/stsmend.yaml"));
+}
+
+#[test]
+fn a_bad_flag_value_exits_two() {
+    let f = temp_file("healthy2.yaml", HEALTHY);
+    for args in [
+        vec!["plan", "--from", f.to_str().unwrap(), "--for", "soon"],
+        vec!["plan", "--from", f.to_str().unwrap(), "-l", "app in db"],
+        vec!["plan", "--from", f.to_str().unwrap(), "--now", "yesterday"],
+        vec!["plan", "--bogus"],
+    ] {
+        let out = stsmend(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_bad_config_exits_two_naming_the_key() {
+    let f = temp_file("healthy3.yaml", HEALTHY);
+    let c = temp_file("config.yaml", "scope:\n  namespacez: [a]\n");
+    let out = stsmend(&[
+        "plan",
+        "--from",
+        f.to_str().unwrap(),
+        "--config",
+        c.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("config.yaml") && err.contains("namespacez"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_kubeconfig_exits_two() {
+    let k = temp_file(
+        "kubeconfig",
+        "apiVersion: v1\nkind: Config\nclusters: {oops\n",
+    );
+    let out = stsmend(&["plan", "--kubeconfig", k.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kubeconfig"));
+}
+
+#[test]
+fn an_unreachable_cluster_exits_three() {
+    // Port 9 on loopback (discard) is closed on these machines: the connection
+    // is refused at once.
+    let k = temp_file(
+        "kubeconfig-unreachable",
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n",
+    );
+    let out = stsmend(&["plan", "--kubeconfig", k.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn findings_exit_one_and_render_in_every_format() {
+    let mismatched = HEALTHY.replace(
+        "generation: 2}",
+        "generation: 3, creationTimestamp: '2026-11-22T09:00:00Z'}",
+    );
+    let f = temp_file("mismatch.yaml", &mismatched);
+    for format in ["text", "markdown", "json"] {
+        let out = stsmend(&[
+            "plan",
+            "--from",
+            f.to_str().unwrap(),
+            "--now",
+            "2026-11-22T10:00:00Z",
+            "--for",
+            "0",
+            "-o",
+            format,
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("shop/db"), "{format}: {stdout}");
+        if format == "json" {
+            let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+            assert_eq!(v["schema"], "stsmend.io/report/v1");
+            assert_eq!(
+                v["failing"][0]["findings"][0]["kind"],
+                "generation_mismatch"
+            );
+        }
+    }
+}
