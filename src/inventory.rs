@@ -60,6 +60,18 @@ const KINDS: &[(&str, &str)] = &[
     ("coordination.k8s.io", "Lease"),
 ];
 
+fn expected_version(kind: &str) -> Option<&'static str> {
+    use k8s_openapi::Resource;
+    Some(match kind {
+        "PodDisruptionBudget" => PodDisruptionBudget::API_VERSION,
+        "HorizontalPodAutoscaler" => HorizontalPodAutoscaler::API_VERSION,
+        "Lease" => Lease::API_VERSION,
+        "PriorityClass" => PriorityClass::API_VERSION,
+        "StorageClass" => StorageClass::API_VERSION,
+        _ => return None,
+    })
+}
+
 fn group_of(api_version: &str) -> &str {
     match api_version.split_once('/') {
         Some((group, _)) => group,
@@ -111,6 +123,16 @@ impl Inventory {
                 .entry(format!("{api_version}/{kind}"))
                 .or_default() += 1;
             return Ok(());
+        }
+        // Older or newer versions of a kind (policy/v1beta1 PDBs on 1.20,
+        // autoscaling/v2 HPAs) carry the fields stsmend reads under the same
+        // names, and k8s-openapi checks the version it decodes: read them as
+        // the version stsmend is built against.
+        let mut value = value;
+        if let Some(expected) = expected_version(&kind)
+            && expected != api_version
+        {
+            value["apiVersion"] = Value::String(expected.to_string());
         }
         let name = value
             .pointer("/metadata/name")

@@ -156,7 +156,7 @@ pub fn observe(prior: &State, outcome: &crate::pipeline::Outcome, now: Timestamp
 mod observe_tests {
     use super::*;
     use crate::inventory::Inventory;
-    use crate::pipeline::{evaluate, Options};
+    use crate::pipeline::{Options, evaluate};
 
     fn outcome(generation: i64, observed: i64) -> crate::pipeline::Outcome {
         let mut inv = Inventory::default();
@@ -182,12 +182,36 @@ mod observe_tests {
         let t1: Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();
         let t2: Timestamp = "2026-11-22T10:05:00Z".parse().unwrap();
         let s1 = observe(&State::default(), &outcome(3, 2), t1);
-        assert_eq!(s1.get("shop", "db").unwrap().mismatch.as_ref().unwrap().first_seen, t1);
+        assert_eq!(
+            s1.get("shop", "db")
+                .unwrap()
+                .mismatch
+                .as_ref()
+                .unwrap()
+                .first_seen,
+            t1
+        );
         let s2 = observe(&s1, &outcome(3, 2), t2);
-        assert_eq!(s2.get("shop", "db").unwrap().mismatch.as_ref().unwrap().first_seen, t1);
+        assert_eq!(
+            s2.get("shop", "db")
+                .unwrap()
+                .mismatch
+                .as_ref()
+                .unwrap()
+                .first_seen,
+            t1
+        );
         // A new generation restarts the clock.
         let s3 = observe(&s2, &outcome(4, 2), t2);
-        assert_eq!(s3.get("shop", "db").unwrap().mismatch.as_ref().unwrap().first_seen, t2);
+        assert_eq!(
+            s3.get("shop", "db")
+                .unwrap()
+                .mismatch
+                .as_ref()
+                .unwrap()
+                .first_seen,
+            t2
+        );
         // Healed: the record goes.
         let s4 = observe(&s3, &outcome(4, 4), t2);
         assert!(s4.get("shop", "db").is_none());
@@ -211,7 +235,15 @@ mod observe_tests {
             node_groups: vec![],
             migration_annotations: vec![],
         };
-        assert_eq!(evaluate(&inv, None, &opts).failing.len(), 0, "without state, not yet due");
-        assert_eq!(evaluate(&inv, Some(&state), &opts).failing.len(), 1, "with state, held 20m");
+        assert_eq!(
+            evaluate(&inv, None, &opts).failing.len(),
+            0,
+            "without state, not yet due"
+        );
+        assert_eq!(
+            evaluate(&inv, Some(&state), &opts).failing.len(),
+            1,
+            "with state, held 20m"
+        );
     }
 }

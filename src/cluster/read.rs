@@ -177,7 +177,7 @@ pub async fn read(client: &Client, scope: &Scope, state: (&str, &str)) -> Result
         }
         per_ns!(events, Event, "events");
         per_ns!(hpas, HorizontalPodAutoscaler, "horizontalpodautoscalers");
-        per_ns!(pdbs, PodDisruptionBudget, "poddisruptionbudgets");
+        inv.pdbs.extend(list_pdbs(client, ns).await?);
         per_ns!(limit_ranges, LimitRange, "limitranges");
         per_ns!(resource_quotas, ResourceQuota, "resourcequotas");
     }
@@ -226,6 +226,38 @@ pub async fn read(client: &Client, scope: &Scope, state: (&str, &str)) -> Result
     }
     dedup(&mut inv);
     Ok(inv)
+}
+
+/// PodDisruptionBudgets are `policy/v1` from Kubernetes 1.21 and
+/// `policy/v1beta1` before; the fields stsmend reads are the same in both.
+async fn list_pdbs(client: &Client, ns: &str) -> Result<Vec<PodDisruptionBudget>> {
+    let what = format!("poddisruptionbudgets in {ns}");
+    let v1 = Api::<PodDisruptionBudget>::namespaced(client.clone(), ns);
+    match list_all(&v1, ListParams::default(), &what).await {
+        Err(Error::Api { source, .. }) if matches!(&*source, kube::Error::Api(s) if s.code == 404) =>
+        {
+            let gvk = kube::api::GroupVersionKind::gvk("policy", "v1beta1", "PodDisruptionBudget");
+            let resource = kube::api::ApiResource::from_gvk(&gvk);
+            let api =
+                Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), ns, &resource);
+            list_all(&api, ListParams::default(), &what)
+                .await?
+                .into_iter()
+                .map(|o| {
+                    let mut v = serde_json::to_value(&o).map_err(|e| Error::Encode {
+                        what: "PodDisruptionBudget",
+                        message: e.to_string(),
+                    })?;
+                    v["apiVersion"] = "policy/v1".into();
+                    serde_json::from_value(v).map_err(|e| Error::Encode {
+                        what: "PodDisruptionBudget",
+                        message: e.to_string(),
+                    })
+                })
+                .collect()
+        }
+        other => other,
+    }
 }
 
 /// Two suspects with overlapping selectors read some objects twice.

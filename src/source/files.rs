@@ -156,6 +156,13 @@ mod tests {
     }
 
     #[test]
+    fn other_versions_of_a_kind_are_read() {
+        let inv = parse("apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata: {name: db, namespace: a}\nspec: {maxUnavailable: 1}\n---\napiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: db, namespace: a}\nspec: {scaleTargetRef: {kind: StatefulSet, name: db}, maxReplicas: 5, metrics: []}\n").unwrap();
+        assert_eq!(inv.pdbs.len(), 1);
+        assert_eq!(inv.hpas[0].spec.as_ref().unwrap().max_replicas, 5);
+    }
+
+    #[test]
     fn unknown_kinds_are_counted_not_failed() {
         let inv = parse("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n").unwrap();
         assert_eq!(inv.skipped.get("v1/Service"), Some(&1));
