@@ -2,6 +2,7 @@
 //! plain objects.
 
 pub mod read;
+pub mod write;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,324 @@
+//! Every write stsmend makes, each pre-conditioned on the resourceVersion (or
+//! UID) the decision was made on: a conflict means the object changed since,
+//! and the write is skipped, never forced.
+
+use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+use kube::Client;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+use crate::config::ScaleTarget;
+use crate::error::{Error, Result};
+
+/// The field manager and event source of every write.
+pub const MANAGER: &str = "stsmend";
+
+/// How writes reach the API server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Persisted.
+    Apply,
+    /// Sent with `dryRun=All`: admission and RBAC are checked, nothing is kept.
+    ServerDryRun,
+}
+
+/// What became of one write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// The object changed since the decision (409) or is gone (404).
+    Conflict(String),
+    /// A PodDisruptionBudget does not allow the eviction now (429).
+    Disallowed(String),
+}
+
+pub struct Writer {
+    client: Client,
+    mode: Mode,
+}
+
+fn classify(e: kube::Error, context: &str) -> Result<Outcome> {
+    match &e {
+        kube::Error::Api(s) if s.code == 409 || s.code == 404 => {
+            Ok(Outcome::Conflict(format!("{context}: {}", s.message)))
+        }
+        kube::Error::Api(s) if s.code == 429 => {
+            Ok(Outcome::Disallowed(format!("{context}: {}", s.message)))
+        }
+        _ => Err(Error::api(context.to_string(), e)),
+    }
+}
+
+impl Writer {
+    pub fn new(client: Client, mode: Mode) -> Self {
+        Self { client, mode }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    fn patch_params(&self) -> PatchParams {
+        PatchParams {
+            dry_run: self.mode == Mode::ServerDryRun,
+            field_manager: Some(MANAGER.into()),
+            ..Default::default()
+        }
+    }
+
+    fn post_params(&self) -> PostParams {
+        PostParams {
+            dry_run: self.mode == Mode::ServerDryRun,
+            field_manager: Some(MANAGER.into()),
+        }
+    }
+
+    /// What `kubectl rollout undo statefulset` does: the revision's recorded
+    /// template (a strategic merge patch with `$patch: replace`) written back,
+    /// plus the resourceVersion the decision saw, which makes it conditional.
+    pub async fn rollback(
+        &self,
+        sts: &StatefulSet,
+        revision: &ControllerRevision,
+    ) -> Result<Outcome> {
+        let (ns, name) = ids(&sts.metadata);
+        let mut patch = revision.data.as_ref().map(|d| d.0.clone()).ok_or_else(|| {
+            Error::invalid(
+                "revision",
+                revision.metadata.name.clone().unwrap_or_default(),
+                "has no data",
+            )
+        })?;
+        patch["metadata"] = json!({ "resourceVersion": sts.metadata.resource_version });
+        let api = Api::<StatefulSet>::namespaced(self.client.clone(), ns);
+        match api
+            .patch(name, &self.patch_params(), &Patch::Strategic(patch))
+            .await
+        {
+            Ok(_) => Ok(Outcome::Done),
+            Err(e) => classify(e, &format!("rollback StatefulSet {ns}/{name}")),
+        }
+    }
+
+    /// A JSON merge patch (an object) or JSON patch (an array of operations)
+    /// from a policy, conditional on the resourceVersion.
+    pub async fn patch_spec(&self, sts: &StatefulSet, patch: &Value) -> Result<Outcome> {
+        let (ns, name) = ids(&sts.metadata);
+        let rv = sts.metadata.resource_version.clone().unwrap_or_default();
+        let api = Api::<StatefulSet>::namespaced(self.client.clone(), ns);
+        let context = format!("patch StatefulSet {ns}/{name}");
+        let result = match patch {
+            Value::Object(_) => {
+                let mut p = patch.clone();
+                p["metadata"]["resourceVersion"] = json!(rv);
+                api.patch(name, &self.patch_params(), &Patch::Merge(p))
+                    .await
+            }
+            Value::Array(ops) => {
+                let mut all =
+                    vec![json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv})];
+                all.extend(ops.iter().cloned());
+                let ops: json_patch::Patch = serde_json::from_value(Value::Array(all))
+                    .map_err(|e| Error::invalid("JSON patch", patch.to_string(), e.to_string()))?;
+                api.patch(name, &self.patch_params(), &Patch::<()>::Json(ops))
+                    .await
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "patch",
+                    patch.to_string(),
+                    "expected an object or an array",
+                ));
+            }
+        };
+        match result {
+            Ok(_) => Ok(Outcome::Done),
+            Err(kube::Error::Api(s)) if s.code == 422 && s.message.contains("test") => Ok(
+                Outcome::Conflict(format!("{context}: resourceVersion changed")),
+            ),
+            Err(e) => classify(e, &context),
+        }
+    }
+
+    /// Deletes a pod through the eviction API, so PodDisruptionBudgets are
+    /// respected, pre-conditioned on the pod's UID and resourceVersion.
+    pub async fn evict_pod(&self, pod: &Pod) -> Result<Outcome> {
+        let (ns, name) = ids(&pod.metadata);
+        let context = format!("evict Pod {ns}/{name}");
+        let mut last = None;
+        // policy/v1 Eviction from Kubernetes 1.22, policy/v1beta1 before.
+        for version in ["policy/v1", "policy/v1beta1"] {
+            let body = json!({
+                "apiVersion": version,
+                "kind": "Eviction",
+                "metadata": {"name": name, "namespace": ns},
+                "deleteOptions": {
+                    "preconditions": {"uid": pod.metadata.uid, "resourceVersion": pod.metadata.resource_version},
+                    "dryRun": if self.mode == Mode::ServerDryRun { json!(["All"]) } else { Value::Null },
+                },
+            });
+            let mut url = format!("/api/v1/namespaces/{ns}/pods/{name}/eviction");
+            if self.mode == Mode::ServerDryRun {
+                url.push_str("?dryRun=All");
+            }
+            let req = http::Request::post(url)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(serde_json::to_vec(&body).unwrap_or_default())
+                .map_err(|e| Error::invalid("eviction request", name, e.to_string()))?;
+            match self.client.request::<Value>(req).await {
+                Ok(_) => return Ok(Outcome::Done),
+                Err(kube::Error::Api(s)) if s.code == 400 && version == "policy/v1" => {
+                    last = Some(s.message)
+                }
+                Err(e) => return classify(e, &context),
+            }
+        }
+        Err(Error::invalid("eviction", name, last.unwrap_or_default()))
+    }
+
+    /// Sets a node group's size through its `/scale` subresource,
+    /// conditional on the Scale's resourceVersion read just before.
+    pub async fn scale(
+        &self,
+        target: &ScaleTarget,
+        delta: i32,
+        max: i32,
+    ) -> Result<(Outcome, i32, i32)> {
+        let (group, version) = match target.api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", target.api_version.as_str()),
+        };
+        let gvk = kube::api::GroupVersionKind::gvk(group, version, &target.kind);
+        let (resource, _) = kube::discovery::pinned_kind(&self.client, &gvk)
+            .await
+            .map_err(|e| {
+                Error::api(
+                    format!("discover {}/{}", target.api_version, target.kind),
+                    e,
+                )
+            })?;
+        let api: Api<DynamicObject> = match &target.namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
+            None => Api::all_with(self.client.clone(), &resource),
+        };
+        let context = format!("scale {} {}", target.kind, target.name);
+        let scale = api
+            .get_scale(&target.name)
+            .await
+            .map_err(|e| Error::api(context.clone(), e))?;
+        let from = scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+        let to = (from + delta).clamp(0, max);
+        if to == from {
+            return Ok((Outcome::Done, from, to));
+        }
+        let patch = json!({
+            "metadata": {"resourceVersion": scale.metadata.resource_version},
+            "spec": {"replicas": to},
+        });
+        match api
+            .patch_scale(&target.name, &self.patch_params(), &Patch::Merge(patch))
+            .await
+        {
+            Ok(_) => Ok((Outcome::Done, from, to)),
+            Err(e) => Ok((classify(e, &context)?, from, from)),
+        }
+    }
+
+    /// Records an action on the StatefulSet as a Kubernetes Event.
+    pub async fn event(
+        &self,
+        sts: &StatefulSet,
+        type_: &str,
+        reason: &str,
+        message: &str,
+    ) -> Result<()> {
+        let (ns, name) = ids(&sts.metadata);
+        let now = jiff::Timestamp::now();
+        let event = Event {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{name}.stsmend.")),
+                namespace: Some(ns.to_string()),
+                ..Default::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some("apps/v1".into()),
+                kind: Some("StatefulSet".into()),
+                name: Some(name.to_string()),
+                namespace: Some(ns.to_string()),
+                uid: sts.metadata.uid.clone(),
+                resource_version: sts.metadata.resource_version.clone(),
+                ..Default::default()
+            },
+            type_: Some(type_.into()),
+            reason: Some(reason.into()),
+            // The API server caps messages at 1 KiB.
+            message: Some(message.chars().take(1000).collect()),
+            first_timestamp: Some(Time(now)),
+            last_timestamp: Some(Time(now)),
+            event_time: Some(MicroTime(now)),
+            count: Some(1),
+            reporting_component: Some(MANAGER.into()),
+            reporting_instance: Some(MANAGER.into()),
+            action: Some(reason.into()),
+            source: Some(k8s_openapi::api::core::v1::EventSource {
+                component: Some(MANAGER.into()),
+                host: None,
+            }),
+            ..Default::default()
+        };
+        Api::<Event>::namespaced(self.client.clone(), ns)
+            .create(&self.post_params(), &event)
+            .await
+            .map_err(|e| Error::api(format!("record event on StatefulSet {ns}/{name}"), e))?;
+        Ok(())
+    }
+
+    /// Writes the agent's own ConfigMap (state or undo records), creating it
+    /// on first use and replacing it conditionally afterwards.
+    pub async fn save_config_map(
+        &self,
+        existing: Option<&ConfigMap>,
+        ns: &str,
+        name: &str,
+        data: std::collections::BTreeMap<String, String>,
+    ) -> Result<Outcome> {
+        let api = Api::<ConfigMap>::namespaced(self.client.clone(), ns);
+        let context = format!("write ConfigMap {ns}/{name}");
+        let mut cm = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(ns.into()),
+                labels: Some(
+                    [(
+                        "app.kubernetes.io/managed-by".to_string(),
+                        MANAGER.to_string(),
+                    )]
+                    .into(),
+                ),
+                ..Default::default()
+            },
+            data: Some(data),
+            ..Default::default()
+        };
+        let result = match existing {
+            Some(old) => {
+                cm.metadata.resource_version = old.metadata.resource_version.clone();
+                api.replace(name, &self.post_params(), &cm).await
+            }
+            None => api.create(&self.post_params(), &cm).await,
+        };
+        match result {
+            Ok(_) => Ok(Outcome::Done),
+            Err(e) => classify(e, &context),
+        }
+    }
+}
+
+fn ids(meta: &ObjectMeta) -> (&str, &str) {
+    (
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default(),
+    )
+}
