@@ -12,6 +12,7 @@ pub mod diagnose;
 pub mod duration;
 pub mod error;
 pub mod facts;
+pub mod guard;
 pub mod inventory;
 pub mod pipeline;
 pub mod quantity;

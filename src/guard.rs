@@ -1,0 +1,335 @@
+//! The guards between a plan and a write. Pure: they see the run's outcome,
+//! the agent's records and the clock, and say which objects may be acted on,
+//! and why not for the others. Dry-run evaluates them the same way, so its
+//! report is exactly what an apply run would do.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::duration::Span;
+use crate::selector::Selector;
+
+/// The label (value `true`) that opts a StatefulSet or its namespace in.
+pub const OPT_IN_LABEL: &str = "stsmend.io/remediate";
+/// The annotation (value `true`) on a StatefulSet or namespace that pauses
+/// every write to it.
+pub const PAUSE_ANNOTATION: &str = "stsmend.io/pause";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Limits {
+    /// Mutating actions per run, across all StatefulSets.
+    pub max_actions: usize,
+    /// After acting on a StatefulSet, leave it alone this long.
+    pub cooldown: Span,
+    /// Runs in a row a StatefulSet must be failing before the first action.
+    pub debounce_runs: u32,
+    /// Storm: more failing StatefulSets than this means the cause is the
+    /// cluster; report and escalate only.
+    pub storm_max_failing: usize,
+    /// Storm, as a share of the StatefulSets scanned (0 to 1).
+    pub storm_max_share: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_actions: 5,
+            cooldown: Span::minutes(30),
+            debounce_runs: 2,
+            storm_max_failing: 10,
+            storm_max_share: 0.5,
+        }
+    }
+}
+
+/// Why an object's plan was not carried out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "guard", rename_all = "snake_case")]
+pub enum Blocked {
+    NotOptedIn,
+    Paused { by: String },
+    Storm { failing: usize, scanned: usize },
+    MaxActions { limit: usize },
+    Cooldown { until: Timestamp },
+    Debounce { seen_runs: u32, needed: u32 },
+}
+
+impl Blocked {
+    pub fn describe(&self) -> String {
+        match self {
+            Blocked::NotOptedIn => format!(
+                "not opted in (label {OPT_IN_LABEL}=true on the StatefulSet or its namespace, or the configured selector)"
+            ),
+            Blocked::Paused { by } => format!("paused by {by}"),
+            Blocked::Storm { failing, scanned } => {
+                format!(
+                    "storm protection: {failing} of {scanned} StatefulSets failing at once; the cause is likely the cluster"
+                )
+            }
+            Blocked::MaxActions { limit } => {
+                format!("the run's limit of {limit} actions is used up")
+            }
+            Blocked::Cooldown { until } => {
+                format!("cooling down after the last action until {until}")
+            }
+            Blocked::Debounce { seen_runs, needed } => {
+                format!("seen failing in {seen_runs} run(s) in a row; acting needs {needed}")
+            }
+        }
+    }
+}
+
+/// One object's standing before the guards.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subject {
+    pub opted_in: bool,
+    /// What paused it, if anything: the config, the namespace or the object.
+    pub paused: Option<String>,
+    pub last_action_at: Option<Timestamp>,
+    /// Consecutive runs (this one included) it has been failing.
+    pub seen_runs: u32,
+    /// How many mutating actions its plan holds; zero needs no admission.
+    pub writes: usize,
+}
+
+/// Whether the run as a whole is a storm.
+pub fn storm(limits: &Limits, failing: usize, scanned: usize) -> Option<Blocked> {
+    let share = if scanned == 0 {
+        0.0
+    } else {
+        failing as f64 / scanned as f64
+    };
+    // A single failing StatefulSet is never a storm, whatever the share.
+    (failing > 1 && (failing > limits.storm_max_failing || share > limits.storm_max_share))
+        .then_some(Blocked::Storm { failing, scanned })
+}
+
+/// Admits subjects in order until the run's action budget is spent.
+pub fn admit(
+    limits: &Limits,
+    subjects: &[Subject],
+    now: Timestamp,
+    storm: Option<&Blocked>,
+) -> Vec<Result<(), Blocked>> {
+    let mut budget = limits.max_actions;
+    subjects
+        .iter()
+        .map(|s| {
+            if s.writes == 0 {
+                return Ok(());
+            }
+            if let Some(by) = &s.paused {
+                return Err(Blocked::Paused { by: by.clone() });
+            }
+            if !s.opted_in {
+                return Err(Blocked::NotOptedIn);
+            }
+            if let Some(storm) = storm {
+                return Err(storm.clone());
+            }
+            if s.seen_runs < limits.debounce_runs {
+                return Err(Blocked::Debounce {
+                    seen_runs: s.seen_runs,
+                    needed: limits.debounce_runs,
+                });
+            }
+            if let Some(last) = s.last_action_at {
+                let until = last
+                    .checked_add(jiff::SignedDuration::from_secs(
+                        limits.cooldown.as_secs() as i64
+                    ))
+                    .unwrap_or(last);
+                if now < until {
+                    return Err(Blocked::Cooldown { until });
+                }
+            }
+            if s.writes > budget {
+                return Err(Blocked::MaxActions {
+                    limit: limits.max_actions,
+                });
+            }
+            budget -= s.writes;
+            Ok(())
+        })
+        .collect()
+}
+
+/// Opt-in: the label on the StatefulSet or its namespace, or the operator's
+/// selector on the StatefulSet's labels.
+pub fn opted_in(
+    sts_labels: Option<&BTreeMap<String, String>>,
+    namespace_labels: Option<&BTreeMap<String, String>>,
+    selector: Option<&Selector>,
+) -> bool {
+    let labelled = |l: Option<&BTreeMap<String, String>>| {
+        l.and_then(|l| l.get(OPT_IN_LABEL))
+            .is_some_and(|v| v == "true")
+    };
+    labelled(sts_labels)
+        || labelled(namespace_labels)
+        || selector.is_some_and(|s| !s.is_empty() && s.matches(sts_labels))
+}
+
+/// The pause switch: the config key, or the annotation on the namespace or
+/// the StatefulSet.
+pub fn paused(
+    config_pause: bool,
+    sts_annotations: Option<&BTreeMap<String, String>>,
+    namespace_annotations: Option<&BTreeMap<String, String>>,
+) -> Option<String> {
+    let set = |a: Option<&BTreeMap<String, String>>| {
+        a.and_then(|a| a.get(PAUSE_ANNOTATION))
+            .is_some_and(|v| v == "true")
+    };
+    if config_pause {
+        Some("the config (pause: true)".into())
+    } else if set(namespace_annotations) {
+        Some(format!("the namespace annotation {PAUSE_ANNOTATION}"))
+    } else if set(sts_annotations) {
+        Some(format!("the StatefulSet annotation {PAUSE_ANNOTATION}"))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Timestamp {
+        "2026-11-22T10:00:00Z".parse().unwrap()
+    }
+
+    fn ready() -> Subject {
+        Subject {
+            opted_in: true,
+            paused: None,
+            last_action_at: None,
+            seen_runs: 2,
+            writes: 1,
+        }
+    }
+
+    fn one(s: Subject) -> Result<(), Blocked> {
+        admit(&Limits::default(), &[s], now(), None).remove(0)
+    }
+
+    #[test]
+    fn a_ready_subject_is_admitted() {
+        assert_eq!(one(ready()), Ok(()));
+    }
+
+    #[test]
+    fn opt_in_is_required() {
+        assert_eq!(
+            one(Subject {
+                opted_in: false,
+                ..ready()
+            }),
+            Err(Blocked::NotOptedIn)
+        );
+    }
+
+    #[test]
+    fn pause_wins_over_everything() {
+        let r = one(Subject {
+            paused: Some("x".into()),
+            ..ready()
+        });
+        assert_eq!(r, Err(Blocked::Paused { by: "x".into() }));
+    }
+
+    #[test]
+    fn debounce_waits_for_consecutive_runs() {
+        let r = one(Subject {
+            seen_runs: 1,
+            ..ready()
+        });
+        assert_eq!(
+            r,
+            Err(Blocked::Debounce {
+                seen_runs: 1,
+                needed: 2
+            })
+        );
+    }
+
+    #[test]
+    fn cooldown_holds_after_an_action() {
+        let recent = Subject {
+            last_action_at: Some("2026-11-22T09:50:00Z".parse().unwrap()),
+            ..ready()
+        };
+        assert!(matches!(one(recent), Err(Blocked::Cooldown { .. })));
+        let old = Subject {
+            last_action_at: Some("2026-11-22T09:00:00Z".parse().unwrap()),
+            ..ready()
+        };
+        assert_eq!(one(old), Ok(()));
+    }
+
+    #[test]
+    fn max_actions_caps_the_run() {
+        let limits = Limits {
+            max_actions: 2,
+            ..Limits::default()
+        };
+        let subjects = vec![ready(), ready(), ready()];
+        let r = admit(&limits, &subjects, now(), None);
+        assert_eq!(r[0], Ok(()));
+        assert_eq!(r[1], Ok(()));
+        assert_eq!(r[2], Err(Blocked::MaxActions { limit: 2 }));
+    }
+
+    #[test]
+    fn storm_blocks_every_write() {
+        let limits = Limits::default();
+        assert_eq!(storm(&limits, 1, 1), None, "one failure is never a storm");
+        assert_eq!(storm(&limits, 3, 100), None);
+        let s = storm(&limits, 11, 100).expect("over the count");
+        assert!(storm(&limits, 6, 10).is_some(), "over the share");
+        let r = admit(&limits, &[ready()], now(), Some(&s));
+        assert_eq!(r[0], Err(s));
+    }
+
+    #[test]
+    fn plans_without_writes_need_no_admission() {
+        assert_eq!(
+            one(Subject {
+                opted_in: false,
+                writes: 0,
+                ..ready()
+            }),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn opt_in_by_label_namespace_or_selector() {
+        let yes: BTreeMap<String, String> = [(OPT_IN_LABEL.to_string(), "true".to_string())].into();
+        let tier: BTreeMap<String, String> = [("tier".to_string(), "db".to_string())].into();
+        assert!(opted_in(Some(&yes), None, None));
+        assert!(opted_in(None, Some(&yes), None));
+        assert!(!opted_in(Some(&tier), None, None));
+        let sel = Selector::parse("tier=db").unwrap();
+        assert!(opted_in(Some(&tier), None, Some(&sel)));
+        assert!(!opted_in(Some(&tier), None, Some(&Selector::default())));
+    }
+
+    #[test]
+    fn pause_by_config_namespace_or_object() {
+        let p: BTreeMap<String, String> =
+            [(PAUSE_ANNOTATION.to_string(), "true".to_string())].into();
+        assert!(paused(true, None, None).is_some());
+        assert!(paused(false, None, Some(&p)).unwrap().contains("namespace"));
+        assert!(
+            paused(false, Some(&p), None)
+                .unwrap()
+                .contains("StatefulSet")
+        );
+        assert_eq!(paused(false, None, None), None);
+    }
+}
