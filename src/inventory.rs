@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Event, LimitRange, Node, PersistentVolumeClaim, Pod, ResourceQuota,
+    ConfigMap, Event, LimitRange, Namespace, Node, PersistentVolumeClaim, Pod, ResourceQuota,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
@@ -36,6 +36,8 @@ pub struct Inventory {
     pub priority_classes: Vec<PriorityClass>,
     pub config_maps: Vec<ConfigMap>,
     pub leases: Vec<Lease>,
+    /// Namespaces of candidates: their labels opt in and their annotations pause.
+    pub namespaces: Vec<Namespace>,
     /// Kinds stsmend does not use, counted so the user can see they were skipped.
     pub skipped: BTreeMap<String, usize>,
 }
@@ -58,6 +60,7 @@ const KINDS: &[(&str, &str)] = &[
     ("scheduling.k8s.io", "PriorityClass"),
     ("", "ConfigMap"),
     ("coordination.k8s.io", "Lease"),
+    ("", "Namespace"),
 ];
 
 fn expected_version(kind: &str) -> Option<&'static str> {
@@ -167,6 +170,7 @@ impl Inventory {
             "PriorityClass" => push!(priority_classes),
             "ConfigMap" => push!(config_maps),
             "Lease" => push!(leases),
+            "Namespace" => push!(namespaces),
             _ => unreachable!("KINDS lists every kind matched here"),
         }
         Ok(())
@@ -207,6 +211,7 @@ impl Inventory {
         put(&mut items, &self.priority_classes)?;
         put(&mut items, &self.config_maps)?;
         put(&mut items, &self.leases)?;
+        put(&mut items, &self.namespaces)?;
         Ok(serde_json::json!({
             "apiVersion": "v1",
             "kind": "List",

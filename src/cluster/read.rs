@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Event, LimitRange, Node, PersistentVolumeClaim, Pod, ResourceQuota,
+    ConfigMap, Event, LimitRange, Namespace, Node, PersistentVolumeClaim, Pod, ResourceQuota,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
@@ -180,6 +180,11 @@ pub async fn read(client: &Client, scope: &Scope, state: (&str, &str)) -> Result
         inv.pdbs.extend(list_pdbs(client, ns).await?);
         per_ns!(limit_ranges, LimitRange, "limitranges");
         per_ns!(resource_quotas, ResourceQuota, "resourcequotas");
+    }
+    for ns in &namespaces {
+        if let Some(n) = get_optional(Api::<Namespace>::all(client.clone()), ns, "namespace").await? {
+            inv.namespaces.push(n);
+        }
     }
     inv.nodes = list_all(
         &Api::<Node>::all(client.clone()),
