@@ -25,6 +25,25 @@ pub struct Record {
     /// When a generation mismatch was first seen, and for which generation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mismatch: Option<Seen>,
+    /// Runs in a row, this one included, that found it failing (debounce).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failing_runs: u32,
+    /// The agent's last write to it (cooldown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_action: Option<LastAction>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LastAction {
+    pub at: Timestamp,
+    /// The action, as the report names it (`rollback`, `delete_pods`...).
+    pub action: String,
+    pub why: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +119,12 @@ mod tests {
                     generation: 3,
                     first_seen: "2026-11-22T10:00:00Z".parse().unwrap(),
                 }),
+                failing_runs: 2,
+                last_action: Some(LastAction {
+                    at: "2026-11-22T10:05:00Z".parse().unwrap(),
+                    action: "rollback".into(),
+                    why: "crash loop".into(),
+                }),
             },
         );
         let data = state.to_data().unwrap();
@@ -140,6 +165,8 @@ pub fn observe(prior: &State, outcome: &crate::pipeline::Outcome, now: Timestamp
         });
         let mut record = old.cloned().unwrap_or_default();
         record.uid = a.uid.clone();
+        let failing = outcome.failing.iter().any(|f| f.id() == id);
+        record.failing_runs = if failing { record.failing_runs + 1 } else { 0 };
         record.mismatch = mismatch.map(|generation| match &record.mismatch {
             Some(seen) if seen.generation == generation => seen.clone(),
             _ => Seen {
@@ -211,6 +238,11 @@ mod observe_tests {
                 .unwrap()
                 .first_seen,
             t2
+        );
+        assert_eq!(
+            s3.get("shop", "db").unwrap().failing_runs,
+            0,
+            "pending, not failing"
         );
         // Healed: the record goes.
         let s4 = observe(&s3, &outcome(4, 4), t2);

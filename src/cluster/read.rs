@@ -182,7 +182,9 @@ pub async fn read(client: &Client, scope: &Scope, state: (&str, &str)) -> Result
         per_ns!(resource_quotas, ResourceQuota, "resourcequotas");
     }
     for ns in &namespaces {
-        if let Some(n) = get_optional(Api::<Namespace>::all(client.clone()), ns, "namespace").await? {
+        if let Some(n) =
+            get_optional(Api::<Namespace>::all(client.clone()), ns, "namespace").await?
+        {
             inv.namespaces.push(n);
         }
     }
