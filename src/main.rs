@@ -125,12 +125,13 @@ async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
     let config = load_config(&args.scope)?;
     let scope = resolve_scope(&args.scope, &config)?;
     let threshold = args.threshold.unwrap_or(config.threshold);
+    let counter = cluster::metrics::Counter::default();
     let (inv, source_label) = if args.source.from.is_empty() {
         let target = Target {
             kubeconfig: args.source.kubeconfig.clone(),
             context: args.source.context.clone(),
         };
-        let (client, label) = target.client().await?;
+        let (client, label) = target.client(&counter).await?;
         let inv = cluster::read::read(
             &client,
             &scope,
@@ -170,6 +171,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
         threshold,
         outcome,
         skipped_kinds: inv.skipped.clone(),
+        api_requests: args.source.from.is_empty().then(|| counter.snapshot()),
     };
     let text = report.render(args.output)?;
     if let Some(path) = &args.report {
@@ -187,7 +189,8 @@ async fn take_snapshot(args: SnapshotArgs) -> anyhow::Result<u8> {
         kubeconfig: args.kubeconfig.clone(),
         context: args.context.clone(),
     };
-    let (client, _) = target.client().await?;
+    let counter = cluster::metrics::Counter::default();
+    let (client, _) = target.client(&counter).await?;
     let mut inv = cluster::read::read(
         &client,
         &scope,
@@ -196,6 +199,7 @@ async fn take_snapshot(args: SnapshotArgs) -> anyhow::Result<u8> {
     .await?;
     snapshot::mark(&mut inv, &config.state_namespace, jiff::Timestamp::now());
     let yaml = snapshot::to_yaml(&inv)?;
+    tracing::info!(requests = counter.snapshot().total, "snapshot taken");
     match &args.output {
         Some(path) => {
             std::fs::write(path, yaml).with_context(|| format!("writing {}", path.display()))?

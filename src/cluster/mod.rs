@@ -1,6 +1,7 @@
 //! The one layer that talks to the Kubernetes API. Everything else works on
 //! plain objects.
 
+pub mod metrics;
 pub mod read;
 pub mod write;
 
@@ -20,7 +21,8 @@ pub struct Target {
 }
 
 impl Target {
-    pub async fn client(&self) -> Result<(kube::Client, String)> {
+    /// A client whose requests are counted in `counter`.
+    pub async fn client(&self, counter: &metrics::Counter) -> Result<(kube::Client, String)> {
         let options = KubeConfigOptions {
             context: self.context.clone(),
             ..Default::default()
@@ -53,8 +55,16 @@ impl Target {
             }
         };
         let label = format!("cluster {} ({label})", config.cluster_url);
-        let client = kube::Client::try_from(config)
-            .map_err(|e| Error::Kubeconfig(format!("building the client: {e}")))?;
+        let counting = counter.clone();
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| Error::Kubeconfig(format!("building the client: {e}")))?
+            .with_layer(&tower::util::MapRequestLayer::new(
+                move |req: http::Request<kube::client::Body>| {
+                    counting.record(&req);
+                    req
+                },
+            ))
+            .build();
         Ok((client, label))
     }
 }

@@ -37,6 +37,9 @@ pub struct Report {
     /// Kinds in the input that stsmend does not read.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub skipped_kinds: BTreeMap<String, usize>,
+    /// API requests the run made (live runs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_requests: Option<crate::cluster::metrics::Counts>,
 }
 
 impl Report {
