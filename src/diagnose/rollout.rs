@@ -79,7 +79,12 @@ pub fn history(input: &Input<'_>, out: &mut Vec<Finding>) {
         && cur.metadata.name != upd.metadata.name
     {
         let changes = match (revision_template(cur), revision_template(upd)) {
-            (Some(a), Some(b)) => diff(a, b),
+            (Some(a), Some(b)) => {
+                let (mut a, mut b) = (a.clone(), b.clone());
+                strip_defaults(&mut a);
+                strip_defaults(&mut b);
+                diff(&a, &b)
+            }
             _ => Vec::new(),
         };
         out.push(
@@ -166,6 +171,10 @@ fn summarise(changes: &[Value]) -> String {
 /// Fields the API server fills in on the live object but a revision may not
 /// carry (the revision stores the template as the controller saw it).
 fn strip_defaults(v: &mut Value) {
+    if let Some(t) = v.as_object_mut() {
+        // The strategic-merge directive a revision's template carries.
+        t.remove("$patch");
+    }
     if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("creationTimestamp");
     }
