@@ -41,10 +41,10 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Detect and diagnose failed rollouts and print a report. Never writes to
-    /// the cluster.
+    /// Detect and diagnose failed rollouts, decide a plan for each by policy,
+    /// and print a report. Never writes to the cluster.
     #[command(
-        after_help = "Examples:\n  stsmend plan --from examples/failing-rollout.yaml --output markdown\n  kubectl get sts,pods,controllerrevisions,events -n shop -o yaml | stsmend plan --from -\n  stsmend plan -n shop --for 15m --output json"
+        after_help = "Examples:\n  stsmend plan --from examples/failing-rollout.yaml --output markdown\n  kubectl get sts,pods,controllerrevisions,events -n shop -o yaml | stsmend plan --from -\n  stsmend plan -n shop --for 15m --output json\n  stsmend plan --from shop.yaml --policies policies/examples"
     )]
     Plan(PlanArgs),
     /// Write every object a live run reads as one YAML `v1 List`, so the run
@@ -53,6 +53,79 @@ pub enum Command {
         after_help = "Example:\n  stsmend snapshot -A -o snapshot.yaml && stsmend plan --from snapshot.yaml"
     )]
     Snapshot(SnapshotArgs),
+    /// Print how the policy decided for one StatefulSet: its findings, the
+    /// policy selected and why, each rung considered, and the plan. Never
+    /// writes to the cluster.
+    #[command(
+        after_help = "Examples:\n  stsmend explain shop/db --from snapshot.yaml\n  stsmend explain shop/db --policies policies/examples --now 2026-11-22T10:00:00Z --from shop.yaml"
+    )]
+    Explain(ExplainArgs),
+    /// Work with policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Run policy test cases: every directory under DIR with a case.yaml
+    /// (input objects plus expected actions). Prints a pass/fail table; exits
+    /// 1 when a case fails, 2 when a case cannot be read.
+    #[command(after_help = "Example:\n  stsmend policy test policies/tests")]
+    Test(PolicyTestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyTestArgs {
+    /// Directory of cases (searched recursively).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Show the plan and trace of passing cases too.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Team policies: a .rhai file or a directory of them (default: the
+    /// config file's `policies`). A policy that does not load is an error
+    /// (exit code 2); a ladder.rhai replaces the built-in ladder.
+    #[arg(long, value_name = "PATH")]
+    pub policies: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The StatefulSet, as NAMESPACE/NAME.
+    #[arg(value_name = "NAMESPACE/NAME")]
+    pub target: String,
+
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+
+    /// How long a mismatch or stuck rollout must hold before it is a finding.
+    #[arg(long = "for", value_name = "DURATION")]
+    pub threshold: Option<Span>,
+
+    /// The time to judge durations against (RFC 3339).
+    #[arg(long)]
+    pub now: Option<jiff::Timestamp>,
+
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: ExplainFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExplainFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +174,9 @@ pub struct PlanArgs {
 
     #[command(flatten)]
     pub scope: ScopeArgs,
+
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 
     /// How long a mismatch or stuck rollout must hold before it is a finding
     /// (default 10m, like the alert, or the config file's `for`).

@@ -2,7 +2,7 @@
 //! are errors naming the key, so a typo never silently changes behaviour.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +22,17 @@ pub struct Config {
     pub node_groups: Vec<NodeGroup>,
     /// Pod annotations whose presence says a migration runs in that pod.
     pub migration_annotations: Vec<String>,
+    /// Team policies: a `.rhai` file or a directory of them (in-cluster, a
+    /// mounted ConfigMap). Relative to the config file. `--policies` wins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policies: Option<PathBuf>,
+    /// The StatefulSet annotation that names the policy deciding for it.
+    pub policy_annotation: String,
+    /// StatefulSet annotations that mark rolling back as unsafe (an
+    /// irreversible migration ran); any value but `false` counts.
+    pub rollback_unsafe_annotations: Vec<String>,
+    /// Action budget, cooldown, debounce and storm protection.
+    pub limits: crate::guard::Limits,
 }
 
 impl Default for Config {
@@ -32,6 +43,10 @@ impl Default for Config {
             scope: Scope::default(),
             node_groups: Vec::new(),
             migration_annotations: vec!["stsmend.io/migration".into()],
+            policies: None,
+            policy_annotation: crate::policy::POLICY_ANNOTATION.into(),
+            rollback_unsafe_annotations: vec![crate::policy::ROLLBACK_UNSAFE_ANNOTATION.into()],
+            limits: crate::guard::Limits::default(),
         }
     }
 }
@@ -89,7 +104,7 @@ impl Config {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Self> {
-        let config: Config = if text.trim().is_empty() {
+        let mut config: Config = if text.trim().is_empty() {
             Config::default()
         } else {
             serde_saphyr::from_str(text).map_err(|e| Error::Config {
@@ -97,11 +112,18 @@ impl Config {
                 message: e.to_string(),
             })?
         };
+        if let Some(p) = &config.policies
+            && p.is_relative()
+            && let Some(dir) = path.parent()
+        {
+            config.policies = Some(dir.join(p));
+        }
         config.validate(path)?;
         Ok(config)
     }
 
-    fn validate(&self, path: &Path) -> Result<()> {
+    /// Checks what the types alone do not; `path` names the source in errors.
+    pub fn validate(&self, path: &Path) -> Result<()> {
         let bad = |message: String| Error::Config {
             path: path.to_path_buf(),
             message,
@@ -112,6 +134,30 @@ impl Config {
         if let Some(sel) = &self.scope.selector {
             crate::selector::Selector::parse(sel)
                 .map_err(|e| bad(format!("scope.selector: {e}")))?;
+        }
+        let annotation_key = |what: &str, key: &str| {
+            let name = key.rsplit('/').next().unwrap_or_default();
+            if name.is_empty()
+                || key.chars().any(char::is_whitespace)
+                || key.matches('/').count() > 1
+            {
+                Err(bad(format!("{what}: {key:?} is not an annotation key")))
+            } else {
+                Ok(())
+            }
+        };
+        annotation_key("policyAnnotation", &self.policy_annotation)?;
+        for (i, key) in self.rollback_unsafe_annotations.iter().enumerate() {
+            annotation_key(&format!("rollbackUnsafeAnnotations[{i}]"), key)?;
+        }
+        for (i, key) in self.migration_annotations.iter().enumerate() {
+            annotation_key(&format!("migrationAnnotations[{i}]"), key)?;
+        }
+        if !(0.0..=1.0).contains(&self.limits.storm_max_share) {
+            return Err(bad(format!(
+                "limits.stormMaxShare: {} is not a share between 0 and 1",
+                self.limits.storm_max_share
+            )));
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, g) in self.node_groups.iter().enumerate() {
@@ -170,6 +216,48 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("soon"), "{err}");
+    }
+
+    #[test]
+    fn reads_policy_keys_relative_to_the_config_file() {
+        let c = Config::parse(
+            Path::new("/etc/stsmend/config.yaml"),
+            "policies: team\npolicyAnnotation: example.com/policy\nrollbackUnsafeAnnotations: [example.com/irreversible]\nlimits:\n  stormMaxFailing: 3\n",
+        )
+        .unwrap();
+        assert_eq!(c.policies, Some(PathBuf::from("/etc/stsmend/team")));
+        assert_eq!(c.policy_annotation, "example.com/policy");
+        assert_eq!(c.rollback_unsafe_annotations, ["example.com/irreversible"]);
+        assert_eq!(c.limits.storm_max_failing, 3);
+        assert_eq!(
+            c.limits.max_actions,
+            crate::guard::Limits::default().max_actions
+        );
+        let d = Config::default();
+        assert_eq!(d.policy_annotation, "stsmend.io/policy");
+        assert_eq!(
+            d.rollback_unsafe_annotations,
+            ["stsmend.io/rollback-unsafe"]
+        );
+    }
+
+    #[test]
+    fn bad_policy_keys_are_errors_naming_them() {
+        for (text, needle) in [
+            ("policyAnnotation: 'a b'\n", "policyAnnotation"),
+            (
+                "rollbackUnsafeAnnotations: ['x/y/z']\n",
+                "rollbackUnsafeAnnotations[0]",
+            ),
+            ("limits: {stormMaxShare: 2}\n", "limits.stormMaxShare"),
+            ("limits: {stormMax: 2}\n", "stormMax"),
+            ("policy: x.rhai\n", "policy"),
+        ] {
+            let err = Config::parse(Path::new("c.yaml"), text)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! stsmend finds StatefulSets whose rollout failed and mends them by policy.
 //!
-//! The pipeline is `source -> detect -> gather facts -> diagnose -> report`.
+//! The pipeline is `source -> detect -> gather facts -> diagnose -> decide
+//! (policies) -> report`.
 //! Everything between the source and the report is a pure function of plain
 //! data ([`inventory::Inventory`] in, [`pipeline::Outcome`] out); the
 //! Kubernetes client lives in [`cluster`] alone.
@@ -15,6 +16,7 @@ pub mod facts;
 pub mod guard;
 pub mod inventory;
 pub mod pipeline;
+pub mod policy;
 pub mod quantity;
 pub mod report;
 pub mod scope;

@@ -8,11 +8,15 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 
-use cli::{Cli, Command, LogFormat, PlanArgs, ScopeArgs, SnapshotArgs};
+use cli::{
+    Cli, Command, ExplainArgs, ExplainFormat, LogFormat, PlanArgs, PolicyCommand, PolicyTestArgs,
+    ScopeArgs, SnapshotArgs, SourceArgs,
+};
 use stsmend::cluster::{self, Target};
 use stsmend::config::Config;
 use stsmend::inventory::Inventory;
-use stsmend::pipeline::{self, Options};
+use stsmend::pipeline::{self, DecideOptions, Options, Outcome};
+use stsmend::policy::{self, Origin, Policies, PolicyError};
 use stsmend::report::Report;
 use stsmend::scope::Scope;
 use stsmend::selector::Selector;
@@ -39,10 +43,11 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("stsmend: {err:#}");
-            let bad_input = err
-                .chain()
-                .find_map(|e| e.downcast_ref::<Error>())
-                .is_some_and(Error::is_bad_input);
+            let bad_input = err.chain().any(|e| {
+                e.downcast_ref::<Error>().is_some_and(Error::is_bad_input)
+                    || e.is::<PolicyError>()
+                    || e.is::<policy::cases::CaseError>()
+            });
             ExitCode::from(if bad_input {
                 EXIT_BAD_INPUT
             } else {
@@ -74,6 +79,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Plan(args) => plan(args).await,
         Command::Snapshot(args) => take_snapshot(args).await,
+        Command::Explain(args) => explain(args).await,
+        Command::Policy(PolicyCommand::Test(args)) => policy_test(args),
     }
 }
 
@@ -121,15 +128,47 @@ fn state_of(inv: &Inventory, config: &Config) -> Result<Option<State>, Error> {
         .transpose()
 }
 
-async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
-    let config = load_config(&args.scope)?;
-    let scope = resolve_scope(&args.scope, &config)?;
-    let threshold = args.threshold.unwrap_or(config.threshold);
+/// The policies a run decides with: `--policies` (strict: a policy that
+/// does not load stops the run), else the config's (a broken one only costs
+/// the StatefulSets it decides for), else the built-in ladder. Loaded before
+/// anything is read, so a syntax error costs no API request.
+fn load_policies(flag: Option<&std::path::Path>, config: &Config) -> Result<Policies, PolicyError> {
+    let mut policies = match (flag, &config.policies) {
+        (Some(path), _) => Policies::load(path, Origin::CommandLine)?,
+        (None, Some(path)) => Policies::load(path, Origin::Config)?,
+        (None, None) => Policies::builtin(),
+    };
+    policies.set_annotation(config.policy_annotation.clone());
+    Ok(policies)
+}
+
+/// One read-only pass: read, detect, diagnose, decide.
+struct Assessed {
+    outcome: Outcome,
+    source_label: String,
+    now: jiff::Timestamp,
+    threshold: stsmend::duration::Span,
+    skipped: std::collections::BTreeMap<String, usize>,
+    requests: Option<cluster::metrics::Counts>,
+    policies: Policies,
+}
+
+async fn assess(
+    source: &SourceArgs,
+    scope_args: &ScopeArgs,
+    policies_flag: Option<&std::path::Path>,
+    threshold: Option<stsmend::duration::Span>,
+    now: Option<jiff::Timestamp>,
+) -> anyhow::Result<Assessed> {
+    let config = load_config(scope_args)?;
+    let scope = resolve_scope(scope_args, &config)?;
+    let policies = load_policies(policies_flag, &config)?;
+    let threshold = threshold.unwrap_or(config.threshold);
     let counter = cluster::metrics::Counter::default();
-    let (inv, source_label) = if args.source.from.is_empty() {
+    let (inv, source_label) = if source.from.is_empty() {
         let target = Target {
-            kubeconfig: args.source.kubeconfig.clone(),
-            context: args.source.context.clone(),
+            kubeconfig: source.kubeconfig.clone(),
+            context: source.context.clone(),
         };
         let (client, label) = target.client(&counter).await?;
         let inv = cluster::read::read(
@@ -140,9 +179,8 @@ async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
         .await?;
         (inv, label)
     } else {
-        let inv = source::files::load(&args.source.from)?;
-        let label = args
-            .source
+        let inv = source::files::load(&source.from)?;
+        let label = source
             .from
             .iter()
             .map(|p| p.display().to_string())
@@ -150,7 +188,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
             .join(", ");
         (inv, format!("files {label}"))
     };
-    let now = match args.now {
+    let now = match now {
         Some(t) => t,
         None => snapshot::taken_at(&inv)?.unwrap_or_else(jiff::Timestamp::now),
     };
@@ -162,16 +200,55 @@ async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
         node_groups: config.node_groups.clone(),
         migration_annotations: config.migration_annotations.clone(),
     };
-    let outcome = pipeline::evaluate(&inv, state.as_ref(), &opts);
+    let decide = DecideOptions {
+        rollback_unsafe_annotations: config.rollback_unsafe_annotations.clone(),
+        limits: config.limits.clone(),
+    };
+    let mut outcome = pipeline::evaluate(&inv, state.as_ref(), &opts);
+    pipeline::decide(&mut outcome, &policies, &opts, &decide);
+    Ok(Assessed {
+        outcome,
+        source_label,
+        now,
+        threshold,
+        skipped: inv.skipped.clone(),
+        requests: source.from.is_empty().then(|| counter.snapshot()),
+        policies,
+    })
+}
+
+/// Exit code 2 when a policy given on the command line failed on some
+/// StatefulSet: the report is still printed, with the others' plans.
+fn policy_failed(a: &Assessed) -> bool {
+    a.policies.origin() == Some(Origin::CommandLine)
+        && a.outcome
+            .policy_errors()
+            .any(|e| e.kind != policy::ErrorKind::UnknownPolicy)
+}
+
+async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
+    let a = assess(
+        &args.source,
+        &args.scope,
+        args.policy.policies.as_deref(),
+        args.threshold,
+        args.now,
+    )
+    .await?;
+    let failed = policy_failed(&a);
+    for e in a.outcome.policy_errors() {
+        tracing::warn!(error = %e, "policy failed; no actions for this StatefulSet");
+    }
     let report = Report {
         schema: stsmend::report::SCHEMA,
         version: stsmend::VERSION,
-        generated_at: now,
-        source: source_label,
-        threshold,
-        outcome,
-        skipped_kinds: inv.skipped.clone(),
-        api_requests: args.source.from.is_empty().then(|| counter.snapshot()),
+        generated_at: a.now,
+        source: a.source_label,
+        threshold: a.threshold,
+        policies: a.policies.infos(),
+        outcome: a.outcome,
+        skipped_kinds: a.skipped,
+        api_requests: a.requests,
     };
     let text = report.render(args.output)?;
     if let Some(path) = &args.report {
@@ -179,7 +256,72 @@ async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
             .with_context(|| format!("writing report {}", path.display()))?;
     }
     print!("{text}");
-    Ok(report.exit_code())
+    Ok(if failed {
+        EXIT_BAD_INPUT
+    } else {
+        report.exit_code()
+    })
+}
+
+async fn explain(args: ExplainArgs) -> anyhow::Result<u8> {
+    let Some((ns, name)) = args
+        .target
+        .split_once('/')
+        .filter(|(n, s)| !n.is_empty() && !s.is_empty() && !s.contains('/'))
+    else {
+        return Err(Error::invalid("StatefulSet", args.target, "expected NAMESPACE/NAME").into());
+    };
+    let a = assess(
+        &args.source,
+        &args.scope,
+        args.policy.policies.as_deref(),
+        args.threshold,
+        args.now,
+    )
+    .await?;
+    let id = format!("{ns}/{name}");
+    let o = &a.outcome;
+    let failing = o.failing.iter().find(|x| x.id() == id);
+    let found = failing.or_else(|| o.pending.iter().find(|x| x.id() == id));
+    let exempt = o
+        .exempt
+        .iter()
+        .find(|e| e.namespace == ns && e.name == name);
+    match args.output {
+        ExplainFormat::Json => {
+            let value = serde_json::json!({
+                "statefulSet": id,
+                "status": if failing.is_some() { "failing" } else if found.is_some() { "pending" } else if exempt.is_some() { "exempt" } else { "not_failing" },
+                "assessment": found,
+                "exempt": exempt,
+            });
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        ExplainFormat::Text => match (found, exempt) {
+            (Some(assessment), _) => print!(
+                "{}",
+                stsmend::report::explain(assessment, failing.is_some(), a.threshold)
+            ),
+            (None, Some(e)) => println!("{id}: exempt by design: {}", e.reason.describe()),
+            (None, None) => println!(
+                "{id}: no failed or stuck rollout in {} ({} StatefulSet(s) scanned)",
+                a.source_label, o.scanned
+            ),
+        },
+    }
+    Ok(if policy_failed(&a) {
+        EXIT_BAD_INPUT
+    } else if failing.is_some() {
+        1
+    } else {
+        0
+    })
+}
+
+fn policy_test(args: PolicyTestArgs) -> anyhow::Result<u8> {
+    let results = policy::cases::run_dir(&args.dir)?;
+    print!("{}", results.render(args.verbose));
+    Ok(if results.failed() == 0 { 0 } else { 1 })
 }
 
 async fn take_snapshot(args: SnapshotArgs) -> anyhow::Result<u8> {

@@ -9,7 +9,9 @@ use crate::detect::{self, Detection, Exemption, Screen};
 use crate::diagnose::{self, Finding};
 use crate::duration::Span;
 use crate::facts::{self, Facts};
+use crate::guard::{self, Blocked, Limits};
 use crate::inventory::Inventory;
+use crate::policy::{Decision, Policies, RunContext};
 use crate::scope::Scope;
 use crate::state::State;
 
@@ -38,6 +40,9 @@ pub struct Assessment {
     pub observed_generation: Option<i64>,
     pub detection: Detection,
     pub findings: Vec<Finding>,
+    /// The policy's plan and trace; failing StatefulSets only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Decision>,
     #[serde(skip)]
     pub facts: Box<Facts>,
 }
@@ -120,6 +125,7 @@ pub fn evaluate(inv: &Inventory, state: Option<&State>, opts: &Options) -> Outco
             generation: sts.metadata.generation.unwrap_or(0),
             observed_generation: sts.status.as_ref().and_then(|s| s.observed_generation),
             findings,
+            plan: None,
             facts: Box::new(facts),
             detection: detection.clone(),
         };
@@ -130,4 +136,61 @@ pub fn evaluate(inv: &Inventory, state: Option<&State>, opts: &Options) -> Outco
         }
     }
     outcome
+}
+
+/// What deciding needs beyond [`Options`].
+#[derive(Debug, Clone)]
+pub struct DecideOptions {
+    /// StatefulSet annotations that mark rolling back as unsafe.
+    pub rollback_unsafe_annotations: Vec<String>,
+    /// Storm protection's thresholds (and the guards' other limits).
+    pub limits: Limits,
+}
+
+impl Default for DecideOptions {
+    fn default() -> Self {
+        Self {
+            rollback_unsafe_annotations: vec![crate::policy::ROLLBACK_UNSAFE_ANNOTATION.into()],
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// What the whole run says to every policy: the time, and whether so many
+/// StatefulSets fail that the cause is likely the cluster.
+pub fn run_context(outcome: &Outcome, opts: &Options, decide: &DecideOptions) -> RunContext {
+    let failing = outcome.failing.len();
+    RunContext {
+        now: opts.now,
+        threshold: opts.threshold,
+        failing,
+        scanned: outcome.scanned,
+        storm: guard::storm(&decide.limits, failing, outcome.scanned),
+        migration_annotations: opts.migration_annotations.clone(),
+        rollback_unsafe_annotations: decide.rollback_unsafe_annotations.clone(),
+    }
+}
+
+/// Runs the selected policy on every failing StatefulSet and keeps the plan
+/// on its assessment. Pending ones get none: their symptom has not held
+/// long enough to act on. Pure: nothing is written.
+pub fn decide(outcome: &mut Outcome, policies: &Policies, opts: &Options, decide: &DecideOptions) {
+    let run = run_context(outcome, opts, decide);
+    for a in &mut outcome.failing {
+        a.plan = Some(policies.decide(a, &run));
+    }
+}
+
+impl Outcome {
+    /// Whether the run is a storm, as the policies were told.
+    pub fn storm(&self, decide: &DecideOptions) -> Option<Blocked> {
+        guard::storm(&decide.limits, self.failing.len(), self.scanned)
+    }
+
+    /// Policy failures in this run's plans.
+    pub fn policy_errors(&self) -> impl Iterator<Item = &crate::policy::PolicyError> {
+        self.failing
+            .iter()
+            .filter_map(|a| a.plan.as_ref()?.error.as_ref())
+    }
 }

@@ -6,6 +6,7 @@ use std::fmt::Write;
 use super::Report;
 use crate::diagnose::Kind;
 use crate::pipeline::Assessment;
+use crate::policy::Decision;
 
 /// Keeps table cells on one line and stops a message from closing the cell.
 fn cell(text: &str) -> String {
@@ -33,6 +34,26 @@ pub fn render(r: &Report) -> String {
         o.pending.len(),
         o.exempt.len()
     );
+    if !r.policies.is_empty() {
+        let list: Vec<String> = r
+            .policies
+            .iter()
+            .map(|p| {
+                let mut what = vec![p.file.clone()];
+                if !p.namespaces.is_empty() {
+                    what.push(format!("namespaces {}", p.namespaces.join(", ")));
+                }
+                if let Some(sel) = &p.selector {
+                    what.push(format!("selector `{sel}`"));
+                }
+                if let Some(e) = &p.error {
+                    what.push(format!("**broken**: {}", cell(&e.to_string())));
+                }
+                format!("`{}` ({})", p.name, what.join("; "))
+            })
+            .collect();
+        let _ = writeln!(s, "Policies: {}\n", list.join(", "));
+    }
     if o.failing.is_empty() && o.pending.is_empty() {
         let _ = writeln!(s, "No StatefulSet has a failed or stuck rollout.\n");
     }
@@ -88,6 +109,9 @@ fn section(s: &mut String, a: &Assessment, status: &str) {
         }
         let _ = writeln!(s);
     }
+    if let Some(d) = &a.plan {
+        plan(s, d);
+    }
     let _ = writeln!(s, "<details><summary>Evidence</summary>\n");
     let _ = writeln!(s, "| object | field | value or message |\n|---|---|---|");
     for f in &a.findings {
@@ -102,6 +126,49 @@ fn section(s: &mut String, a: &Assessment, status: &str) {
         }
     }
     let _ = writeln!(s, "\n</details>\n");
+}
+
+fn plan(s: &mut String, d: &Decision) {
+    let _ = writeln!(
+        s,
+        "**Plan** (policy `{}`{}; selected by {})\n",
+        d.policy,
+        d.rung
+            .as_ref()
+            .map(|r| format!(", rung `{r}`"))
+            .unwrap_or_default(),
+        d.selected_by
+    );
+    if let Some(e) = &d.error {
+        let _ = writeln!(
+            s,
+            "> **Policy error**, no actions for this StatefulSet: `{}`: {}\n",
+            e.location(),
+            cell(&format!("{}: {}", e.kind, e.message))
+        );
+    } else if d.actions.is_empty() {
+        let _ = writeln!(s, "No action.\n");
+    } else {
+        for (i, a) in d.actions.iter().enumerate() {
+            let _ = writeln!(s, "{}. {}", i + 1, cell(&a.describe()));
+        }
+        let _ = writeln!(s);
+    }
+    if !d.trace.is_empty() {
+        let _ = writeln!(s, "<details><summary>Ladder trace</summary>\n");
+        let _ = writeln!(s, "| policy | rung | status | why |\n|---|---|---|---|");
+        for t in &d.trace {
+            let _ = writeln!(
+                s,
+                "| `{}` | `{}` | {} | {} |",
+                t.policy,
+                t.rung,
+                t.status.as_str(),
+                cell(&t.why)
+            );
+        }
+        let _ = writeln!(s, "\n</details>\n");
+    }
 }
 
 fn is_symptom(k: Kind) -> bool {

@@ -1,9 +1,12 @@
 //! Reports of a run: concise text for a terminal, Markdown for pull requests,
 //! JSON with a versioned schema (docs/report-schema.md) for machines.
 
+mod explain;
 mod json;
 mod markdown;
 mod text;
+
+pub use explain::explain;
 
 use std::collections::BTreeMap;
 
@@ -32,6 +35,8 @@ pub struct Report {
     /// What was read: a cluster context or the input files.
     pub source: String,
     pub threshold: Span,
+    /// The policies the run decided with, the default ladder first.
+    pub policies: Vec<crate::policy::PolicyInfo>,
     #[serde(flatten)]
     pub outcome: Outcome,
     /// Kinds in the input that stsmend does not read.

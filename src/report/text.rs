@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::Report;
+use crate::policy::{Decision, Status};
 
 pub fn render(r: &Report) -> String {
     let o = &r.outcome;
@@ -29,6 +30,9 @@ pub fn render(r: &Report) -> String {
                     f.confidence
                 );
             }
+            if let Some(d) = &a.plan {
+                plan(&mut s, d, &a.id());
+            }
         }
     }
     if !o.exempt.is_empty() {
@@ -44,4 +48,44 @@ pub fn render(r: &Report) -> String {
         }
     }
     s
+}
+
+fn plan(s: &mut String, d: &Decision, id: &str) {
+    if let Some(e) = &d.error {
+        let _ = writeln!(s, "  policy error, no actions: {e}");
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "  plan by policy {}{}:",
+        d.policy,
+        d.rung
+            .as_ref()
+            .map(|r| format!(", rung {r}"))
+            .unwrap_or_default()
+    );
+    if d.actions.is_empty() {
+        let _ = writeln!(s, "    (no action)");
+    }
+    for (i, a) in d.actions.iter().enumerate() {
+        let _ = writeln!(s, "    {}. {}", i + 1, a.describe());
+    }
+    let marks: Vec<String> = d
+        .trace
+        .iter()
+        .map(|t| {
+            let mark = match t.status {
+                Status::Chosen => "chosen",
+                Status::Skipped => "skipped",
+                Status::NotReached => "not reached",
+                Status::Overridden => "overridden",
+            };
+            format!("{} {mark}", t.rung)
+        })
+        .collect();
+    let _ = writeln!(
+        s,
+        "  trace: {} (stsmend explain {id} says why)",
+        marks.join(", ")
+    );
 }

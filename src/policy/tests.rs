@@ -1,0 +1,609 @@
+//! The sandbox, the API and every class of bad policy. The StatefulSets come
+//! from the shipped policy test cases, so these tests see what diagnosis
+//! really produces.
+
+use std::path::Path;
+
+use super::*;
+use crate::diagnose::Kind;
+use crate::pipeline::{self, DecideOptions, Options, Outcome};
+
+const NOW: &str = "2026-11-22T10:00:00Z";
+
+fn outcome(case: &str) -> (Outcome, Options) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("policies/tests")
+        .join(case);
+    let inv = crate::source::files::load(&[dir.join("objects.yaml")]).expect("case objects");
+    let opts = Options {
+        now: NOW.parse().unwrap(),
+        threshold: crate::duration::Span::minutes(10),
+        scope: Default::default(),
+        node_groups: Vec::new(),
+        migration_annotations: vec!["stsmend.io/migration".into()],
+    };
+    (pipeline::evaluate(&inv, None, &opts), opts)
+}
+
+/// Runs `policies` on the crash-loop case's StatefulSet (shop/db, rolling
+/// from revision 1 to 2, db-2 crash looping on revision 2).
+fn decide_on(case: &str, policies: &Policies) -> Decision {
+    let (mut outcome, opts) = outcome(case);
+    pipeline::decide(&mut outcome, policies, &opts, &DecideOptions::default());
+    assert_eq!(outcome.failing.len(), 1, "{case}: one failing StatefulSet");
+    outcome.failing.remove(0).plan.expect("a plan")
+}
+
+/// A policy as the default, on the crash-loop case.
+fn run(text: &str) -> Decision {
+    let policies = Policies::from_sources(&[("ladder", text)], Origin::Config).unwrap();
+    decide_on("ladder/e-rollback-crash-loop", &policies)
+}
+
+fn error_of(text: &str) -> PolicyError {
+    let d = run(text);
+    assert!(d.actions.is_empty(), "no actions on error: {:?}", d.actions);
+    match d.error {
+        Some(e) => e,
+        None => panic!("expected an error from {text:?}, got {:?}", d.actions),
+    }
+}
+
+fn syntax_error(text: &str) -> PolicyError {
+    Policies::from_sources(&[("bad", text)], Origin::CommandLine).unwrap_err()
+}
+
+#[test]
+fn the_builtin_ladder_compiles_and_declares_its_rungs() {
+    let p = Policies::builtin();
+    let info = &p.infos()[0];
+    assert_eq!(info.name, "ladder");
+    assert!(info.error.is_none(), "{:?}", info.error);
+    let d = decide_on("ladder/e-rollback-crash-loop", &p);
+    let rungs: Vec<&str> = d.trace.iter().map(|s| s.rung.as_str()).collect();
+    assert_eq!(
+        rungs,
+        [
+            "wait_for_migration",
+            "stand_aside",
+            "scale_nodes",
+            "fix_spec",
+            "rollback",
+            "delete_stuck_pods",
+            "escalate"
+        ]
+    );
+    assert_eq!(d.rung.as_deref(), Some("rollback"));
+    assert_eq!(
+        d.actions,
+        [Action::Rollback {
+            revision: 1,
+            name: "db-5d8f7c9b6d".into(),
+            why: d.actions[0].why().to_string()
+        }]
+    );
+}
+
+/// Fails to compile when a finding kind is added, so KIND_NAMES follows.
+fn kind_index(k: Kind) -> usize {
+    match k {
+        Kind::GenerationMismatch => 0,
+        Kind::RolloutStuck => 1,
+        Kind::ReplicasNotReady => 2,
+        Kind::RevisionChange => 3,
+        Kind::Partition => 4,
+        Kind::MaxUnavailable => 5,
+        Kind::OrderedReadyBlocked => 6,
+        Kind::CrashLoop => 7,
+        Kind::ImagePull => 8,
+        Kind::NeverReady => 9,
+        Kind::PodTerminating => 10,
+        Kind::LongGracePeriod => 11,
+        Kind::Evicted => 12,
+        Kind::Preempted => 13,
+        Kind::NodeNotReady => 14,
+        Kind::Unschedulable => 15,
+        Kind::PvcPending => 16,
+        Kind::StorageClassMissing => 17,
+        Kind::PvcLost => 18,
+        Kind::AdmissionDenied => 19,
+        Kind::QuotaExhausted => 20,
+        Kind::Hpa => 21,
+        Kind::AutoscalerStatus => 22,
+        Kind::ControllerNotProcessing => 23,
+    }
+}
+
+#[test]
+fn kind_names_follow_the_diagnosis() {
+    assert_eq!(KIND_NAMES.len(), ALL.len());
+    for (i, k) in ALL.iter().enumerate() {
+        assert_eq!(kind_index(*k), i);
+        assert_eq!(KIND_NAMES[i], k.as_str());
+    }
+}
+
+const ALL: &[Kind] = &[
+    Kind::GenerationMismatch,
+    Kind::RolloutStuck,
+    Kind::ReplicasNotReady,
+    Kind::RevisionChange,
+    Kind::Partition,
+    Kind::MaxUnavailable,
+    Kind::OrderedReadyBlocked,
+    Kind::CrashLoop,
+    Kind::ImagePull,
+    Kind::NeverReady,
+    Kind::PodTerminating,
+    Kind::LongGracePeriod,
+    Kind::Evicted,
+    Kind::Preempted,
+    Kind::NodeNotReady,
+    Kind::Unschedulable,
+    Kind::PvcPending,
+    Kind::StorageClassMissing,
+    Kind::PvcLost,
+    Kind::AdmissionDenied,
+    Kind::QuotaExhausted,
+    Kind::Hpa,
+    Kind::AutoscalerStatus,
+    Kind::ControllerNotProcessing,
+];
+
+// ---------------------------------------------------------------- sandbox
+
+#[test]
+fn an_endless_loop_stops_at_the_operation_limit() {
+    let e = error_of("let n = 0;\nloop {\n    n += 1;\n}\n[]");
+    assert_eq!(e.kind, ErrorKind::Limit, "{e}");
+    assert!(e.message.contains("operations"), "{e}");
+    assert_eq!(e.file, "ladder.rhai");
+    assert!(e.line.is_some_and(|l| (2..=3).contains(&l)), "{e}");
+    assert!(e.column.is_some(), "{e}");
+}
+
+#[test]
+fn a_huge_string_stops_at_the_size_limit() {
+    let e = error_of("let s = \"x\";\nwhile true {\n    s += s;\n}\n[]");
+    assert_eq!(e.kind, ErrorKind::Limit, "{e}");
+    assert!(e.message.contains("exceeds the sandbox limit"), "{e}");
+    assert_eq!(e.line, Some(3), "{e}");
+}
+
+#[test]
+fn a_huge_array_and_deep_recursion_stop_at_their_limits() {
+    let e = error_of("let a = [];\nfor i in 0..100000 { a.push(i); }\n[]");
+    assert_eq!(e.kind, ErrorKind::Limit, "{e}");
+    let e = error_of("fn down(n) { down(n + 1) }\ndown(0);\n[]");
+    assert_eq!(e.kind, ErrorKind::Limit, "{e}");
+    assert!(e.message.contains("nested deeper"), "{e}");
+}
+
+#[test]
+fn a_policy_cannot_import_a_module_or_read_a_file() {
+    for text in [
+        "import \"/etc/passwd\" as secrets;\n[]",
+        "import \"../ladder\" as l;\n[]",
+    ] {
+        let e = syntax_error(text);
+        assert_eq!(e.kind, ErrorKind::Syntax, "{e}");
+        assert!(e.message.contains("`import` is disabled"), "{e}");
+        assert_eq!((e.line, e.column), (Some(1), Some(1)), "{e}");
+    }
+    let e = syntax_error("let x = eval(\"40 + 2\");\n[]");
+    assert!(e.message.contains("`eval` is disabled"), "{e}");
+    // Nothing in the sandbox reads files, the clock or sleeps.
+    for call in [
+        "open_file(\"/etc/passwd\")",
+        "read_string(\"/etc/passwd\")",
+        "timestamp()",
+        "sleep(10)",
+        "exit()",
+        "parse_json(\"{}\")",
+    ] {
+        let e = error_of(&format!("let x = {call};\n[]"));
+        assert_eq!(e.kind, ErrorKind::Runtime, "{call}: {e}");
+        assert!(e.message.contains("not found"), "{call}: {e}");
+    }
+}
+
+#[test]
+fn the_facts_are_read_only() {
+    let e = error_of("sts.name = \"other\";\n[]");
+    assert_eq!(e.kind, ErrorKind::Runtime, "{e}");
+    assert_eq!(e.line, Some(1), "{e}");
+    let e = error_of("pods.clear();\n[]");
+    assert_eq!(e.kind, ErrorKind::Runtime, "{e}");
+    // The StatefulSet, pods and findings are objects: a misspelt property
+    // is an error, not a silent ().
+    let e = error_of("let x = sts.nmae;\n[]");
+    assert_eq!(e.kind, ErrorKind::Runtime, "{e}");
+    assert!(e.message.contains("nmae"), "{e}");
+    let e = error_of("let x = pods[0][\"redy\"];\n[]");
+    assert!(e.message.contains("redy (Pod has: name, "), "{e}");
+}
+
+// ---------------------------------------------------------------- bad policies
+
+#[test]
+fn a_syntax_error_names_file_line_and_column_at_load() {
+    let e = syntax_error("let x = 1;\nlet = 2;\n[]");
+    assert_eq!(e.kind, ErrorKind::Syntax);
+    assert_eq!(e.file, "bad.rhai");
+    assert_eq!(e.line, Some(2), "{e}");
+    assert!(e.to_string().starts_with("bad.rhai:2:"), "{e}");
+    // A misspelt variable is caught before anything runs.
+    let e = syntax_error("if podz.len() > 0 { [] } else { [] }");
+    assert_eq!(e.kind, ErrorKind::Syntax);
+    assert!(e.message.contains("podz"), "{e}");
+}
+
+#[test]
+fn a_broken_policy_from_the_config_only_costs_the_objects_it_decides_for() {
+    let p = Policies::from_sources(&[("ladder", "if {")], Origin::Config).unwrap();
+    let info = &p.infos()[0];
+    assert_eq!(info.error.as_ref().unwrap().kind, ErrorKind::Syntax);
+    let d = decide_on("ladder/e-rollback-crash-loop", &p);
+    assert!(d.actions.is_empty());
+    assert_eq!(d.error.unwrap().kind, ErrorKind::Syntax);
+}
+
+#[test]
+fn a_runtime_error_names_the_innermost_position_and_the_calls() {
+    let e = error_of("fn pick(list) {\n    list[10]\n}\nlet p = pick(pods);\n[]");
+    assert_eq!(e.kind, ErrorKind::Runtime, "{e}");
+    assert_eq!(e.line, Some(2), "{e}");
+    assert!(e.message.contains("fn pick called at 4:"), "{e}");
+    let e = error_of("\n  throw \"giving up\";\n[]");
+    assert_eq!(e.kind, ErrorKind::Runtime);
+    assert!(e.message.contains("giving up"), "{e}");
+    assert_eq!((e.line, e.column), (Some(2), Some(3)), "{e}");
+    let e = error_of("[rollbak(1, \"typo\")]");
+    assert!(e.message.contains("rollbak"), "{e}");
+}
+
+#[test]
+fn a_wrong_return_type_points_at_the_return() {
+    let e = error_of("if has(\"crash_loop\") {\n    return \"rollback\";\n}\n[]");
+    assert_eq!(e.kind, ErrorKind::ReturnType, "{e}");
+    assert_eq!((e.line, e.column), (Some(2), Some(5)), "{e}");
+    assert!(e.message.contains("a string \"rollback\""), "{e}");
+
+    // Implicitly: the last statement.
+    let e = error_of("let plan = [];\n42");
+    assert_eq!(e.kind, ErrorKind::ReturnType);
+    assert_eq!(e.line, Some(2), "{e}");
+
+    // Nothing returned at all.
+    let e = error_of("let plan = [escalate(\"x\")];\n");
+    assert!(e.message.contains("nothing"), "{e}");
+    assert_eq!(e.line, Some(1), "{e}");
+
+    // An action without its array.
+    let e = error_of("escalate(\"x\")");
+    assert!(e.message.contains("put the action in brackets"), "{e}");
+
+    // An array holding something else.
+    let e = error_of("if sts.replicas == 0 { return []; }\n[escalate(\"x\"), \"rollback\"]");
+    assert!(e.message.contains("element 2"), "{e}");
+    assert_eq!(e.line, Some(1), "both returns give arrays: {e}");
+    assert!(e.message.contains("or at 2:1"), "{e}");
+
+    // A return inside a function returns to its caller, not from the policy.
+    let e = error_of("fn f() { return \"x\"; }\nlet y = f();\ny");
+    assert_eq!(e.line, Some(3), "{e}");
+}
+
+#[test]
+fn invalid_actions_are_errors_at_their_call() {
+    for (text, needle) in [
+        (
+            "[rollback(9, \"x\")]",
+            "no ControllerRevision numbered 9 (known: 1 (db-5d8f7c9b6d), 2 (db-7c9d8f6b54))",
+        ),
+        ("[rollback(2, \"x\")]", "changes nothing"),
+        ("[rollback(last_good_revision(), \"\")]", "needs a why"),
+        ("[rollback((), \"x\")]", "no revision given"),
+        ("[delete_pods([\"db-0\"], \"x\")]", "db-0 is Ready"),
+        ("[delete_pods([\"db-2\"], \"x\")]", "on the update revision"),
+        ("[delete_pods([\"web-0\"], \"x\")]", "not a pod of shop/db"),
+        (
+            "[delete_pods([\"db-0\"], \"x\", #{anypod: true})]",
+            "unknown option",
+        ),
+        (
+            "[scale_nodes(\"gpu\", 1, \"x\")]",
+            "no configured node group \"gpu\"",
+        ),
+        (
+            "[patch_spec(#{metadata: #{labels: #{a: \"b\"}}}, \"x\")]",
+            "may only hold `spec`",
+        ),
+        (
+            "[patch_spec([#{op: \"remove\", path: \"/metadata/labels\"}], \"x\")]",
+            "outside /spec/",
+        ),
+        (
+            "[patch_spec([#{op: \"replace\", path: \"/spec/nothing/here\", value: 1}], \"x\")]",
+            "does not apply",
+        ),
+        (
+            "[patch_spec(#{spec: #{replicas: \"three\"}}, \"x\")]",
+            "not a valid StatefulSet spec",
+        ),
+        ("[patch_spec(\"replicas: 2\", \"x\")]", "must be a map"),
+        ("[wait(\"x\", \"soon\")]", "recheck_after"),
+        ("[wait(\"x\", 0)]", "longer than 0s"),
+        ("[escalate(\"   \")]", "needs a why"),
+        (
+            "if has(\"crashloop\") { [] } else { [] }",
+            "unknown finding kind \"crashloop\"",
+        ),
+    ] {
+        let e = error_of(text);
+        assert_eq!(e.kind, ErrorKind::InvalidAction, "{text}: {e}");
+        assert!(e.message.contains(needle), "{text}: {e}");
+        assert_eq!(e.line, Some(1), "{text}: {e}");
+        assert!(e.column.is_some(), "{text}: {e}");
+    }
+}
+
+#[test]
+fn valid_actions_carry_what_acting_needs() {
+    let d = run(
+        "[wait(\"w\", \"2m\"), wait(\"s\", 90), rollback(\"db-5d8f7c9b6d\", \"r\"), rollback(last_good_revision(), \"g\"),\n delete_pods(pods_not_ready_on_update(), \"force\", #{any_pod: true}), delete_pods(\"db-0\", \"ready\", #{any_pod: true}),\n patch_spec(#{spec: #{replicas: 2}}, \"m\"), patch_spec([#{op: \"replace\", path: \"/spec/replicas\", value: 2}], \"j\"), escalate(\"e\")]",
+    );
+    assert!(d.error.is_none(), "{:?}", d.error);
+    let json = serde_json::to_value(&d.actions).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!([
+            {"action": "wait", "recheckAfter": "2m", "why": "w"},
+            {"action": "wait", "recheckAfter": "1m30s", "why": "s"},
+            {"action": "rollback", "revision": 1, "name": "db-5d8f7c9b6d", "why": "r"},
+            {"action": "rollback", "revision": 1, "name": "db-5d8f7c9b6d", "why": "g"},
+            {"action": "delete_pods", "pods": ["db-2"], "anyPod": true, "why": "force"},
+            {"action": "delete_pods", "pods": ["db-0"], "anyPod": true, "why": "ready"},
+            {"action": "patch_spec", "patchType": "merge", "patch": {"spec": {"replicas": 2}}, "why": "m"},
+            {"action": "patch_spec", "patchType": "json", "patch": [{"op": "replace", "path": "/spec/replicas", "value": 2}], "why": "j"},
+            {"action": "escalate", "why": "e"},
+        ])
+    );
+    assert_eq!(d.writes(), 6);
+    assert_eq!(
+        d.rung.as_deref(),
+        Some("ladder"),
+        "a policy without rungs is one"
+    );
+}
+
+#[test]
+fn scale_nodes_stays_within_the_configured_max() {
+    let p = Policies::from_sources(
+        &[("ladder", "[scale_nodes(\"gpu\", 5, \"x\")]")],
+        Origin::Config,
+    )
+    .unwrap();
+    let d = decide_on_gpu(&p);
+    let e = d.error.unwrap();
+    assert_eq!(e.kind, ErrorKind::InvalidAction);
+    assert!(e.message.contains("between 1 and its max 4"), "{e}");
+    let p = Policies::from_sources(
+        &[("ladder", "[scale_nodes(\"gpu\", 4, \"x\")]")],
+        Origin::Config,
+    )
+    .unwrap();
+    assert!(decide_on_gpu(&p).error.is_none());
+}
+
+fn decide_on_gpu(p: &Policies) -> Decision {
+    let (_, mut opts) = outcome("ladder/c-scale-gpu-node-group");
+    opts.node_groups = vec![crate::config::NodeGroup {
+        name: "gpu".into(),
+        resource: crate::config::ScaleTarget {
+            api_version: "cluster.x-k8s.io/v1beta1".into(),
+            kind: "MachineDeployment".into(),
+            namespace: None,
+            name: "gpu-pool".into(),
+        },
+        min: 0,
+        max: 4,
+        provides: Default::default(),
+    }];
+    // Facts carry the node groups; evaluate again with them configured.
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/tests/ladder/c-scale-gpu-node-group");
+    let inv = crate::source::files::load(&[dir.join("objects.yaml")]).unwrap();
+    let mut outcome = pipeline::evaluate(&inv, None, &opts);
+    pipeline::decide(&mut outcome, p, &opts, &DecideOptions::default());
+    outcome.failing.remove(0).plan.unwrap()
+}
+
+#[test]
+fn the_helpers_see_the_statefulset_under_evaluation() {
+    let d = run(r#"
+        fn names(list) { list.map(|p| p.name).join(",") }
+        let good = last_good_revision();
+        let upd = update_revision();
+        [escalate(`${names(pods_not_ready_on_update())}|${good.revision}|${upd.name}|${has("crash_loop")}|${findings_of("crash_loop").len()}|${finding("image_pull") == ()}|${pods_stuck_after_rollback().len()}|${seconds_since("2026-11-22T09:59:00Z")}|${duration("1h30m")}|${quantity("512Mi")}|${now}|${revision(2).name}|${sts.containers[0].requests.memory}|${spec().serviceName}|${kinds().contains("revision_change")}`)]
+    "#);
+    assert!(d.error.is_none(), "{:?}", d.error);
+    assert_eq!(
+        d.actions[0].why(),
+        "db-2|1|db-7c9d8f6b54|true|1|true|0|60|5400|536870912.0|1795341600|db-7c9d8f6b54|1Gi|db|true"
+    );
+}
+
+#[test]
+fn run_context_reaches_the_policy() {
+    let d = run(
+        "[escalate(`${run.failing}/${run.scanned} storm=${run.storm} now=${run.now} for=${run.threshold_seconds}`)]",
+    );
+    assert_eq!(
+        d.actions[0].why(),
+        "1/1 storm=false now=2026-11-22T10:00:00Z for=600"
+    );
+}
+
+// ---------------------------------------------------------------- trace
+
+#[test]
+fn rungs_are_declared_chosen_once_and_recorded() {
+    let d = run(
+        "rungs([\"a\", \"b\", \"c\"]);\nskip(\"a\", \"not this\");\nchoose(\"b\", [escalate(\"this\")])",
+    );
+    let t: Vec<(&str, Status)> = d
+        .trace
+        .iter()
+        .map(|s| (s.rung.as_str(), s.status))
+        .collect();
+    assert_eq!(
+        t,
+        [
+            ("a", Status::Skipped),
+            ("b", Status::Chosen),
+            ("c", Status::NotReached)
+        ]
+    );
+    assert_eq!(d.rung.as_deref(), Some("b"));
+
+    for (text, needle) in [
+        ("choose(\"a\", []);\nchoose(\"b\", [])", "already chosen"),
+        (
+            "rungs([\"a\"]);\nskip(\"z\", \"x\");\n[]",
+            "not among the declared rungs",
+        ),
+        (
+            "skip(\"a\", \"x\");\nskip(\"a\", \"y\");\n[]",
+            "already in the trace",
+        ),
+        (
+            "skip(\"a\", \"x\");\nrungs([\"a\"]);\n[]",
+            "declare the rungs before",
+        ),
+        ("choose(\"a\", [\"x\"])", "not an action"),
+        ("ladder()", "cannot call itself"),
+    ] {
+        let e = error_of(text);
+        assert_eq!(e.kind, ErrorKind::InvalidAction, "{text}: {e}");
+        assert!(e.message.contains(needle), "{text}: {e}");
+    }
+}
+
+#[test]
+fn a_team_policy_delegates_to_the_ladder_and_may_override_it() {
+    let team = "//! @namespaces shop\nlet plan = ladder();\nif plan[0].action == \"rollback\" {\n    return choose(\"mine\", [escalate(`not ${plan[0].revision}`)]);\n}\nplan";
+    let p = Policies::from_sources(&[("team", team)], Origin::CommandLine).unwrap();
+    let d = decide_on("ladder/e-rollback-crash-loop", &p);
+    assert_eq!(d.policy, "team");
+    assert!(
+        d.selected_by.contains("namespace shop"),
+        "{}",
+        d.selected_by
+    );
+    assert_eq!(d.rung.as_deref(), Some("mine"));
+    assert_eq!(d.actions[0].why(), "not 1");
+    let rollback = d.trace.iter().find(|s| s.rung == "rollback").unwrap();
+    assert_eq!(
+        (rollback.policy.as_str(), rollback.status),
+        ("ladder", Status::Overridden)
+    );
+
+    // Passing the ladder's plan through keeps its rung.
+    let p = Policies::from_sources(
+        &[("team", "//! @namespaces shop\nladder()")],
+        Origin::CommandLine,
+    )
+    .unwrap();
+    let d = decide_on("ladder/e-rollback-crash-loop", &p);
+    assert_eq!(d.rung.as_deref(), Some("rollback"));
+    assert_eq!(d.actions[0].name(), "rollback");
+
+    // A broken ladder is an error for the team policy that calls it.
+    let p = Policies::from_sources(
+        &[
+            ("ladder", "[1]"),
+            ("team", "//! @namespaces shop\nladder()"),
+        ],
+        Origin::Config,
+    )
+    .unwrap();
+    let e = decide_on("ladder/e-rollback-crash-loop", &p).error.unwrap();
+    assert!(e.message.contains("the default ladder failed"), "{e}");
+    assert_eq!(e.file, "team.rhai");
+}
+
+#[test]
+fn one_bad_object_does_not_stop_the_others() {
+    // Fails only on the ledger StatefulSet.
+    let text = "if sts.name == \"ledger\" { throw \"no\"; }\n[escalate(sts.name)]";
+    let p = Policies::from_sources(&[("ladder", text)], Origin::Config).unwrap();
+    let (mut outcome, opts) = outcome("ladder/b-stand-aside-storm");
+    pipeline::decide(&mut outcome, &p, &opts, &DecideOptions::default());
+    let plans: Vec<(String, bool, usize)> = outcome
+        .failing
+        .iter()
+        .map(|a| {
+            let d = a.plan.as_ref().unwrap();
+            (a.name.clone(), d.error.is_some(), d.actions.len())
+        })
+        .collect();
+    assert_eq!(
+        plans,
+        [
+            ("ledger".to_string(), true, 0),
+            ("orders".to_string(), false, 1),
+            ("sessions".to_string(), false, 1)
+        ]
+    );
+    assert_eq!(outcome.policy_errors().count(), 1);
+}
+
+#[test]
+fn pending_statefulsets_get_no_plan() {
+    let (mut outcome, opts) = outcome("ladder/pending-makes-no-plan");
+    pipeline::decide(
+        &mut outcome,
+        &Policies::builtin(),
+        &opts,
+        &DecideOptions::default(),
+    );
+    assert!(outcome.failing.is_empty());
+    assert!(outcome.pending.iter().all(|a| a.plan.is_none()));
+}
+
+#[test]
+fn a_view_is_reusable_across_evaluations() {
+    let (outcome, opts) = outcome("ladder/e-rollback-crash-loop");
+    let a = &outcome.failing[0];
+    let run = pipeline::run_context(&outcome, &opts, &DecideOptions::default());
+    let view = std::sync::Arc::new(View::new(&a.facts, &a.detection, &a.findings, &run));
+    let p = Policies::builtin();
+    let first = p.decide_view(&a.facts.stateful_set, &view);
+    let second = p.decide_view(&a.facts.stateful_set, &view);
+    assert_eq!(first, second);
+    // What a policy does to its copies changes nothing for the next one.
+    let scribbler = Policies::from_sources(
+        &[(
+            "ladder",
+            "let p = pods; p.clear();\nlet l = sts.labels; l.x = \"y\";\nfindings[0].data.x = 1;\nlet f = || pods[0].labels.clear(); try { f.call(); } catch {}\n[escalate(`${p.len()}`)]",
+        )],
+        Origin::Config,
+    )
+    .unwrap();
+    let d = scribbler.decide_view(&a.facts.stateful_set, &view);
+    assert_eq!(d.actions[0].why(), "0", "{:?}", d.error);
+    let reader = Policies::from_sources(
+        &[(
+            "ladder",
+            "[escalate(`${pods.len()} ${sts.labels.x} ${findings[0].data.x} ${pods[0].labels.len()}`)]",
+        )],
+        Origin::Config,
+    )
+    .unwrap();
+    assert_eq!(
+        reader.decide_view(&a.facts.stateful_set, &view).actions[0].why(),
+        "3   3"
+    );
+    assert_eq!(p.decide_view(&a.facts.stateful_set, &view), first);
+}
