@@ -60,9 +60,99 @@ pub enum Command {
         after_help = "Examples:\n  stsmend explain shop/db --from snapshot.yaml\n  stsmend explain shop/db --policies policies/examples --now 2026-11-22T10:00:00Z --from shop.yaml"
     )]
     Explain(ExplainArgs),
+    /// The CronJob entry point: detect, diagnose, decide, then carry out the
+    /// plans of opted-in StatefulSets that pass the guards. A dry run (the
+    /// default) writes nothing but the agent's own state ConfigMap.
+    #[command(
+        after_help = "Examples:\n  stsmend run                                  # dry run: report what would be done\n  stsmend run --dry-run=server                 # send each write with dryRun=All\n  stsmend run --apply --config /etc/stsmend/config.yaml --report /tmp/report.md -o markdown\n\nExit codes: 0 the run completed (findings or not), 2 bad input, 3 an action or the state write failed."
+    )]
+    Run(RunArgs),
+    /// Restore what the agent's last action on a StatefulSet changed (its
+    /// spec, or the node group it scaled). Dry run unless --apply.
+    #[command(after_help = "Examples:\n  stsmend undo shop/db\n  stsmend undo shop/db --apply")]
+    Undo(UndoArgs),
     /// Work with policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context to use.
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRun {
+    /// Write nothing (but the agent's own state).
+    Client,
+    /// Send every write with dryRun=All: admission and RBAC are checked.
+    Server,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+
+    /// Carry out the plans. Without it the run is a dry run.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub apply: bool,
+
+    /// A dry run (the default): `client` writes nothing, `server` sends
+    /// each write with dryRun=All.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "client", value_name = "WHERE")]
+    pub dry_run: Option<DryRun>,
+
+    /// At most this many writes in the run (default: the config's
+    /// limits.maxActions).
+    #[arg(long, value_name = "N")]
+    pub max_actions: Option<usize>,
+
+    /// How long a mismatch or stuck rollout must hold before it is a finding.
+    #[arg(long = "for", value_name = "DURATION")]
+    pub threshold: Option<Span>,
+
+    /// Report format on stdout.
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Format,
+
+    /// Also write the report to this file (format from --report-format).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Format of the --report file.
+    #[arg(long, value_enum, default_value = "markdown")]
+    pub report_format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct UndoArgs {
+    /// The StatefulSet, as NAMESPACE/NAME.
+    #[arg(value_name = "NAMESPACE/NAME")]
+    pub target: String,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Config file (YAML): the state namespace, node groups, pause.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Restore for real. Without it, print what would be restored.
+    #[arg(long)]
+    pub apply: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -33,6 +33,12 @@ pub struct Config {
     pub rollback_unsafe_annotations: Vec<String>,
     /// Action budget, cooldown, debounce and storm protection.
     pub limits: crate::guard::Limits,
+    /// StatefulSets whose labels match this selector (kubectl `-l` syntax)
+    /// are opted in, besides those labelled `stsmend.io/remediate=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opt_in_selector: Option<String>,
+    /// Stops every write at once; the run still detects and reports.
+    pub pause: bool,
 }
 
 impl Default for Config {
@@ -47,6 +53,8 @@ impl Default for Config {
             policy_annotation: crate::policy::POLICY_ANNOTATION.into(),
             rollback_unsafe_annotations: vec![crate::policy::ROLLBACK_UNSAFE_ANNOTATION.into()],
             limits: crate::guard::Limits::default(),
+            opt_in_selector: None,
+            pause: false,
         }
     }
 }
@@ -95,6 +103,18 @@ pub struct Provides {
 }
 
 impl Config {
+    /// The opt-in selector, parsed (validated at load, so this cannot fail
+    /// on a loaded config).
+    pub fn opt_in(&self) -> Result<Option<crate::selector::Selector>> {
+        self.opt_in_selector
+            .as_deref()
+            .map(|s| {
+                crate::selector::Selector::parse(s)
+                    .map_err(|e| Error::invalid("optInSelector", s, e.to_string()))
+            })
+            .transpose()
+    }
+
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
@@ -134,6 +154,10 @@ impl Config {
         if let Some(sel) = &self.scope.selector {
             crate::selector::Selector::parse(sel)
                 .map_err(|e| bad(format!("scope.selector: {e}")))?;
+        }
+        if let Some(sel) = &self.opt_in_selector {
+            crate::selector::Selector::parse(sel)
+                .map_err(|e| bad(format!("optInSelector: {e}")))?;
         }
         let annotation_key = |what: &str, key: &str| {
             let name = key.rsplit('/').next().unwrap_or_default();

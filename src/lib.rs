@@ -12,6 +12,7 @@ pub mod detect;
 pub mod diagnose;
 pub mod duration;
 pub mod error;
+pub mod execution;
 pub mod facts;
 pub mod guard;
 pub mod inventory;
@@ -25,6 +26,7 @@ pub mod snapshot;
 pub mod source;
 pub mod state;
 pub mod time;
+pub mod undo;
 
 pub use error::{Error, Result};
 

@@ -9,19 +9,21 @@ use anyhow::Context as _;
 use clap::Parser;
 
 use cli::{
-    Cli, Command, ExplainArgs, ExplainFormat, LogFormat, PlanArgs, PolicyCommand, PolicyTestArgs,
-    ScopeArgs, SnapshotArgs, SourceArgs,
+    Cli, Command, DryRun, ExplainArgs, ExplainFormat, LogFormat, PlanArgs, PolicyCommand,
+    PolicyTestArgs, RunArgs, ScopeArgs, SnapshotArgs, SourceArgs, UndoArgs,
 };
 use stsmend::cluster::{self, Target};
+use stsmend::cluster::{act, write};
 use stsmend::config::Config;
+use stsmend::execution::{self, Mode};
 use stsmend::inventory::Inventory;
-use stsmend::pipeline::{self, DecideOptions, Options, Outcome};
+use stsmend::pipeline::{self, DecideOptions, GuardOptions, Options, Outcome};
 use stsmend::policy::{self, Origin, Policies, PolicyError};
 use stsmend::report::Report;
 use stsmend::scope::Scope;
 use stsmend::selector::Selector;
 use stsmend::state::{self, State};
-use stsmend::{Error, snapshot, source};
+use stsmend::{Error, snapshot, source, undo};
 
 const EXIT_BAD_INPUT: u8 = 2;
 const EXIT_FAILURE: u8 = 3;
@@ -81,6 +83,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Snapshot(args) => take_snapshot(args).await,
         Command::Explain(args) => explain(args).await,
         Command::Policy(PolicyCommand::Test(args)) => policy_test(args),
+        Command::Run(args) => run_once(args).await,
+        Command::Undo(args) => undo(args).await,
     }
 }
 
@@ -151,6 +155,12 @@ struct Assessed {
     skipped: std::collections::BTreeMap<String, usize>,
     requests: Option<cluster::metrics::Counts>,
     policies: Policies,
+    config: Config,
+    inv: Inventory,
+    /// The state after this run's observation: what `run` saves.
+    next_state: State,
+    /// The client of a live run, and its request counter.
+    client: Option<(kube::Client, cluster::metrics::Counter)>,
 }
 
 async fn assess(
@@ -159,12 +169,17 @@ async fn assess(
     policies_flag: Option<&std::path::Path>,
     threshold: Option<stsmend::duration::Span>,
     now: Option<jiff::Timestamp>,
+    max_actions: Option<usize>,
 ) -> anyhow::Result<Assessed> {
-    let config = load_config(scope_args)?;
+    let mut config = load_config(scope_args)?;
+    if let Some(n) = max_actions {
+        config.limits.max_actions = n;
+    }
     let scope = resolve_scope(scope_args, &config)?;
     let policies = load_policies(policies_flag, &config)?;
     let threshold = threshold.unwrap_or(config.threshold);
     let counter = cluster::metrics::Counter::default();
+    let mut live = None;
     let (inv, source_label) = if source.from.is_empty() {
         let target = Target {
             kubeconfig: source.kubeconfig.clone(),
@@ -177,6 +192,7 @@ async fn assess(
             (&config.state_namespace, state::CONFIG_MAP),
         )
         .await?;
+        live = Some((client, counter.clone()));
         (inv, label)
     } else {
         let inv = source::files::load(&source.from)?;
@@ -206,6 +222,13 @@ async fn assess(
     };
     let mut outcome = pipeline::evaluate(&inv, state.as_ref(), &opts);
     pipeline::decide(&mut outcome, &policies, &opts, &decide);
+    let next_state = state::observe(&state.unwrap_or_default(), &outcome, now);
+    let guards = GuardOptions {
+        limits: config.limits.clone(),
+        pause: config.pause,
+        opt_in: config.opt_in()?,
+    };
+    pipeline::guard(&mut outcome, &inv, &next_state, &guards, now);
     Ok(Assessed {
         outcome,
         source_label,
@@ -214,6 +237,10 @@ async fn assess(
         skipped: inv.skipped.clone(),
         requests: source.from.is_empty().then(|| counter.snapshot()),
         policies,
+        config,
+        inv,
+        next_state,
+        client: live,
     })
 }
 
@@ -233,6 +260,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
         args.policy.policies.as_deref(),
         args.threshold,
         args.now,
+        None,
     )
     .await?;
     let failed = policy_failed(&a);
@@ -245,6 +273,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
         generated_at: a.now,
         source: a.source_label,
         threshold: a.threshold,
+        mode: None,
         policies: a.policies.infos(),
         outcome: a.outcome,
         skipped_kinds: a.skipped,
@@ -277,6 +306,7 @@ async fn explain(args: ExplainArgs) -> anyhow::Result<u8> {
         args.policy.policies.as_deref(),
         args.threshold,
         args.now,
+        None,
     )
     .await?;
     let id = format!("{ns}/{name}");
@@ -316,6 +346,153 @@ async fn explain(args: ExplainArgs) -> anyhow::Result<u8> {
     } else {
         0
     })
+}
+
+/// One CronJob run: assess, then carry out admitted plans, then save state.
+async fn run_once(args: RunArgs) -> anyhow::Result<u8> {
+    let mode = match (args.apply, args.dry_run) {
+        (true, _) => Mode::Apply,
+        (false, Some(DryRun::Server)) => Mode::ServerDryRun,
+        (false, _) => Mode::DryRun,
+    };
+    let source = SourceArgs {
+        from: Vec::new(),
+        kubeconfig: args.cluster.kubeconfig.clone(),
+        context: args.cluster.context.clone(),
+    };
+    let mut a = assess(
+        &source,
+        &args.scope,
+        args.policy.policies.as_deref(),
+        args.threshold,
+        None,
+        args.max_actions,
+    )
+    .await?;
+    if policy_failed(&a) {
+        // A broken policy given on the command line: decide nothing, act on
+        // nothing; the report names the file and line.
+        for e in a.outcome.policy_errors() {
+            tracing::error!(error = %e, "policy failed");
+        }
+        return Ok(EXIT_BAD_INPUT);
+    }
+    let Some((client, counter)) = a.client.clone() else {
+        anyhow::bail!("stsmend run needs a cluster");
+    };
+    let undo_book = a
+        .inv
+        .config_maps
+        .iter()
+        .find(|c| {
+            c.metadata.name.as_deref() == Some(undo::CONFIG_MAP)
+                && c.metadata.namespace.as_deref() == Some(a.config.state_namespace.as_str())
+        })
+        .map(undo::Book::from_config_map)
+        .transpose()?
+        .unwrap_or_default();
+    let writer_mode = if mode == Mode::ServerDryRun {
+        write::Mode::ServerDryRun
+    } else {
+        write::Mode::Apply
+    };
+    let node_groups = a.config.node_groups.clone();
+    let mut actor = act::Actor {
+        mode,
+        writer: write::Writer::new(client.clone(), writer_mode),
+        own: write::Writer::new(client.clone(), write::Mode::Apply),
+        node_groups: &node_groups,
+        state_namespace: a.config.state_namespace.clone(),
+        undo: undo_book,
+        now: a.now,
+        retry_delay: std::time::Duration::from_secs(1),
+    };
+    let mut failed = false;
+    for assessment in &mut a.outcome.failing {
+        let done = actor.carry_out(assessment).await;
+        failed |= done
+            .executed
+            .iter()
+            .any(|e| e.status == execution::Status::Failed);
+        if let Some(last) = done.last_action
+            && let Some(record) = a.next_state.records.get_mut(&assessment.id())
+        {
+            record.last_action = Some(last);
+        }
+        assessment.executed = done.executed;
+    }
+    // The state is saved in every mode: a dry run must count runs for the
+    // debounce the same way, or its report would differ from an apply run's.
+    let saved = async {
+        let data = a.next_state.to_data()?;
+        act::retry(std::time::Duration::from_secs(1), || {
+            actor
+                .own
+                .save_config_map(&a.config.state_namespace, state::CONFIG_MAP, data.clone())
+        })
+        .await
+    }
+    .await;
+    if let Err(e) = &saved {
+        tracing::error!(error = %e, "state not saved; the next run starts its timers again");
+        failed = true;
+    }
+    let report = Report {
+        schema: stsmend::report::SCHEMA,
+        version: stsmend::VERSION,
+        generated_at: a.now,
+        source: a.source_label,
+        threshold: a.threshold,
+        mode: Some(mode),
+        policies: a.policies.infos(),
+        outcome: a.outcome,
+        skipped_kinds: a.skipped,
+        api_requests: Some(counter.snapshot()),
+    };
+    if let Some(path) = &args.report {
+        std::fs::write(path, report.render(args.report_format)?)
+            .with_context(|| format!("writing report {}", path.display()))?;
+    }
+    print!("{}", report.render(args.output)?);
+    Ok(if failed { EXIT_FAILURE } else { 0 })
+}
+
+fn split_target(target: &str) -> Result<(&str, &str), Error> {
+    target
+        .split_once('/')
+        .filter(|(n, s)| !n.is_empty() && !s.is_empty() && !s.contains('/'))
+        .ok_or_else(|| Error::invalid("StatefulSet", target, "expected NAMESPACE/NAME"))
+}
+
+/// Restores what the last action on one StatefulSet changed, under the same
+/// guards as a run: opted in, not paused, and conditional on the object not
+/// having moved on since.
+async fn undo(args: UndoArgs) -> anyhow::Result<u8> {
+    let (ns, name) = split_target(&args.target)?;
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let target = Target {
+        kubeconfig: args.cluster.kubeconfig.clone(),
+        context: args.cluster.context.clone(),
+    };
+    let counter = cluster::metrics::Counter::default();
+    let (client, _) = target.client(&counter).await?;
+    let outcome = cluster::undo::undo(
+        &client,
+        &config,
+        ns,
+        name,
+        if args.apply {
+            Mode::Apply
+        } else {
+            Mode::DryRun
+        },
+    )
+    .await?;
+    println!("{}", outcome.message);
+    Ok(if outcome.refused { 1 } else { 0 })
 }
 
 fn policy_test(args: PolicyTestArgs) -> anyhow::Result<u8> {

@@ -43,6 +43,12 @@ pub struct Assessment {
     /// The policy's plan and trace; failing StatefulSets only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Decision>,
+    /// Whether the guards let the plan's writes through; failing only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<Gate>,
+    /// What became of each action of the plan (`stsmend run` only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub executed: Vec<crate::execution::Executed>,
     #[serde(skip)]
     pub facts: Box<Facts>,
 }
@@ -126,6 +132,8 @@ pub fn evaluate(inv: &Inventory, state: Option<&State>, opts: &Options) -> Outco
             observed_generation: sts.status.as_ref().and_then(|s| s.observed_generation),
             findings,
             plan: None,
+            gate: None,
+            executed: Vec::new(),
             facts: Box::new(facts),
             detection: detection.clone(),
         };
@@ -192,5 +200,81 @@ impl Outcome {
         self.failing
             .iter()
             .filter_map(|a| a.plan.as_ref()?.error.as_ref())
+    }
+}
+
+/// The guards' verdict on one StatefulSet's plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Gate {
+    /// Its actions may be carried out in apply mode: its writes, and the
+    /// Events that record waits and escalations (opted in, not paused).
+    pub admitted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<Blocked>,
+    pub opted_in: bool,
+    /// Consecutive runs, this one included, it has been failing.
+    pub seen_runs: u32,
+}
+
+/// What the guards need besides the outcome and the state.
+#[derive(Debug, Clone, Default)]
+pub struct GuardOptions {
+    pub limits: Limits,
+    /// The config's pause switch.
+    pub pause: bool,
+    /// The config's opt-in selector.
+    pub opt_in: Option<crate::selector::Selector>,
+}
+
+/// Puts every failing StatefulSet's plan through the guards, in report
+/// order, so the action budget goes to the first ones. `state` is the state
+/// after this run's observation (see [`crate::state::observe`]), which is
+/// what counts the runs for the debounce. Pure, and the same for a dry run
+/// and an apply run, which is what makes a dry-run report faithful.
+pub fn guard(
+    outcome: &mut Outcome,
+    inv: &Inventory,
+    state: &State,
+    opts: &GuardOptions,
+    now: Timestamp,
+) {
+    let storm = guard::storm(&opts.limits, outcome.failing.len(), outcome.scanned);
+    let subjects: Vec<guard::Subject> = outcome
+        .failing
+        .iter()
+        .map(|a| {
+            let sts = &a.facts.stateful_set.metadata;
+            let ns = inv
+                .namespaces
+                .iter()
+                .find(|n| n.metadata.name.as_deref() == Some(a.namespace.as_str()))
+                .map(|n| &n.metadata);
+            let record = state.get(&a.namespace, &a.name);
+            guard::Subject {
+                opted_in: guard::opted_in(
+                    sts.labels.as_ref(),
+                    ns.and_then(|m| m.labels.as_ref()),
+                    opts.opt_in.as_ref(),
+                ),
+                paused: guard::paused(
+                    opts.pause,
+                    sts.annotations.as_ref(),
+                    ns.and_then(|m| m.annotations.as_ref()),
+                ),
+                last_action_at: record.and_then(|r| r.last_action.as_ref()).map(|l| l.at),
+                seen_runs: record.map_or(0, |r| r.failing_runs),
+                writes: a.plan.as_ref().map_or(0, Decision::writes),
+            }
+        })
+        .collect();
+    let verdicts = guard::admit(&opts.limits, &subjects, now, storm.as_ref());
+    for ((a, s), v) in outcome.failing.iter_mut().zip(&subjects).zip(verdicts) {
+        a.gate = Some(Gate {
+            admitted: v.is_ok() && s.opted_in && s.paused.is_none(),
+            blocked: v.err(),
+            opted_in: s.opted_in,
+            seen_runs: s.seen_runs,
+        });
     }
 }

@@ -1,8 +1,10 @@
 //! The one layer that talks to the Kubernetes API. Everything else works on
 //! plain objects.
 
+pub mod act;
 pub mod metrics;
 pub mod read;
+pub mod undo;
 pub mod write;
 
 use std::path::PathBuf;

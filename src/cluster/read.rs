@@ -211,7 +211,7 @@ pub async fn read(client: &Client, scope: &Scope, state: (&str, &str)) -> Result
             inv.priority_classes.push(p);
         }
     }
-    for (ns, name) in [AUTOSCALER_STATUS, state] {
+    for (ns, name) in [AUTOSCALER_STATUS, state, (state.0, crate::undo::CONFIG_MAP)] {
         if let Some(cm) = get_optional(
             Api::<ConfigMap>::namespaced(client.clone(), ns),
             name,

@@ -34,6 +34,16 @@ pub enum Outcome {
     Disallowed(String),
 }
 
+/// A write's outcome and the StatefulSet's generation after it.
+pub type Written = (Outcome, Option<i64>);
+
+/// A node group's `/scale` as read before scaling it.
+pub struct NodeGroupScale {
+    pub replicas: i32,
+    resource_version: Option<String>,
+    api: Api<DynamicObject>,
+}
+
 pub struct Writer {
     client: Client,
     mode: Mode,
@@ -82,7 +92,7 @@ impl Writer {
         &self,
         sts: &StatefulSet,
         revision: &ControllerRevision,
-    ) -> Result<Outcome> {
+    ) -> Result<Written> {
         let (ns, name) = ids(&sts.metadata);
         let mut patch = revision.data.as_ref().map(|d| d.0.clone()).ok_or_else(|| {
             Error::invalid(
@@ -97,14 +107,17 @@ impl Writer {
             .patch(name, &self.patch_params(), &Patch::Strategic(patch))
             .await
         {
-            Ok(_) => Ok(Outcome::Done),
-            Err(e) => classify(e, &format!("rollback StatefulSet {ns}/{name}")),
+            Ok(s) => Ok((Outcome::Done, s.metadata.generation)),
+            Err(e) => Ok((
+                classify(e, &format!("rollback StatefulSet {ns}/{name}"))?,
+                None,
+            )),
         }
     }
 
     /// A JSON merge patch (an object) or JSON patch (an array of operations)
     /// from a policy, conditional on the resourceVersion.
-    pub async fn patch_spec(&self, sts: &StatefulSet, patch: &Value) -> Result<Outcome> {
+    pub async fn patch_spec(&self, sts: &StatefulSet, patch: &Value) -> Result<Written> {
         let (ns, name) = ids(&sts.metadata);
         let rv = sts.metadata.resource_version.clone().unwrap_or_default();
         let api = Api::<StatefulSet>::namespaced(self.client.clone(), ns);
@@ -134,11 +147,12 @@ impl Writer {
             }
         };
         match result {
-            Ok(_) => Ok(Outcome::Done),
-            Err(kube::Error::Api(s)) if s.code == 422 && s.message.contains("test") => Ok(
+            Ok(s) => Ok((Outcome::Done, s.metadata.generation)),
+            Err(kube::Error::Api(s)) if s.code == 422 && s.message.contains("test") => Ok((
                 Outcome::Conflict(format!("{context}: resourceVersion changed")),
-            ),
-            Err(e) => classify(e, &context),
+                None,
+            )),
+            Err(e) => Ok((classify(e, &context)?, None)),
         }
     }
 
@@ -178,14 +192,9 @@ impl Writer {
         Err(Error::invalid("eviction", name, last.unwrap_or_default()))
     }
 
-    /// Sets a node group's size through its `/scale` subresource,
-    /// conditional on the Scale's resourceVersion read just before.
-    pub async fn scale(
-        &self,
-        target: &ScaleTarget,
-        delta: i32,
-        max: i32,
-    ) -> Result<(Outcome, i32, i32)> {
+    /// Reads a node group's `/scale` subresource: its replicas now and the
+    /// resourceVersion a following [`Writer::set_scale`] is conditional on.
+    pub async fn read_scale(&self, target: &ScaleTarget) -> Result<NodeGroupScale> {
         let (group, version) = match target.api_version.split_once('/') {
             Some((g, v)) => (g, v),
             None => ("", target.api_version.as_str()),
@@ -203,26 +212,35 @@ impl Writer {
             Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
             None => Api::all_with(self.client.clone(), &resource),
         };
-        let context = format!("scale {} {}", target.kind, target.name);
         let scale = api
             .get_scale(&target.name)
             .await
-            .map_err(|e| Error::api(context.clone(), e))?;
-        let from = scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-        let to = (from + delta).clamp(0, max);
-        if to == from {
-            return Ok((Outcome::Done, from, to));
-        }
+            .map_err(|e| Error::api(format!("read scale of {} {}", target.kind, target.name), e))?;
+        Ok(NodeGroupScale {
+            replicas: scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+            resource_version: scale.metadata.resource_version,
+            api,
+        })
+    }
+
+    /// Sets a node group's replicas, conditional on the Scale read before.
+    pub async fn set_scale(
+        &self,
+        target: &ScaleTarget,
+        now: &NodeGroupScale,
+        replicas: i32,
+    ) -> Result<Outcome> {
         let patch = json!({
-            "metadata": {"resourceVersion": scale.metadata.resource_version},
-            "spec": {"replicas": to},
+            "metadata": {"resourceVersion": now.resource_version},
+            "spec": {"replicas": replicas},
         });
-        match api
+        match now
+            .api
             .patch_scale(&target.name, &self.patch_params(), &Patch::Merge(patch))
             .await
         {
-            Ok(_) => Ok((Outcome::Done, from, to)),
-            Err(e) => Ok((classify(e, &context)?, from, from)),
+            Ok(_) => Ok(Outcome::Done),
+            Err(e) => classify(e, &format!("scale {} {}", target.kind, target.name)),
         }
     }
 
@@ -275,44 +293,33 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes the agent's own ConfigMap (state or undo records), creating it
-    /// on first use and replacing it conditionally afterwards.
+    /// Writes the agent's own ConfigMap (state or undo records) with
+    /// server-side apply: the data given replaces what the agent wrote
+    /// before. Runs never overlap (the CronJob forbids concurrency), so there
+    /// is no other writer to be conditional against.
     pub async fn save_config_map(
         &self,
-        existing: Option<&ConfigMap>,
         ns: &str,
         name: &str,
         data: std::collections::BTreeMap<String, String>,
-    ) -> Result<Outcome> {
+    ) -> Result<()> {
         let api = Api::<ConfigMap>::namespaced(self.client.clone(), ns);
-        let context = format!("write ConfigMap {ns}/{name}");
-        let mut cm = ConfigMap {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some(ns.into()),
-                labels: Some(
-                    [(
-                        "app.kubernetes.io/managed-by".to_string(),
-                        MANAGER.to_string(),
-                    )]
-                    .into(),
-                ),
-                ..Default::default()
+        let cm = json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": name,
+                "namespace": ns,
+                "labels": {"app.kubernetes.io/managed-by": MANAGER},
             },
-            data: Some(data),
-            ..Default::default()
-        };
-        let result = match existing {
-            Some(old) => {
-                cm.metadata.resource_version = old.metadata.resource_version.clone();
-                api.replace(name, &self.post_params(), &cm).await
-            }
-            None => api.create(&self.post_params(), &cm).await,
-        };
-        match result {
-            Ok(_) => Ok(Outcome::Done),
-            Err(e) => classify(e, &context),
-        }
+            "data": data,
+        });
+        let mut params = PatchParams::apply(MANAGER).force();
+        params.dry_run = self.mode == Mode::ServerDryRun;
+        api.patch(name, &params, &Patch::Apply(cm))
+            .await
+            .map_err(|e| Error::api(format!("write ConfigMap {ns}/{name}"), e))?;
+        Ok(())
     }
 }
 

@@ -19,8 +19,14 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(s, "# stsmend report\n");
     let _ = writeln!(
         s,
-        "Source: {} · generated {} · threshold {} · stsmend {}\n",
-        r.source, r.generated_at, r.threshold, r.version
+        "Source: {} · generated {} · threshold {} · stsmend {}{}\n",
+        r.source,
+        r.generated_at,
+        r.threshold,
+        r.version,
+        r.mode
+            .map(|m| format!(" · mode **{}**", m.as_str()))
+            .unwrap_or_default()
     );
     let _ = writeln!(
         s,
@@ -111,6 +117,23 @@ fn section(s: &mut String, a: &Assessment, status: &str) {
     }
     if let Some(d) = &a.plan {
         plan(s, d);
+    }
+    if let Some(line) = super::gate_line(a) {
+        let _ = writeln!(s, "_{line}_\n");
+    }
+    if !a.executed.is_empty() {
+        let _ = writeln!(s, "**Carried out**\n");
+        let _ = writeln!(s, "| action | status | detail |\n|---|---|---|");
+        for e in &a.executed {
+            let _ = writeln!(
+                s,
+                "| `{}` | {} | {} |",
+                e.action,
+                e.status.as_str(),
+                cell(&e.detail)
+            );
+        }
+        let _ = writeln!(s);
     }
     let _ = writeln!(s, "<details><summary>Evidence</summary>\n");
     let _ = writeln!(s, "| object | field | value or message |\n|---|---|---|");

@@ -35,6 +35,9 @@ pub struct Report {
     /// What was read: a cluster context or the input files.
     pub source: String,
     pub threshold: Span,
+    /// How plans were carried out (`stsmend run` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<crate::execution::Mode>,
     /// The policies the run decided with, the default ladder first.
     pub policies: Vec<crate::policy::PolicyInfo>,
     #[serde(flatten)]
@@ -45,6 +48,22 @@ pub struct Report {
     /// API requests the run made (live runs only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_requests: Option<crate::cluster::metrics::Counts>,
+}
+
+/// One line on the guards' verdict and what became of each action, shared
+/// by the text and Markdown renderers.
+pub(crate) fn gate_line(a: &crate::pipeline::Assessment) -> Option<String> {
+    let g = a.gate.as_ref()?;
+    let writes = a.plan.as_ref().map_or(0, |d| d.writes());
+    Some(match (&g.blocked, g.admitted) {
+        (Some(b), _) => format!("guards: held back: {}", b.describe()),
+        (None, true) if writes > 0 => format!(
+            "guards: admitted (opted in, failing in {} run(s) in a row)",
+            g.seen_runs
+        ),
+        (None, true) => "guards: admitted (no writes; Events only)".to_string(),
+        (None, false) => "guards: report only (not opted in)".to_string(),
+    })
 }
 
 impl Report {

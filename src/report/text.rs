@@ -8,6 +8,9 @@ use crate::policy::{Decision, Status};
 pub fn render(r: &Report) -> String {
     let o = &r.outcome;
     let mut s = String::new();
+    if let Some(mode) = r.mode {
+        let _ = writeln!(s, "stsmend run ({})", mode.as_str());
+    }
     let _ = writeln!(
         s,
         "stsmend: {} StatefulSet(s) scanned from {}: {} failing, {} pending (< {}), {} exempt",
@@ -32,6 +35,12 @@ pub fn render(r: &Report) -> String {
             }
             if let Some(d) = &a.plan {
                 plan(&mut s, d, &a.id());
+            }
+            if let Some(line) = super::gate_line(a) {
+                let _ = writeln!(s, "  {line}");
+            }
+            for e in &a.executed {
+                let _ = writeln!(s, "  {} {}: {}", e.action, e.status.as_str(), e.detail);
             }
         }
     }

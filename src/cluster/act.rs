@@ -1,0 +1,476 @@
+//! Carries out one StatefulSet's plan: each action re-checked, written with
+//! its precondition, retried only where a retry is safe, recorded as an
+//! Event, with an undo record saved before every write.
+
+use std::future::Future;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::StatefulSet;
+
+use crate::cluster::write::{self, Writer};
+use crate::config::NodeGroup;
+use crate::error::{Error, Result};
+use crate::execution::{Executed, Mode, Status, event_reason, pod_not_deletable};
+use crate::pipeline::Assessment;
+use crate::policy::Action;
+use crate::state::LastAction;
+use crate::undo::{self, Book, Prior};
+
+/// Attempts for a write that failed in a way that may pass on its own (the
+/// API server restarting, overloaded, or a dropped connection). Every write
+/// is conditional, so a retry of a write that did land ends as a conflict,
+/// never as a second change.
+const ATTEMPTS: u32 = 3;
+
+pub struct Actor<'a> {
+    pub mode: Mode,
+    /// Workload writes: apply, or `dryRun=All` in server dry-run mode.
+    pub writer: Writer,
+    /// The agent's own ConfigMaps; always persisted.
+    pub own: Writer,
+    pub node_groups: &'a [NodeGroup],
+    pub state_namespace: String,
+    pub undo: Book,
+    pub now: Timestamp,
+    pub retry_delay: Duration,
+}
+
+/// What carrying out a plan did.
+pub struct Done {
+    pub executed: Vec<Executed>,
+    /// Set when a write went through in apply mode: starts the cooldown.
+    pub last_action: Option<LastAction>,
+}
+
+impl Actor<'_> {
+    pub async fn carry_out(&mut self, a: &Assessment) -> Done {
+        let mut done = Done {
+            executed: Vec::new(),
+            last_action: None,
+        };
+        let Some(plan) = &a.plan else {
+            return done;
+        };
+        let gate = a.gate.as_ref();
+        let rung = plan.rung.as_deref().unwrap_or("-");
+        let blocked = !gate.is_some_and(|g| g.admitted);
+        for action in &plan.actions {
+            if blocked {
+                let why = gate
+                    .and_then(|g| g.blocked.as_ref())
+                    .map(|b| b.describe())
+                    .unwrap_or_else(|| "report only: not opted in".into());
+                done.executed
+                    .push(Executed::new(action, Status::Blocked, why));
+                continue;
+            }
+            if let Some(prev) = done.executed.last()
+                && !prev.went_through()
+            {
+                done.executed.push(Executed::new(
+                    action,
+                    Status::Skipped,
+                    "the action before it did not go through",
+                ));
+                continue;
+            }
+            let result = match self.mode {
+                Mode::DryRun => self.dry_run(a, action),
+                _ => self.execute(a, rung, action).await,
+            };
+            if result.status == Status::Done && action.is_mutating() {
+                done.last_action = Some(LastAction {
+                    at: self.now,
+                    action: action.name().to_string(),
+                    why: action.why().to_string(),
+                });
+            }
+            tracing::info!(
+                statefulset = %a.id(),
+                action = action.name(),
+                status = ?result.status,
+                detail = %result.detail,
+                "action"
+            );
+            done.executed.push(result);
+        }
+        done
+    }
+
+    /// The same checks an apply run makes on the same data, without writing.
+    fn dry_run(&self, a: &Assessment, action: &Action) -> Executed {
+        if let Action::DeletePods { pods, any_pod, .. } = action {
+            let refused = refused_pods(a, pods, *any_pod);
+            if !refused.is_empty() && refused.len() == pods.len() {
+                return Executed::new(action, Status::Conflict, refused.join("; "));
+            }
+        }
+        if let Action::ScaleNodes { group, .. } = action
+            && !self.node_groups.iter().any(|g| &g.name == group)
+        {
+            return Executed::new(
+                action,
+                Status::Failed,
+                format!("node group {group} is not configured"),
+            );
+        }
+        Executed::new(
+            action,
+            Status::DryRun,
+            format!("would {}", action.describe()),
+        )
+    }
+
+    async fn execute(&mut self, a: &Assessment, rung: &str, action: &Action) -> Executed {
+        let sts = &a.facts.stateful_set;
+        let result = match action {
+            Action::Wait { .. } | Action::Escalate { .. } => {
+                Ok(Executed::new(action, self.applied(), action.describe()))
+            }
+            Action::Rollback { name, .. } => self.rollback(a, action, name).await,
+            Action::PatchSpec { patch, .. } => self.patch(a, action, patch).await,
+            Action::DeletePods { pods, any_pod, .. } => {
+                self.delete_pods(a, action, pods, *any_pod).await
+            }
+            Action::ScaleNodes { group, delta, .. } => {
+                self.scale_nodes(a, action, group, *delta).await
+            }
+        };
+        let executed =
+            result.unwrap_or_else(|e| Executed::new(action, Status::Failed, e.to_string()));
+        self.record_event(sts, rung, action, &executed).await;
+        executed
+    }
+
+    fn applied(&self) -> Status {
+        match self.mode {
+            Mode::ServerDryRun => Status::ServerDryRun,
+            _ => Status::Done,
+        }
+    }
+
+    fn status_of(&self, outcome: &write::Outcome) -> (Status, String) {
+        match outcome {
+            write::Outcome::Done => (self.applied(), String::new()),
+            write::Outcome::Conflict(m) => (Status::Conflict, m.clone()),
+            write::Outcome::Disallowed(m) => (Status::Disallowed, m.clone()),
+        }
+    }
+
+    async fn rollback(&mut self, a: &Assessment, action: &Action, name: &str) -> Result<Executed> {
+        let sts = &a.facts.stateful_set;
+        let Some(revision) = a
+            .facts
+            .revisions
+            .iter()
+            .find(|r| r.metadata.name.as_deref() == Some(name))
+        else {
+            return Ok(Executed::new(
+                action,
+                Status::Conflict,
+                format!("ControllerRevision {name} is gone"),
+            ));
+        };
+        self.save_undo(a, action, undo::prior_spec(sts)?, None)
+            .await?;
+        let (outcome, generation) =
+            retry(self.retry_delay, || self.writer.rollback(sts, revision)).await?;
+        self.after_spec_write(a, action, &outcome, generation).await;
+        let (status, detail) = self.status_of(&outcome);
+        Ok(Executed::new(action, status, or(detail, action.describe())))
+    }
+
+    async fn patch(
+        &mut self,
+        a: &Assessment,
+        action: &Action,
+        patch: &serde_json::Value,
+    ) -> Result<Executed> {
+        let sts = &a.facts.stateful_set;
+        self.save_undo(a, action, undo::prior_spec(sts)?, None)
+            .await?;
+        let (outcome, generation) =
+            retry(self.retry_delay, || self.writer.patch_spec(sts, patch)).await?;
+        self.after_spec_write(a, action, &outcome, generation).await;
+        let (status, detail) = self.status_of(&outcome);
+        Ok(Executed::new(action, status, or(detail, action.describe())))
+    }
+
+    /// Records the generation the write produced, so an undo can tell
+    /// whether someone changed the spec since.
+    async fn after_spec_write(
+        &mut self,
+        a: &Assessment,
+        action: &Action,
+        outcome: &write::Outcome,
+        generation: Option<i64>,
+    ) {
+        if self.mode != Mode::Apply {
+            return;
+        }
+        if *outcome != write::Outcome::Done {
+            // Nothing changed: the saved record must not offer an undo.
+            self.undo.records.remove(&a.id());
+        } else if let Some(r) = self.undo.records.get_mut(&a.id()) {
+            r.generation_after = generation;
+        }
+        if let Err(e) = self.persist_undo().await {
+            tracing::warn!(statefulset = %a.id(), action = action.name(), error = %e, "undo record not updated");
+        }
+    }
+
+    async fn delete_pods(
+        &mut self,
+        a: &Assessment,
+        action: &Action,
+        pods: &[String],
+        any_pod: bool,
+    ) -> Result<Executed> {
+        let mut lines = Vec::new();
+        let mut evicted = 0;
+        let mut disallowed = false;
+        for name in pods {
+            let pod = a
+                .facts
+                .pods
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(name.as_str()));
+            if let Some(why) = pod_not_deletable(&a.facts.stateful_set, pod, any_pod) {
+                lines.push(format!("{name}: not deleted: {why}"));
+                continue;
+            }
+            let Some(pod) = pod else { continue };
+            match retry(self.retry_delay, || self.writer.evict_pod(pod)).await? {
+                write::Outcome::Done => {
+                    evicted += 1;
+                    lines.push(format!("{name}: evicted"));
+                }
+                write::Outcome::Conflict(m) => lines.push(format!("{name}: {m}")),
+                write::Outcome::Disallowed(m) => {
+                    disallowed = true;
+                    lines.push(format!("{name}: {m}"));
+                }
+            }
+        }
+        let status = if evicted == pods.len() {
+            self.applied()
+        } else if disallowed {
+            Status::Disallowed
+        } else if evicted > 0 {
+            // Part went through; what remains is re-planned next run.
+            self.applied()
+        } else {
+            Status::Conflict
+        };
+        Ok(Executed::new(action, status, lines.join("; ")))
+    }
+
+    async fn scale_nodes(
+        &mut self,
+        a: &Assessment,
+        action: &Action,
+        group: &str,
+        delta: i32,
+    ) -> Result<Executed> {
+        let Some(g) = self.node_groups.iter().find(|g| g.name == group) else {
+            return Ok(Executed::new(
+                action,
+                Status::Failed,
+                format!("node group {group} is not configured"),
+            ));
+        };
+        let now = retry(self.retry_delay, || self.writer.read_scale(&g.resource)).await?;
+        let to = (now.replicas + delta).clamp(g.min, g.max);
+        if to == now.replicas {
+            return Ok(Executed::new(
+                action,
+                Status::Conflict,
+                format!(
+                    "node group {group} has {} replicas; its bounds ({}..{}) leave no room",
+                    now.replicas, g.min, g.max
+                ),
+            ));
+        }
+        let prior = Prior::NodeGroup {
+            group: group.to_string(),
+            target: g.resource.clone(),
+            replicas: now.replicas,
+            replicas_after: to,
+        };
+        self.save_undo(a, action, prior, None).await?;
+        let outcome = retry(self.retry_delay, || {
+            self.writer.set_scale(&g.resource, &now, to)
+        })
+        .await?;
+        if outcome != write::Outcome::Done && self.mode == Mode::Apply {
+            self.undo.records.remove(&a.id());
+            let _ = self.persist_undo().await;
+        }
+        let (status, detail) = self.status_of(&outcome);
+        Ok(Executed::new(
+            action,
+            status,
+            or(
+                detail,
+                format!("node group {group}: {} -> {to} replicas", now.replicas),
+            ),
+        ))
+    }
+
+    /// Saves what the write is about to change, before the write: a write
+    /// whose undo record could not be saved is not made.
+    async fn save_undo(
+        &mut self,
+        a: &Assessment,
+        action: &Action,
+        prior: Prior,
+        generation_after: Option<i64>,
+    ) -> Result<()> {
+        if self.mode != Mode::Apply {
+            return Ok(());
+        }
+        self.undo.records.insert(
+            a.id(),
+            undo::Record {
+                at: self.now,
+                action: action.describe(),
+                uid: a.uid.clone(),
+                generation_after,
+                prior,
+            },
+        );
+        self.persist_undo().await
+    }
+
+    async fn persist_undo(&self) -> Result<()> {
+        let data = self.undo.to_data()?;
+        retry(self.retry_delay, || {
+            self.own
+                .save_config_map(&self.state_namespace, undo::CONFIG_MAP, data.clone())
+        })
+        .await
+    }
+
+    async fn record_event(&self, sts: &StatefulSet, rung: &str, action: &Action, e: &Executed) {
+        let (type_, reason) = match e.status {
+            Status::Done | Status::ServerDryRun => (
+                if matches!(action, Action::Escalate { .. }) {
+                    "Warning"
+                } else {
+                    "Normal"
+                },
+                event_reason(action),
+            ),
+            Status::Failed => ("Warning", "StsmendActionFailed"),
+            Status::Conflict | Status::Disallowed => ("Normal", "StsmendActionDeferred"),
+            Status::DryRun | Status::Blocked | Status::Skipped => return,
+        };
+        let message = format!("rung {rung}: {}; {}", action.describe(), e.detail);
+        if let Err(err) = retry(self.retry_delay, || {
+            self.writer.event(sts, type_, reason, &message)
+        })
+        .await
+        {
+            tracing::warn!(error = %err, reason, "event not recorded");
+        }
+    }
+}
+
+fn or(detail: String, default: String) -> String {
+    if detail.is_empty() { default } else { detail }
+}
+
+fn refused_pods(a: &Assessment, pods: &[String], any_pod: bool) -> Vec<String> {
+    pods.iter()
+        .filter_map(|name| {
+            let pod = a
+                .facts
+                .pods
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(name.as_str()));
+            pod_not_deletable(&a.facts.stateful_set, pod, any_pod)
+                .map(|why| format!("{name}: {why}"))
+        })
+        .collect()
+}
+
+/// Whether an error may pass on its own: the server unreachable, timing
+/// out, overloaded or failing inside. A 4xx other than 429 will not.
+pub fn transient(e: &Error) -> bool {
+    match e {
+        Error::Api { source, .. } => match source.as_ref() {
+            kube::Error::Api(s) => s.code == 429 || s.code >= 500,
+            kube::Error::Auth(_) | kube::Error::SerdeError(_) | kube::Error::BuildRequest(_) => {
+                false
+            }
+            _ => true,
+        },
+        _ => false,
+    }
+}
+
+pub async fn retry<T, F, Fut>(delay: Duration, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match f().await {
+            Err(e) if attempt < ATTEMPTS && transient(&e) => {
+                tracing::warn!(error = %e, attempt, "transient API error; retrying");
+                tokio::time::sleep(delay * attempt).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_server_side_and_connection_failures_are_retried() {
+        let api = |code: u16| {
+            Error::api(
+                "x",
+                kube::Error::Api(Box::new(
+                    kube::core::Status::failure("m", "r").with_code(code),
+                )),
+            )
+        };
+        assert!(transient(&api(503)));
+        assert!(transient(&api(429)));
+        assert!(!transient(&api(403)));
+        assert!(!transient(&api(409)));
+        assert!(!transient(&Error::invalid("x", "y", "z")));
+    }
+
+    #[tokio::test]
+    async fn retries_transient_errors_then_gives_up() {
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let r: Result<()> = retry(Duration::ZERO, || async {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(Error::api(
+                "x",
+                kube::Error::Api(Box::new(
+                    kube::core::Status::failure("m", "r").with_code(500),
+                )),
+            ))
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), ATTEMPTS);
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let r: Result<()> = retry(Duration::ZERO, || async {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(Error::invalid("x", "y", "z"))
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+}

@@ -1,0 +1,182 @@
+//! `stsmend undo`: puts back what the agent's last action on a StatefulSet
+//! changed, from the record saved before that write.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::{Api, Client};
+use serde_json::Value;
+
+use crate::cluster::write::{self, Writer};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::execution::Mode;
+use crate::guard;
+use crate::state::{self, LastAction, State};
+use crate::undo::{self, Book, Prior};
+
+pub struct Undone {
+    /// The undo was not (or would not be) carried out.
+    pub refused: bool,
+    pub message: String,
+}
+
+fn refused(message: impl Into<String>) -> Result<Undone> {
+    Ok(Undone {
+        refused: true,
+        message: message.into(),
+    })
+}
+
+async fn get<K>(api: Api<K>, name: &str, what: &str) -> Result<Option<K>>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.get_opt(name)
+        .await
+        .map_err(|e| Error::api(format!("read {what}"), e))
+}
+
+pub async fn undo(
+    client: &Client,
+    config: &Config,
+    ns: &str,
+    name: &str,
+    mode: Mode,
+) -> Result<Undone> {
+    let id = format!("{ns}/{name}");
+    let own_ns = config.state_namespace.as_str();
+    let cms = Api::<ConfigMap>::namespaced(client.clone(), own_ns);
+    let book = match get(cms.clone(), undo::CONFIG_MAP, "undo records").await? {
+        Some(cm) => Book::from_config_map(&cm)?,
+        None => Book::default(),
+    };
+    let Some(record) = book.records.get(&id).cloned() else {
+        return refused(format!("{id}: no action of stsmend is recorded to undo"));
+    };
+    let Some(sts) = get(
+        Api::<StatefulSet>::namespaced(client.clone(), ns),
+        name,
+        &format!("StatefulSet {id}"),
+    )
+    .await?
+    else {
+        return refused(format!("{id}: the StatefulSet no longer exists"));
+    };
+    let namespace = get(Api::<Namespace>::all(client.clone()), ns, "namespace").await?;
+    let ns_meta = namespace.as_ref().map(|n| &n.metadata);
+    if let Some(by) = guard::paused(
+        config.pause,
+        sts.metadata.annotations.as_ref(),
+        ns_meta.and_then(|m| m.annotations.as_ref()),
+    ) {
+        return refused(format!("{id}: paused by {by}"));
+    }
+    if !guard::opted_in(
+        sts.metadata.labels.as_ref(),
+        ns_meta.and_then(|m| m.labels.as_ref()),
+        config.opt_in()?.as_ref(),
+    ) {
+        return refused(format!("{id}: {}", guard::Blocked::NotOptedIn.describe()));
+    }
+    let writer = Writer::new(
+        client.clone(),
+        if mode == Mode::ServerDryRun {
+            write::Mode::ServerDryRun
+        } else {
+            write::Mode::Apply
+        },
+    );
+    let what = match &record.prior {
+        Prior::Spec { .. } => {
+            let ops = match undo::restore_patch(&record, &sts) {
+                Ok(Value::Array(ops)) if ops.is_empty() => {
+                    return refused(format!("{id}: the spec is already as before the action"));
+                }
+                Ok(ops) => ops,
+                Err(why) => return refused(format!("{id}: not undone: {why}")),
+            };
+            if mode == Mode::DryRun {
+                return Ok(Undone {
+                    refused: false,
+                    message: format!(
+                        "{id}: would undo \"{}\" with the JSON patch {ops}",
+                        record.action
+                    ),
+                });
+            }
+            match writer.patch_spec(&sts, &ops).await?.0 {
+                write::Outcome::Done => {
+                    format!("restored the spec as it was before \"{}\"", record.action)
+                }
+                write::Outcome::Conflict(m) | write::Outcome::Disallowed(m) => {
+                    return refused(format!("{id}: not undone: {m}"));
+                }
+            }
+        }
+        Prior::NodeGroup {
+            group,
+            target,
+            replicas,
+            replicas_after,
+        } => {
+            let now = writer.read_scale(target).await?;
+            if now.replicas != *replicas_after {
+                return refused(format!(
+                    "{id}: not undone: node group {group} has {} replicas, not the {replicas_after} stsmend set",
+                    now.replicas
+                ));
+            }
+            if mode == Mode::DryRun {
+                return Ok(Undone {
+                    refused: false,
+                    message: format!(
+                        "{id}: would scale node group {group} back from {} to {replicas}",
+                        now.replicas
+                    ),
+                });
+            }
+            match writer.set_scale(target, &now, *replicas).await? {
+                write::Outcome::Done => {
+                    format!(
+                        "scaled node group {group} back from {} to {replicas}",
+                        now.replicas
+                    )
+                }
+                write::Outcome::Conflict(m) | write::Outcome::Disallowed(m) => {
+                    return refused(format!("{id}: not undone: {m}"));
+                }
+            }
+        }
+    };
+    if mode == Mode::Apply {
+        let mut book = book;
+        book.records.remove(&id);
+        writer
+            .save_config_map(own_ns, undo::CONFIG_MAP, book.to_data()?)
+            .await?;
+        // The undo starts a cooldown, so the next run does not redo at once
+        // what a person just undid.
+        let mut st = match get(cms, state::CONFIG_MAP, "state").await? {
+            Some(cm) => State::from_config_map(&cm)?,
+            None => State::default(),
+        };
+        st.records.entry(id.clone()).or_default().last_action = Some(LastAction {
+            at: jiff::Timestamp::now(),
+            action: "undo".into(),
+            why: what.clone(),
+        });
+        writer
+            .save_config_map(own_ns, state::CONFIG_MAP, st.to_data()?)
+            .await?;
+        if let Err(e) = writer
+            .event(&sts, "Normal", "StsmendUndone", &format!("undo: {what}"))
+            .await
+        {
+            tracing::warn!(error = %e, "event not recorded");
+        }
+    }
+    Ok(Undone {
+        refused: false,
+        message: format!("{id}: {what}"),
+    })
+}

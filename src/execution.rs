@@ -1,0 +1,210 @@
+//! What became of a plan's actions, and the checks made again just before a
+//! write. Pure: the acting layer ([`crate::cluster::act`]) does the I/O and
+//! records its results in these types.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use serde::Serialize;
+
+use crate::facts::REVISION_LABEL;
+use crate::policy::Action;
+
+/// How a run carries out plans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Decide and report; write nothing but the agent's own state.
+    DryRun,
+    /// Send every write with `dryRun=All`: admission and RBAC are checked,
+    /// nothing is kept.
+    ServerDryRun,
+    Apply,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::DryRun => "dry-run",
+            Mode::ServerDryRun => "server-dry-run",
+            Mode::Apply => "apply",
+        }
+    }
+}
+
+/// One action's fate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Executed {
+    pub action: String,
+    pub status: Status,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Written (or, for wait and escalate, recorded as an Event).
+    Done,
+    /// Would have been written: a dry run.
+    DryRun,
+    /// Accepted by the API server with `dryRun=All`.
+    ServerDryRun,
+    /// The guards held it back; see the assessment's gate.
+    Blocked,
+    /// The object changed since the decision; the next run re-reads it.
+    Conflict,
+    /// The API server refused it for now (a PodDisruptionBudget).
+    Disallowed,
+    /// An earlier action of the same plan did not go through.
+    Skipped,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Done => "done",
+            Status::DryRun => "dry-run",
+            Status::ServerDryRun => "server-dry-run",
+            Status::Blocked => "blocked",
+            Status::Conflict => "conflict",
+            Status::Disallowed => "disallowed",
+            Status::Skipped => "skipped",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+impl Executed {
+    pub fn new(action: &Action, status: Status, detail: impl Into<String>) -> Self {
+        Self {
+            action: action.name().to_string(),
+            status,
+            detail: detail.into(),
+        }
+    }
+
+    /// Whether the plan may go on to its next action.
+    pub fn went_through(&self) -> bool {
+        matches!(
+            self.status,
+            Status::Done | Status::DryRun | Status::ServerDryRun
+        )
+    }
+}
+
+/// The Event reason for an action: what a person filters `kubectl get
+/// events` by.
+pub fn event_reason(action: &Action) -> &'static str {
+    match action {
+        Action::Wait { .. } => "StsmendWaiting",
+        Action::ScaleNodes { .. } => "StsmendScaledNodes",
+        Action::PatchSpec { .. } => "StsmendPatchedSpec",
+        Action::Rollback { .. } => "StsmendRolledBack",
+        Action::DeletePods { .. } => "StsmendDeletedPods",
+        Action::Escalate { .. } => "StsmendEscalated",
+    }
+}
+
+/// Why a pod named by `delete_pods` may not be deleted now, checked on the
+/// pod as read this run: it must still exist, belong to the StatefulSet, be
+/// not Ready and run a revision other than the update revision, unless the
+/// policy said any pod. `None`: it may go.
+pub fn pod_not_deletable(sts: &StatefulSet, pod: Option<&Pod>, any_pod: bool) -> Option<String> {
+    let Some(pod) = pod else {
+        return Some("no longer exists".into());
+    };
+    let owned = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "StatefulSet" && Some(&o.uid) == sts.metadata.uid.as_ref());
+    if !owned {
+        return Some("is not owned by this StatefulSet".into());
+    }
+    if pod.metadata.deletion_timestamp.is_some() {
+        return Some("is already terminating".into());
+    }
+    if any_pod {
+        return None;
+    }
+    let ready = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    if ready {
+        return Some("is Ready".into());
+    }
+    let revision = pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(REVISION_LABEL));
+    let update = sts.status.as_ref().and_then(|s| s.update_revision.as_ref());
+    if revision.is_some() && revision == update {
+        return Some("already runs the update revision".into());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sts() -> StatefulSet {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "db", "namespace": "shop", "uid": "s1"},
+            "status": {"replicas": 3, "updateRevision": "db-good"},
+        }))
+        .unwrap()
+    }
+
+    fn pod(revision: &str, ready: bool, owner: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "db-2", "namespace": "shop",
+                "labels": {"controller-revision-hash": revision},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": owner}],
+            },
+            "status": {"conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_unready_pods_on_another_revision_may_be_deleted() {
+        let s = sts();
+        assert_eq!(
+            pod_not_deletable(&s, Some(&pod("db-bad", false, "s1")), false),
+            None
+        );
+        assert_eq!(
+            pod_not_deletable(&s, Some(&pod("db-bad", true, "s1")), false).as_deref(),
+            Some("is Ready")
+        );
+        assert_eq!(
+            pod_not_deletable(&s, Some(&pod("db-good", false, "s1")), false).as_deref(),
+            Some("already runs the update revision")
+        );
+        assert_eq!(
+            pod_not_deletable(&s, Some(&pod("db-bad", false, "other")), false).as_deref(),
+            Some("is not owned by this StatefulSet")
+        );
+        assert_eq!(
+            pod_not_deletable(&s, None, false).as_deref(),
+            Some("no longer exists")
+        );
+    }
+
+    #[test]
+    fn any_pod_still_needs_an_owned_live_pod() {
+        let s = sts();
+        assert_eq!(
+            pod_not_deletable(&s, Some(&pod("db-good", true, "s1")), true),
+            None
+        );
+        assert!(pod_not_deletable(&s, Some(&pod("db-good", true, "x")), true).is_some());
+    }
+}

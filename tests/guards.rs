@@ -1,0 +1,165 @@
+//! The guards on a real plan: the crash-loop case of the default ladder's
+//! tests (objects captured in kubectl's format), put through opt-in, pause,
+//! debounce, cooldown, budget and storm with the state a run would hold.
+
+use std::path::Path;
+
+use jiff::Timestamp;
+use stsmend::guard::{Blocked, Limits};
+use stsmend::pipeline::{self, DecideOptions, GuardOptions, Options, Outcome};
+use stsmend::policy::Policies;
+use stsmend::selector::Selector;
+use stsmend::state::{self, LastAction, State};
+
+const CASE: &str = "policies/tests/ladder/e-rollback-crash-loop/objects.yaml";
+
+fn now() -> Timestamp {
+    "2026-11-22T10:00:00Z".parse().unwrap()
+}
+
+fn inventory(edit: impl Fn(&mut serde_json::Value)) -> stsmend::inventory::Inventory {
+    let mut inv = stsmend::source::files::load(&[Path::new(CASE).to_path_buf()]).unwrap();
+    let mut list = inv.to_list().unwrap();
+    edit(&mut list);
+    inv = Default::default();
+    let text = serde_json::to_string(&list).unwrap();
+    stsmend::source::files::parse_into(&mut inv, Path::new("edited.json"), &text).unwrap();
+    inv
+}
+
+fn sts_labels(list: &mut serde_json::Value) -> &mut serde_json::Value {
+    let sts = list["items"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|o| o["kind"] == "StatefulSet")
+        .unwrap();
+    let meta = &mut sts["metadata"];
+    if meta.get("labels").is_none() {
+        meta["labels"] = serde_json::json!({});
+    }
+    &mut meta["labels"]
+}
+
+/// Plans and guards like `stsmend run`, with `prior` as the saved state.
+fn run(inv: &stsmend::inventory::Inventory, prior: &State, guards: &GuardOptions) -> Outcome {
+    let opts = Options {
+        now: now(),
+        threshold: stsmend::duration::Span::minutes(10),
+        scope: Default::default(),
+        node_groups: vec![],
+        migration_annotations: vec![],
+    };
+    let mut outcome = pipeline::evaluate(inv, Some(prior), &opts);
+    pipeline::decide(
+        &mut outcome,
+        &Policies::builtin(),
+        &opts,
+        &DecideOptions::default(),
+    );
+    let next = state::observe(prior, &outcome, now());
+    pipeline::guard(&mut outcome, inv, &next, guards, now());
+    outcome
+}
+
+fn opted_in() -> stsmend::inventory::Inventory {
+    inventory(|l| {
+        sts_labels(l)["stsmend.io/remediate"] = "true".into();
+    })
+}
+
+/// The state after `runs` earlier runs that saw it failing.
+fn seen(runs: u32) -> State {
+    let inv = opted_in();
+    let mut s = State::default();
+    for _ in 0..runs {
+        let o = run(&inv, &s, &GuardOptions::default());
+        s = state::observe(&s, &o, now());
+    }
+    s
+}
+
+fn gate(o: &Outcome) -> &pipeline::Gate {
+    o.failing[0].gate.as_ref().unwrap()
+}
+
+#[test]
+fn a_plan_is_admitted_only_when_opted_in_and_seen_twice() {
+    let o = run(&inventory(|_| {}), &seen(1), &GuardOptions::default());
+    assert_eq!(o.failing[0].plan.as_ref().unwrap().writes(), 1);
+    assert_eq!(gate(&o).blocked, Some(Blocked::NotOptedIn));
+    let o = run(&opted_in(), &State::default(), &GuardOptions::default());
+    assert_eq!(
+        gate(&o).blocked,
+        Some(Blocked::Debounce {
+            seen_runs: 1,
+            needed: 2
+        })
+    );
+    let o = run(&opted_in(), &seen(1), &GuardOptions::default());
+    assert!(gate(&o).admitted, "{:?}", gate(&o));
+    assert_eq!(gate(&o).seen_runs, 2);
+}
+
+#[test]
+fn the_config_selector_opts_in() {
+    let inv = inventory(|l| {
+        sts_labels(l)["tier"] = "db".into();
+    });
+    let guards = GuardOptions {
+        opt_in: Some(Selector::parse("tier=db").unwrap()),
+        ..Default::default()
+    };
+    assert!(gate(&run(&inv, &seen(1), &guards)).admitted);
+}
+
+#[test]
+fn pause_cooldown_and_budget_hold_a_plan_back() {
+    let paused = GuardOptions {
+        pause: true,
+        ..Default::default()
+    };
+    assert!(matches!(
+        gate(&run(&opted_in(), &seen(1), &paused)).blocked,
+        Some(Blocked::Paused { .. })
+    ));
+    let annotated = inventory(|l| {
+        sts_labels(l)["stsmend.io/remediate"] = "true".into();
+        let sts = l["items"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|o| o["kind"] == "StatefulSet")
+            .unwrap();
+        sts["metadata"]["annotations"]["stsmend.io/pause"] = "true".into();
+    });
+    assert!(matches!(
+        gate(&run(&annotated, &seen(1), &GuardOptions::default())).blocked,
+        Some(Blocked::Paused { .. })
+    ));
+
+    let mut cooling = seen(1);
+    for r in cooling.records.values_mut() {
+        r.last_action = Some(LastAction {
+            at: "2026-11-22T09:50:00Z".parse().unwrap(),
+            action: "rollback".into(),
+            why: "x".into(),
+        });
+    }
+    assert!(matches!(
+        gate(&run(&opted_in(), &cooling, &GuardOptions::default())).blocked,
+        Some(Blocked::Cooldown { .. })
+    ));
+
+    let no_budget = GuardOptions {
+        limits: Limits {
+            max_actions: 0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    assert_eq!(
+        gate(&run(&opted_in(), &seen(1), &no_budget)).blocked,
+        Some(Blocked::MaxActions { limit: 0 })
+    );
+}
