@@ -9,7 +9,10 @@ set -euo pipefail
 
 K8S_VERSION=1.20.2
 CACHE_ROOT=${STSMEND_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/stsmend}
-ASSETS=$CACHE_ROOT/control-plane-$K8S_VERSION
+# The build number goes up whenever the build changes, so a stale cache is
+# rebuilt rather than reused.
+BUILD=2
+ASSETS=$CACHE_ROOT/control-plane-$K8S_VERSION-$BUILD
 
 log() { echo "control-plane: $*" >&2; }
 
@@ -40,7 +43,8 @@ SRC
 fi
 log "installing build dependencies and etcd"
 $SUDO apt-get update -qq >&2
-$SUDO apt-get install -y -qq golang-1.19-go rsync jq etcd-server openssl dpkg-dev >&2
+$SUDO apt-get install -y -qq golang-1.19-go rsync jq etcd-server openssl dpkg-dev \
+  golang-github-modern-go-reflect2-dev >&2
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/stsmend-k8s-build.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -51,6 +55,14 @@ orig=$(ls kubernetes_*.orig.tar.* | head -n1)
 mkdir src
 tar -xf "$orig" -C src --strip-components=1
 cd src
+# The vendored reflect2 v1.0.1 predates Go 1.18's map iterator layout: the
+# API server built with Go 1.19 segfaults encoding maps (first seen when a
+# CRD is created). Debian's own build uses the packaged v1.0.2, which fixed
+# it with the same API; do the same over the vendored copy.
+rm -rf vendor/github.com/modern-go/reflect2
+cp -r /usr/share/gocode/src/github.com/modern-go/reflect2 vendor/github.com/modern-go/reflect2
+rm -rf vendor/github.com/modern-go/reflect2/.git* vendor/github.com/modern-go/reflect2/debian \
+  vendor/github.com/modern-go/reflect2/go.mod vendor/github.com/modern-go/reflect2/go.sum
 mkdir -p .go/src/k8s.io
 ln -s ../../.. .go/src/k8s.io/kubernetes
 log "building (about 5 minutes on 2 cores)"

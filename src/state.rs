@@ -63,45 +63,59 @@ impl State {
     /// Reads the state ConfigMap. A record that cannot be read is an error
     /// naming its key: silently dropping it would reset a timer.
     pub fn from_config_map(cm: &ConfigMap) -> Result<Self> {
-        let mut records = BTreeMap::new();
-        for (key, value) in cm.data.iter().flatten() {
-            let record: Record = serde_json::from_str(value).map_err(|e| Error::Object {
-                path: "cluster".into(),
-                object: format!(
-                    "ConfigMap {}/{} key {key}",
-                    cm.metadata.namespace.as_deref().unwrap_or_default(),
-                    CONFIG_MAP
-                ),
-                message: e.to_string(),
-            })?;
-            let id = match key.split_once('.') {
-                Some((ns, name)) => format!("{ns}/{name}"),
-                None => key.clone(),
-            };
-            records.insert(id, record);
-        }
-        Ok(Self { records })
+        Ok(Self {
+            records: read_records(cm, CONFIG_MAP)?,
+        })
     }
 
     /// The ConfigMap data that stores these records.
     pub fn to_data(&self) -> Result<BTreeMap<String, String>> {
-        self.records
-            .iter()
-            .map(|(id, record)| {
-                let key = id.replacen('/', ".", 1);
-                serde_json::to_string(record)
-                    .map(|v| (key, v))
-                    .map_err(|e| Error::Encode {
-                        what: "state",
-                        message: e.to_string(),
-                    })
-            })
-            .collect()
+        write_records(&self.records, "state")
     }
 
     pub fn get(&self, namespace: &str, name: &str) -> Option<&Record> {
         self.records.get(&format!("{namespace}/{name}"))
     }
+}
+
+/// Reads per-StatefulSet records from one of the agent's ConfigMaps: one
+/// JSON value per key `namespace.name` (a namespace has no dots), keyed
+/// `namespace/name` in memory.
+pub(crate) fn read_records<T: serde::de::DeserializeOwned>(
+    cm: &ConfigMap,
+    name: &str,
+) -> Result<BTreeMap<String, T>> {
+    let mut records = BTreeMap::new();
+    for (key, value) in cm.data.iter().flatten() {
+        let record = serde_json::from_str(value).map_err(|e| Error::Object {
+            path: "cluster".into(),
+            object: format!(
+                "ConfigMap {}/{name} key {key}",
+                cm.metadata.namespace.as_deref().unwrap_or_default()
+            ),
+            message: e.to_string(),
+        })?;
+        records.insert(key.replacen('.', "/", 1), record);
+    }
+    Ok(records)
+}
+
+/// The ConfigMap data for records read by [`read_records`].
+pub(crate) fn write_records<T: Serialize>(
+    records: &BTreeMap<String, T>,
+    what: &'static str,
+) -> Result<BTreeMap<String, String>> {
+    records
+        .iter()
+        .map(|(id, record)| {
+            serde_json::to_string(record)
+                .map(|v| (id.replacen('/', ".", 1), v))
+                .map_err(|e| Error::Encode {
+                    what,
+                    message: e.to_string(),
+                })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -111,33 +111,13 @@ pub struct Book {
 
 impl Book {
     pub fn from_config_map(cm: &ConfigMap) -> Result<Self> {
-        let mut records = BTreeMap::new();
-        for (key, value) in cm.data.iter().flatten() {
-            let record: Record = serde_json::from_str(value).map_err(|e| Error::Object {
-                path: "cluster".into(),
-                object: format!(
-                    "ConfigMap {}/{CONFIG_MAP} key {key}",
-                    cm.metadata.namespace.as_deref().unwrap_or_default()
-                ),
-                message: e.to_string(),
-            })?;
-            records.insert(key.replacen('.', "/", 1), record);
-        }
-        Ok(Self { records })
+        Ok(Self {
+            records: crate::state::read_records(cm, CONFIG_MAP)?,
+        })
     }
 
     pub fn to_data(&self) -> Result<BTreeMap<String, String>> {
-        self.records
-            .iter()
-            .map(|(id, r)| {
-                serde_json::to_string(r)
-                    .map(|v| (id.replacen('/', ".", 1), v))
-                    .map_err(|e| Error::Encode {
-                        what: "undo record",
-                        message: e.to_string(),
-                    })
-            })
-            .collect()
+        crate::state::write_records(&self.records, "undo records")
     }
 }
 

@@ -8,6 +8,8 @@ use crate::error::{Error, Result};
 
 /// The Kubernetes version scripts/control-plane.sh builds; part of the cache key.
 pub const K8S_VERSION: &str = "1.20.2";
+/// Bumped with `BUILD` in scripts/control-plane.sh when the build changes.
+pub const BUILD: u32 = 2;
 
 /// Names of the binaries a local control plane needs.
 pub const BINARIES: [&str; 5] = [
@@ -69,5 +71,5 @@ pub fn default_cache_dir() -> PathBuf {
             .unwrap_or_else(|| PathBuf::from("/root"));
         home.join(".cache").join("stsmend")
     };
-    root.join(format!("control-plane-{K8S_VERSION}"))
+    root.join(format!("control-plane-{K8S_VERSION}-{BUILD}"))
 }

@@ -10,6 +10,7 @@ pub mod kubectl;
 pub mod logs;
 pub mod pki;
 mod process;
+pub mod sim;
 pub mod wait;
 
 pub use control_plane::{

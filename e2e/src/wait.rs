@@ -55,3 +55,33 @@ pub fn scaled(d: Duration) -> Duration {
         .unwrap_or(1.0);
     d.mul_f64(factor)
 }
+
+/// Waits until `ns/name` exists and has its token Secret. The
+/// controller-manager creates both shortly after a namespace appears; a pod
+/// created before then is rejected by the ServiceAccount admission plugin
+/// ("No API token found"), which would make a StatefulSet fail for a reason
+/// the scenario did not intend.
+pub async fn service_account(client: &kube::Client, ns: &str, name: &str) -> Result<()> {
+    let api: kube::Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        kube::Api::namespaced(client.clone(), ns);
+    wait_until(
+        format!("ServiceAccount {ns}/{name} with its token"),
+        Duration::from_secs(60),
+        || {
+            let api = api.clone();
+            async move {
+                let sa = api
+                    .get_opt(name)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("not created yet")?;
+                if sa.secrets.is_some_and(|s| !s.is_empty()) {
+                    Ok(())
+                } else {
+                    Err("no token Secret yet".to_string())
+                }
+            }
+        },
+    )
+    .await
+}

@@ -1,0 +1,299 @@
+//! Captures the fixtures of tests/fixtures/ and the bundled example from a
+//! real control plane: StatefulSets broken in each way the diagnosis knows,
+//! next to healthy and exempt ones, read by `stsmend snapshot` exactly as a
+//! live run reads them. Run by scripts/capture-fixtures.sh (ignored in the
+//! normal suite: they rewrite files in the repository); tests/fixtures.rs
+//! then checks the diagnosis of each.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::ROLLOUT;
+use crate::world::{World, stateful_set};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `stsmend snapshot -n NS` into tests/fixtures/NAME.yaml, with a header
+/// saying what the objects show.
+async fn capture(w: &World, name: &str, what: &str) -> PathBuf {
+    // Let crash loops count restarts and the scheduler retry once more.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let dir = root().join("tests/fixtures");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("{name}.yaml"));
+    let (code, text) = w
+        .agent_raw(&["snapshot", "-n", &w.ns, "-o", out.to_str().unwrap()])
+        .await;
+    assert_eq!(code, 0, "{text}");
+    let body = std::fs::read_to_string(&out).unwrap();
+    let header: String = what.lines().map(|l| format!("# {l}\n")).collect();
+    std::fs::write(
+        &out,
+        format!(
+            "# Captured by scripts/capture-fixtures.sh with `stsmend snapshot` from a\n# real kube-apiserver v1.20.2 with simulated nodes.\n{header}{body}"
+        ),
+    )
+    .unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
+async fn capture_mixed() {
+    let w = World::start().await;
+    // Healthy, and exempt by design: none of these may become a finding.
+    for n in ["web", "api", "search", "auth", "queue", "mail"] {
+        w.apply(&stateful_set(
+            n,
+            2,
+            &format!("registry.example/{n}:1"),
+            false,
+            "Parallel",
+        ))
+        .await;
+    }
+    let mut batch = stateful_set(
+        "batch",
+        1,
+        "registry.example/batch:1",
+        false,
+        "OrderedReady",
+    );
+    batch.push_str("  updateStrategy: {type: OnDelete}\n");
+    w.apply(&batch).await;
+    let mut pilot = stateful_set(
+        "pilot",
+        3,
+        "registry.example/pilot:1",
+        false,
+        "OrderedReady",
+    );
+    pilot.push_str("  updateStrategy: {type: RollingUpdate, rollingUpdate: {partition: 2}}\n");
+    w.apply(&pilot).await;
+    let mut canary = stateful_set(
+        "canary",
+        3,
+        "registry.example/canary:1",
+        false,
+        "OrderedReady",
+    );
+    canary.push_str("  updateStrategy: {type: RollingUpdate, rollingUpdate: {partition: 2}}\n");
+    w.apply(&canary).await;
+    w.apply(&stateful_set(
+        "archive",
+        0,
+        "registry.example/archive:1",
+        false,
+        "OrderedReady",
+    ))
+    .await;
+    // Broken: a bad image on OrderedReady, a crash loop on Parallel, a GPU
+    // request no node can satisfy, a pod that never becomes Ready.
+    w.apply(&stateful_set(
+        "db",
+        3,
+        "registry.example/db:1",
+        true,
+        "OrderedReady",
+    ))
+    .await;
+    w.apply(&stateful_set(
+        "cache",
+        2,
+        "registry.example/cache:1",
+        true,
+        "Parallel",
+    ))
+    .await;
+    w.apply(&stateful_set(
+        "trainer",
+        1,
+        "registry.example/trainer:1",
+        true,
+        "OrderedReady",
+    ))
+    .await;
+    w.apply(&stateful_set(
+        "ledger",
+        2,
+        "registry.example/ledger:1",
+        true,
+        "OrderedReady",
+    ))
+    .await;
+    for n in [
+        "web", "api", "search", "auth", "queue", "mail", "batch", "pilot", "canary", "db", "cache",
+        "trainer", "ledger",
+    ] {
+        w.healthy(n, ROLLOUT).await;
+    }
+    w.set_image("batch", "registry.example/batch:2").await;
+    w.set_image("pilot", "registry.example/pilot:2").await;
+    w.set_image("canary", "registry.example/canary:2-crash")
+        .await;
+    w.set_image("db", "registry.example/db:2-broken").await;
+    w.set_image("cache", "registry.example/cache:2-crash").await;
+    w.patch(
+        "trainer",
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}}}),
+    )
+    .await;
+    w.patch(
+        "ledger",
+        json!({"spec": {"template": {"metadata": {"annotations": {"e2e.stsmend.io/fault": "never-ready"}}}}}),
+    )
+    .await;
+    w.pod_waiting("db-2", "ImagePullBackOff", ROLLOUT).await;
+    w.pod_waiting("cache-1", "CrashLoopBackOff", ROLLOUT).await;
+    w.pod_waiting("canary-2", "CrashLoopBackOff", ROLLOUT).await;
+    w.unschedulable("trainer-0", ROLLOUT).await;
+    w.healthy("pilot", ROLLOUT).await;
+    let out = capture(
+        &w,
+        "mixed",
+        "shop: db (bad image, OrderedReady), cache (crash loop, Parallel), trainer\n(GPU request, no GPU node), ledger (never Ready), canary (crash loop under\na partition); healthy web, api, search, auth, queue, mail; exempt batch\n(OnDelete), pilot (partition held on purpose), archive (scaled to zero).",
+    )
+    .await;
+    // The README's example is this capture.
+    std::fs::copy(&out, root().join("examples/failing-rollout.yaml")).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
+async fn capture_limit_range() {
+    let w = World::start().await;
+    w.limit_range_mismatch().await;
+    capture(
+        &w,
+        "limit-range",
+        "shop/db: a LimitRange (max memory 1Gi) rejects db-2 after a template\nchange to 4Gi; a second change while db-2 is missing leaves a genuine\ngeneration mismatch.",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
+async fn capture_quotas() {
+    let w = World::start().await;
+    w.apply(&stateful_set(
+        "db",
+        2,
+        "registry.example/db:1",
+        true,
+        "OrderedReady",
+    ))
+    .await;
+    w.apply(&stateful_set(
+        "cache",
+        2,
+        "registry.example/cache:1",
+        true,
+        "Parallel",
+    ))
+    .await;
+    w.healthy("db", ROLLOUT).await;
+    w.healthy("cache", ROLLOUT).await;
+    w.apply(
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: limits}\nspec:\n  hard: {count/controllerrevisions.apps: \"2\", pods: \"4\"}\n",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    w.set_image("db", "registry.example/db:2").await;
+    w.patch("cache", json!({"spec": {"replicas": 3}})).await;
+    w.mismatch("db", Duration::from_secs(2)).await;
+    w.event("cache", "FailedCreate", ROLLOUT).await;
+    capture(
+        &w,
+        "quotas",
+        "shop: a ResourceQuota (count/controllerrevisions.apps 2, pods 4): db's\ntemplate change cannot record its revision (a mismatch on any version);\ncache's scale-up to 3 cannot create its pod.",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
+async fn capture_scheduling_and_storage() {
+    let w = World::start().await;
+    w.apply(&stateful_set(
+        "db",
+        2,
+        "registry.example/db:1",
+        true,
+        "OrderedReady",
+    ))
+    .await;
+    w.healthy("db", ROLLOUT).await;
+    w.patch(
+        "db",
+        json!({"spec": {"template": {"spec": {"nodeSelector": {"disktype": "nvme"}}}}}),
+    )
+    .await;
+    let pvc = stateful_set("store", 1, "registry.example/store:1", true, "OrderedReady")
+        .replace(
+            "  podManagementPolicy",
+            "  volumeClaimTemplates:\n  - metadata: {name: data}\n    spec:\n      accessModes: [ReadWriteOnce]\n      storageClassName: fast-ssd\n      resources: {requests: {storage: 1Gi}}\n  podManagementPolicy",
+        )
+        .replace(
+            "      containers:",
+            "      containers:\n      - name: sidecar\n        image: registry.example/sidecar:1\n        volumeMounts: [{name: data, mountPath: /data}]",
+        );
+    w.apply(&pvc).await;
+    w.unschedulable("db-1", ROLLOUT).await;
+    w.unschedulable("store-0", ROLLOUT).await;
+    capture(
+        &w,
+        "scheduling-storage",
+        "shop: db's template now selects disktype=nvme, which no node has;\nstore's PVC asks for StorageClass fast-ssd, which does not exist.",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
+async fn capture_migration() {
+    let w = World::start().await;
+    let sts = stateful_set("db", 2, "registry.example/db:1", true, "OrderedReady")
+        .replace("terminationGracePeriodSeconds: 1", "terminationGracePeriodSeconds: 600")
+        .replace(
+            "      labels: {app: db}\n    spec:",
+            "      labels: {app: db}\n      annotations: {e2e.stsmend.io/fault: slow-terminate}\n    spec:",
+        );
+    w.apply(&sts).await;
+    w.healthy("db", ROLLOUT).await;
+    w.set_image("db", "registry.example/db:2").await;
+    w.terminating("db-1", ROLLOUT).await;
+    capture(
+        &w,
+        "migration",
+        "shop/db: db-1 terminates slowly (a migration on shutdown, grace period\n600s) during a rollout.",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
+async fn capture_controller_down() {
+    let w = World::start().await;
+    w.apply(&stateful_set(
+        "db",
+        2,
+        "registry.example/db:1",
+        true,
+        "OrderedReady",
+    ))
+    .await;
+    w.healthy("db", ROLLOUT).await;
+    w.cp.stop_controller_manager().await.unwrap();
+    w.set_image("db", "registry.example/db:2").await;
+    tokio::time::sleep(Duration::from_secs(42)).await;
+    capture(
+        &w,
+        "controller-down",
+        "shop/db: kube-controller-manager stopped, then a template change: the\ngeneration moves, nothing observes it, the leader lease goes stale.",
+    )
+    .await;
+}

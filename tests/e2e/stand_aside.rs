@@ -1,0 +1,206 @@
+//! Scenarios where the right move is not to touch the StatefulSet: wait,
+//! stand aside, escalate, or report only.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::ROLLOUT;
+use crate::world::{World, stateful_set};
+
+/// Scenario 10: a StatefulSet that is not opted in is reported, with its
+/// plan, and never touched, even with --apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_opted_in_is_report_only() {
+    let w = World::start().await;
+    let id = w.id("web");
+    w.apply(&stateful_set(
+        "web",
+        2,
+        "registry.example/web:1",
+        false,
+        "Parallel",
+    ))
+    .await;
+    w.healthy("web", ROLLOUT).await;
+    w.set_image("web", "registry.example/web:2-crash").await;
+    w.pod_waiting("web-1", "CrashLoopBackOff", ROLLOUT).await;
+    let before = w.sts("web").await;
+    let config = w.config("");
+    let run = w
+        .agent(&["run", "--apply", "--config", config.to_str().unwrap()])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.failing(), [id.as_str()]);
+    assert_eq!(run.executed(&id), [("rollback".into(), "blocked".into())]);
+    let after = w.sts("web").await;
+    assert_eq!(after.metadata.generation, before.metadata.generation);
+    assert_eq!(after.spec, before.spec);
+    assert!(w.agent_events("web").await.is_empty());
+}
+
+/// Scenario 5: a scale-up rejected by a pods quota. Rolling back would not
+/// help (the template is fine): escalate, and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_on_scale_up_escalates() {
+    let w = World::start().await;
+    let id = w.id("db");
+    w.apply(&stateful_set(
+        "db",
+        2,
+        "registry.example/db:1",
+        true,
+        "OrderedReady",
+    ))
+    .await;
+    w.healthy("db", ROLLOUT).await;
+    w.apply("apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: pods}\nspec:\n  hard: {pods: \"2\"}\n")
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    w.patch("db", json!({"spec": {"replicas": 3}})).await;
+    w.event("db", "FailedCreate", ROLLOUT).await;
+    let before = w.sts("db").await;
+    let config = w.config("");
+    let run = w
+        .agent(&["run", "--apply", "--config", config.to_str().unwrap()])
+        .await;
+    assert_eq!(
+        run.executed(&id),
+        [("escalate".into(), "done".into())],
+        "{:#}",
+        run.report
+    );
+    let text = run.report.to_string();
+    assert!(
+        text.contains("quota"),
+        "the diagnosis names the quota: {text}"
+    );
+    assert_eq!(w.sts("db").await.spec, before.spec);
+    assert_eq!(w.agent_events("db").await, ["StsmendEscalated"]);
+}
+
+/// Scenario 8: a pod terminating slowly (a migration on shutdown): wait, no
+/// write, until it finishes; the rollout then completes on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_on_shutdown_waits() {
+    let w = World::start().await;
+    let id = w.id("db");
+    let sts = stateful_set("db", 2, "registry.example/db:1", true, "OrderedReady")
+        .replace("terminationGracePeriodSeconds: 1", "terminationGracePeriodSeconds: 8")
+        .replace("      labels: {app: db}\n    spec:", "      labels: {app: db}\n      annotations: {e2e.stsmend.io/fault: slow-terminate}\n    spec:");
+    w.apply(&sts).await;
+    w.healthy("db", ROLLOUT).await;
+    w.set_image("db", "registry.example/db:2").await;
+    w.terminating("db-1", ROLLOUT).await;
+    let before = w.sts("db").await;
+    let config = w.config("");
+    let run = w
+        .agent(&["run", "--apply", "--config", config.to_str().unwrap()])
+        .await;
+    assert_eq!(
+        run.rung(&id).as_deref(),
+        Some("wait_for_migration"),
+        "{:#}",
+        run.report
+    );
+    assert_eq!(run.executed(&id), [("wait".into(), "done".into())]);
+    assert_eq!(w.sts("db").await.spec, before.spec);
+    let revision = w.healthy("db", ROLLOUT).await;
+    assert_eq!(
+        Some(revision),
+        before.status.unwrap().update_revision,
+        "the new revision rolled out"
+    );
+    assert_eq!(w.agent_events("db").await, ["StsmendWaiting"]);
+}
+
+/// Scenario 9: kube-controller-manager stopped, a generation bumped: the
+/// agent stands aside and escalates, touching nothing; when the controller
+/// returns the mismatch clears by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_down_stands_aside() {
+    let w = World::start().await;
+    let id = w.id("db");
+    w.apply(&stateful_set(
+        "db",
+        2,
+        "registry.example/db:1",
+        true,
+        "OrderedReady",
+    ))
+    .await;
+    w.healthy("db", ROLLOUT).await;
+    w.cp.stop_controller_manager().await.unwrap();
+    w.set_image("db", "registry.example/db:2").await;
+    // The leader lease must look abandoned: its duration plus the slack the
+    // diagnosis allows for a leader change.
+    tokio::time::sleep(Duration::from_secs(42)).await;
+    let before = w.sts("db").await;
+    let config = w.config("");
+    let run = w
+        .agent(&["run", "--apply", "--config", config.to_str().unwrap()])
+        .await;
+    assert_eq!(
+        run.rung(&id).as_deref(),
+        Some("stand_aside"),
+        "{:#}",
+        run.report
+    );
+    assert_eq!(run.executed(&id), [("escalate".into(), "done".into())]);
+    assert_eq!(w.sts("db").await.spec, before.spec);
+    w.cp.start_controller_manager().await.unwrap();
+    w.healthy("db", ROLLOUT).await;
+    assert_eq!(w.agent_events("db").await, ["StsmendEscalated"]);
+}
+
+/// Scenario 11: many StatefulSets failing at once: the cause is likely the
+/// cluster. Storm protection: escalate, no writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storm_protection_holds_every_write() {
+    let w = World::start().await;
+    let names = ["a", "b", "c"];
+    for n in names {
+        w.apply(&stateful_set(
+            n,
+            1,
+            &format!("registry.example/{n}:1"),
+            true,
+            "Parallel",
+        ))
+        .await;
+    }
+    for n in names {
+        w.healthy(n, ROLLOUT).await;
+    }
+    for n in names {
+        w.set_image(n, &format!("registry.example/{n}:2-crash"))
+            .await;
+    }
+    for n in names {
+        w.pod_waiting(&format!("{n}-0"), "CrashLoopBackOff", ROLLOUT)
+            .await;
+    }
+    let before = generations(&w, &names).await;
+    let config = w.config("  stormMaxFailing: 2\n");
+    let run = w
+        .agent(&["run", "--apply", "--config", config.to_str().unwrap()])
+        .await;
+    assert_eq!(run.failing().len(), 3, "{:#}", run.report);
+    for n in names {
+        assert_eq!(run.rung(&w.id(n)).as_deref(), Some("stand_aside"));
+        assert_eq!(run.executed(&w.id(n)), [("escalate".into(), "done".into())]);
+    }
+    assert_eq!(
+        generations(&w, &names).await,
+        before,
+        "no StatefulSet was changed"
+    );
+}
+
+async fn generations(w: &World, names: &[&str]) -> Vec<Option<i64>> {
+    let mut out = Vec::new();
+    for n in names {
+        out.push(w.sts(n).await.metadata.generation);
+    }
+    out
+}
