@@ -151,7 +151,26 @@ async fn capture_mixed() {
     w.pod_waiting("cache-1", "CrashLoopBackOff", ROLLOUT).await;
     w.pod_waiting("canary-2", "CrashLoopBackOff", ROLLOUT).await;
     w.unschedulable("trainer-0", ROLLOUT).await;
-    w.healthy("pilot", ROLLOUT).await;
+    // The held partition: only pilot-2 updates, and it is Ready.
+    let api = w.sts_api();
+    stsmend_e2e::wait_until("pilot-2 updated and Ready", ROLLOUT, || {
+        let api = api.clone();
+        async move {
+            let st = api
+                .get("pilot")
+                .await
+                .map_err(|e| e.to_string())?
+                .status
+                .unwrap_or_default();
+            if st.updated_replicas == Some(1) && st.ready_replicas == Some(3) {
+                Ok(())
+            } else {
+                Err(format!("{st:?}"))
+            }
+        }
+    })
+    .await
+    .unwrap();
     let out = capture(
         &w,
         "mixed",

@@ -1,0 +1,242 @@
+//! Detection, diagnosis and the default ladder on objects captured from a
+//! real kube-apiserver (tests/fixtures/, re-captured by
+//! scripts/capture-fixtures.sh): every finding kind the captures show, the
+//! evidence behind it, the designed non-findings, and the rung chosen.
+
+use std::path::PathBuf;
+
+use stsmend::detect::Exemption;
+use stsmend::duration::Span;
+use stsmend::guard::Limits;
+use stsmend::pipeline::{self, Assessment, DecideOptions, Options, Outcome};
+use stsmend::policy::Policies;
+
+/// Plans on a fixture as `stsmend plan --from FILE --for 0s` does, with
+/// storm protection out of the way (a one-namespace capture has few
+/// StatefulSets, most of them broken on purpose).
+fn plan(name: &str) -> Outcome {
+    let path = PathBuf::from(format!("tests/fixtures/{name}.yaml"));
+    let inv = stsmend::source::files::load(&[path]).unwrap();
+    let now = stsmend::snapshot::taken_at(&inv)
+        .unwrap()
+        .expect("a snapshot marker");
+    let opts = Options {
+        now,
+        threshold: Span::minutes(0),
+        scope: Default::default(),
+        node_groups: vec![],
+        migration_annotations: vec!["stsmend.io/migration".into()],
+    };
+    let mut outcome = pipeline::evaluate(&inv, None, &opts);
+    let decide = DecideOptions {
+        limits: Limits {
+            storm_max_failing: 100,
+            storm_max_share: 1.0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    pipeline::decide(&mut outcome, &Policies::builtin(), &opts, &decide);
+    outcome
+}
+
+fn failing<'a>(o: &'a Outcome, name: &str) -> &'a Assessment {
+    o.failing
+        .iter()
+        .find(|a| a.name == name)
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is not failing: {:?}",
+                o.failing.iter().map(|a| &a.name).collect::<Vec<_>>()
+            )
+        })
+}
+
+fn kinds(a: &Assessment) -> Vec<&'static str> {
+    a.findings.iter().map(|f| f.kind.as_str()).collect()
+}
+
+fn summary<'a>(a: &'a Assessment, kind: &str) -> &'a str {
+    &a.findings
+        .iter()
+        .find(|f| f.kind.as_str() == kind)
+        .unwrap_or_else(|| panic!("{}: no {kind} in {:?}", a.name, kinds(a)))
+        .summary
+}
+
+fn rung(a: &Assessment) -> &str {
+    a.plan
+        .as_ref()
+        .and_then(|p| p.rung.as_deref())
+        .unwrap_or("-")
+}
+
+#[track_caller]
+fn has(a: &Assessment, expected: &[&str]) {
+    let k = kinds(a);
+    for e in expected {
+        assert!(k.contains(e), "{}: {e} missing from {k:?}", a.name);
+    }
+}
+
+#[test]
+fn mixed_rollouts_bad_image_crash_loop_gpu_never_ready_partition() {
+    let o = plan("mixed");
+    assert_eq!(o.scanned, 14);
+    let mut names: Vec<&str> = o.failing.iter().map(|a| a.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["cache", "canary", "db", "ledger", "trainer"]);
+
+    let db = failing(&o, "db");
+    has(
+        db,
+        &[
+            "rollout_stuck",
+            "revision_change",
+            "image_pull",
+            "ordered_ready_blocked",
+        ],
+    );
+    assert!(summary(db, "image_pull").contains("registry.example/db:2-broken"));
+    assert!(summary(db, "revision_change").contains("spec.containers[0].image"));
+    assert_eq!(rung(db), "rollback");
+
+    let cache = failing(&o, "cache");
+    has(cache, &["rollout_stuck", "crash_loop"]);
+    assert!(
+        !kinds(cache).contains(&"ordered_ready_blocked"),
+        "Parallel: the controller replaces pods itself"
+    );
+    assert!(summary(cache, "crash_loop").contains("last exit 1"));
+    assert_eq!(rung(cache), "rollback");
+
+    let trainer = failing(&o, "trainer");
+    has(trainer, &["replicas_not_ready", "unschedulable"]);
+    assert!(summary(trainer, "unschedulable").contains("nvidia.com/gpu"));
+
+    let ledger = failing(&o, "ledger");
+    has(ledger, &["never_ready", "ordered_ready_blocked"]);
+
+    let canary = failing(&o, "canary");
+    has(canary, &["partition", "crash_loop"]);
+
+    let exempt: Vec<(&str, Exemption)> = o
+        .exempt
+        .iter()
+        .map(|e| (e.name.as_str(), e.reason))
+        .collect();
+    assert!(
+        exempt.contains(&("batch", Exemption::OnDelete)),
+        "{exempt:?}"
+    );
+    assert!(
+        exempt.contains(&("pilot", Exemption::PartitionHeld)),
+        "{exempt:?}"
+    );
+    assert!(
+        exempt.contains(&("archive", Exemption::ScaledToZero)),
+        "{exempt:?}"
+    );
+    for healthy in ["web", "api", "search", "auth", "queue", "mail"] {
+        assert!(
+            !o.failing
+                .iter()
+                .chain(&o.pending)
+                .any(|a| a.name == healthy),
+            "{healthy} is healthy"
+        );
+    }
+}
+
+#[test]
+fn limit_range_denial_is_a_genuine_mismatch() {
+    let o = plan("limit-range");
+    let db = failing(&o, "db");
+    has(
+        db,
+        &["generation_mismatch", "admission_denied", "revision_change"],
+    );
+    assert!(summary(db, "admission_denied").contains("LimitRange"));
+    let f = db
+        .findings
+        .iter()
+        .find(|f| f.kind.as_str() == "admission_denied")
+        .unwrap();
+    assert!(
+        f.evidence
+            .iter()
+            .any(|e| e.message.as_deref().unwrap_or_default().contains("memory")),
+        "the event message is the evidence: {:?}",
+        f.evidence
+    );
+    assert_eq!(rung(db), "rollback");
+}
+
+#[test]
+fn quotas_name_the_resource_and_split_revision_from_pod_denials() {
+    let o = plan("quotas");
+    let db = failing(&o, "db");
+    has(
+        db,
+        &["generation_mismatch", "quota_exhausted", "revision_change"],
+    );
+    assert!(summary(db, "quota_exhausted").contains("count/controllerrevisions.apps"));
+    assert!(summary(db, "revision_change").contains("no revision records it"));
+    assert_eq!(
+        rung(db),
+        "rollback",
+        "rolling back reuses the recorded revision"
+    );
+
+    let cache = failing(&o, "cache");
+    has(
+        cache,
+        &["generation_mismatch", "admission_denied", "quota_exhausted"],
+    );
+    assert!(summary(cache, "admission_denied").contains("ResourceQuota"));
+    assert_eq!(
+        rung(cache),
+        "escalate",
+        "rolling back would not create the pod"
+    );
+}
+
+#[test]
+fn scheduling_and_storage_causes_are_told_apart() {
+    let o = plan("scheduling-storage");
+    let db = failing(&o, "db");
+    has(db, &["unschedulable", "revision_change"]);
+    assert!(summary(db, "unschedulable").contains("node selector"));
+    assert_eq!(rung(db), "rollback");
+    let store = failing(&o, "store");
+    has(
+        store,
+        &["pvc_pending", "storage_class_missing", "unschedulable"],
+    );
+    assert!(summary(store, "storage_class_missing").contains("fast-ssd"));
+}
+
+#[test]
+fn a_migration_on_shutdown_is_waited_for() {
+    let o = plan("migration");
+    let db = failing(&o, "db");
+    has(db, &["pod_terminating", "long_grace_period"]);
+    assert_eq!(rung(db), "wait_for_migration");
+}
+
+#[test]
+fn a_stopped_controller_manager_is_seen_and_stood_aside_from() {
+    let o = plan("controller-down");
+    let db = failing(&o, "db");
+    has(db, &["generation_mismatch", "controller_not_processing"]);
+    assert!(summary(db, "controller_not_processing").contains("lease"));
+    assert_eq!(rung(db), "stand_aside");
+}
+
+#[test]
+fn the_bundled_example_is_the_mixed_capture() {
+    assert_eq!(
+        std::fs::read_to_string("examples/failing-rollout.yaml").unwrap(),
+        std::fs::read_to_string("tests/fixtures/mixed.yaml").unwrap()
+    );
+}
