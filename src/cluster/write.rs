@@ -30,7 +30,8 @@ pub enum Outcome {
     Done,
     /// The object changed since the decision (409) or is gone (404).
     Conflict(String),
-    /// A PodDisruptionBudget does not allow the eviction now (429).
+    /// A PodDisruptionBudget does not allow the eviction now (429 with the
+    /// budget's message).
     Disallowed(String),
 }
 
@@ -49,13 +50,13 @@ pub struct Writer {
     mode: Mode,
 }
 
+/// A refused write: the object changed (409) or went away (404) since the
+/// decision, which the next run re-reads. Everything else is an error; a
+/// 429 (throttling) or 5xx one is retried by the caller.
 fn classify(e: kube::Error, context: &str) -> Result<Outcome> {
     match &e {
         kube::Error::Api(s) if s.code == 409 || s.code == 404 => {
             Ok(Outcome::Conflict(format!("{context}: {}", s.message)))
-        }
-        kube::Error::Api(s) if s.code == 429 => {
-            Ok(Outcome::Disallowed(format!("{context}: {}", s.message)))
         }
         _ => Err(Error::api(context.to_string(), e)),
     }
@@ -185,6 +186,13 @@ impl Writer {
                 Ok(_) => return Ok(Outcome::Done),
                 Err(kube::Error::Api(s)) if s.code == 400 && version == "policy/v1" => {
                     last = Some(s.message)
+                }
+                // The eviction API answers 429 when a PodDisruptionBudget
+                // forbids it now; other 429s are throttling, retried.
+                Err(kube::Error::Api(s))
+                    if s.code == 429 && s.message.to_lowercase().contains("disruption budget") =>
+                {
+                    return Ok(Outcome::Disallowed(format!("{context}: {}", s.message)));
                 }
                 Err(e) => return classify(e, &context),
             }
