@@ -56,6 +56,13 @@ impl Target {
                 (config, "inferred".to_string())
             }
         };
+        let mut config = config;
+        // A CronJob run must end: a hung server is a failed run (exit 3)
+        // that the next run retries, not a Job that hangs until its
+        // deadline. A minute covers the largest LIST page.
+        config.connect_timeout = Some(std::time::Duration::from_secs(10));
+        config.read_timeout = Some(std::time::Duration::from_secs(60));
+        config.write_timeout = Some(std::time::Duration::from_secs(60));
         let label = format!("cluster {} ({label})", config.cluster_url);
         let counting = counter.clone();
         let client = kube::client::ClientBuilder::try_from(config)
