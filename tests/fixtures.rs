@@ -240,3 +240,38 @@ fn the_bundled_example_is_the_mixed_capture() {
         std::fs::read_to_string("tests/fixtures/mixed.yaml").unwrap()
     );
 }
+
+#[test]
+fn taints_anti_affinity_hpa_node_loss_and_the_autoscaler_are_named() {
+    let o = plan("cluster-causes");
+    let pinned = failing(&o, "pinned");
+    has(pinned, &["unschedulable", "revision_change"]);
+    assert!(
+        pinned
+            .findings
+            .iter()
+            .any(|f| f.summary.contains("taints") && f.summary.contains("dedicated")),
+        "{:?}",
+        kinds(pinned)
+    );
+    let spread = failing(&o, "spread");
+    has(spread, &["unschedulable", "hpa", "node_not_ready"]);
+    assert!(
+        spread
+            .findings
+            .iter()
+            .any(|f| f.summary.contains("anti-affinity")),
+        "{:?}",
+        spread
+            .findings
+            .iter()
+            .map(|f| &f.summary)
+            .collect::<Vec<_>>()
+    );
+    assert!(summary(spread, "hpa").contains("HorizontalPodAutoscaler spread"));
+    let edge = failing(&o, "edge");
+    has(edge, &["node_not_ready", "autoscaler_status"]);
+    assert!(summary(edge, "autoscaler_status").contains("gpu-pool"));
+    // A lost node: no rung of the ladder mends that; a person decides.
+    assert_eq!(rung(edge), "escalate");
+}

@@ -316,3 +316,97 @@ async fn capture_controller_down() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
+async fn capture_cluster_causes() {
+    let w = World::start().await;
+    // A dedicated, tainted node the template change is pinned to without a
+    // toleration; anti-affinity one replica more than there are nodes; an
+    // HPA steering the spread set; a node whose kubelet goes silent; the
+    // status ConfigMap of a cluster-autoscaler whose GPU group backs off.
+    w.sim
+        .add_node(
+            stsmend_e2e::sim::NodeSpec::new("dedicated-1")
+                .label("pool", "db")
+                .taint("dedicated", Some("db"), "NoSchedule"),
+        )
+        .await
+        .unwrap();
+    w.apply(&stateful_set(
+        "pinned",
+        1,
+        "registry.example/pinned:1",
+        true,
+        "OrderedReady",
+    ))
+    .await;
+    let spread = stateful_set("spread", 3, "registry.example/spread:1", true, "Parallel").replace(
+        "      containers:",
+        "      affinity:\n        podAntiAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n          - labelSelector: {matchLabels: {app: spread}}\n            topologyKey: kubernetes.io/hostname\n      containers:",
+    );
+    w.apply(&spread).await;
+    w.apply(&stateful_set(
+        "edge",
+        1,
+        "registry.example/edge:1",
+        true,
+        "OrderedReady",
+    ))
+    .await;
+    for n in ["pinned", "spread", "edge"] {
+        w.healthy(n, ROLLOUT).await;
+    }
+    w.apply(
+        "apiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\nmetadata: {name: spread}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: StatefulSet, name: spread}\n  minReplicas: 3\n  maxReplicas: 6\n  targetCPUUtilizationPercentage: 80\n",
+    )
+    .await;
+    w.cp.kubectl_with_stdin(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cluster-autoscaler-status, namespace: kube-system}\ndata:\n  status: |\n    Cluster-autoscaler status at 2026-11-25 10:00:00 +0000 UTC:\n    Cluster-wide:\n      Health:      Healthy (ready=4 unready=0 notStarted=0 longNotStarted=0 registered=4 longUnregistered=0)\n      ScaleUp:     NoActivity (ready=4 registered=4)\n      ScaleDown:   NoCandidates (candidates=0)\n\n    NodeGroups:\n      Name:        gpu-pool\n      Health:      Healthy (ready=0 unready=0 notStarted=0 longNotStarted=0 registered=0 longUnregistered=0 cloudProviderTarget=1 (minSize=0, maxSize=4))\n      ScaleUp:     Backoff (ready=0 cloudProviderTarget=1)\n      ScaleDown:   NoCandidates (candidates=0)\n"),
+    )
+    .await
+    .unwrap();
+    w.patch(
+        "pinned",
+        json!({"spec": {"template": {"spec": {"nodeSelector": {"pool": "db"}}}}}),
+    )
+    .await;
+    w.patch("spread", json!({"spec": {"replicas": 4}})).await;
+    let edge_node = w
+        .pod("edge-0")
+        .await
+        .spec
+        .and_then(|s| s.node_name)
+        .unwrap();
+    w.sim.stop_heartbeats(&edge_node).unwrap();
+    w.unschedulable("pinned-0", ROLLOUT).await;
+    w.unschedulable("spread-3", ROLLOUT).await;
+    // The node lifecycle controller marks the silent node's pods not Ready
+    // after its 40 s grace period.
+    let api = w.sts_api();
+    stsmend_e2e::wait_until("edge not ready", Duration::from_secs(120), || {
+        let api = api.clone();
+        async move {
+            let st = api
+                .get("edge")
+                .await
+                .map_err(|e| e.to_string())?
+                .status
+                .unwrap_or_default();
+            if st.ready_replicas.unwrap_or(0) == 0 {
+                Ok(())
+            } else {
+                Err(format!("{st:?}"))
+            }
+        }
+    })
+    .await
+    .unwrap();
+    capture(
+        &w,
+        "cluster-causes",
+        "shop: pinned's template now selects a tainted node it does not tolerate;\nspread (Parallel, pod anti-affinity per node, an HPA) scaled to 4 on 4\nnodes of which one it cannot use; edge's node stopped its heartbeats;\nkube-system/cluster-autoscaler-status reports a GPU group in backoff.",
+    )
+    .await;
+}

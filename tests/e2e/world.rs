@@ -17,8 +17,8 @@ use stsmend_e2e::{ControlPlane, wait_until};
 
 pub struct World {
     pub cp: ControlPlane,
-    // Held for its lifetime: dropping it stops the simulated kubelets.
-    _sim: Sim,
+    /// The simulated kubelets; dropping it stops them.
+    pub sim: Sim,
     pub client: kube::Client,
     /// The namespace the scenario's objects live in.
     pub ns: String,
@@ -126,7 +126,7 @@ impl World {
         World {
             ns: ns.to_string(),
             cp,
-            _sim: sim,
+            sim,
             client,
             agent_kubeconfig,
             dir,
@@ -379,6 +379,13 @@ impl World {
         )
         .await
         .unwrap()
+    }
+
+    pub async fn pod(&self, name: &str) -> Pod {
+        Api::<Pod>::namespaced(self.client.clone(), &self.ns)
+            .get(name)
+            .await
+            .unwrap()
     }
 
     /// Waits until `pod` reports `reason` as a container's waiting reason.
