@@ -3,6 +3,7 @@
 //! loopback, with simulated nodes standing in for kubelets.
 
 pub mod assets;
+pub mod backend;
 pub mod control_plane;
 pub mod error;
 pub mod kubeconfig;
@@ -13,6 +14,7 @@ mod process;
 pub mod sim;
 pub mod wait;
 
+pub use backend::{AnyCluster, Backend};
 pub use control_plane::{
     AGENT_USER, Component, ControlPlane, ControlPlaneOptions, LeaseTiming, StaticUser,
 };
