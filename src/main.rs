@@ -10,7 +10,7 @@ use clap::Parser;
 
 use cli::{
     Cli, Command, DryRun, ExplainArgs, ExplainFormat, LogFormat, PlanArgs, PolicyCommand,
-    PolicyTestArgs, RunArgs, ScopeArgs, SnapshotArgs, SourceArgs, UndoArgs,
+    PolicyTestArgs, PolicyTestFormat, RunArgs, ScopeArgs, SnapshotArgs, SourceArgs, UndoArgs,
 };
 use stsmend::cluster::{self, Target};
 use stsmend::cluster::{act, write};
@@ -30,6 +30,22 @@ const EXIT_FAILURE: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completions(args) = &cli.command {
+        use clap::CommandFactory as _;
+        use std::io::Write as _;
+        // Rendered to memory first: clap_complete panics on a write error,
+        // and `stsmend completions bash | head` closes the pipe early.
+        let mut script = Vec::new();
+        clap_complete::generate(args.shell, &mut Cli::command(), "stsmend", &mut script);
+        return match std::io::stdout().write_all(&script) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("stsmend: writing the completion script: {e}");
+                ExitCode::from(EXIT_FAILURE)
+            }
+        };
+    }
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -85,6 +101,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Policy(PolicyCommand::Test(args)) => policy_test(args),
         Command::Run(args) => run_once(args).await,
         Command::Undo(args) => undo(args).await,
+        // Answered in main, before logging and the runtime start.
+        Command::Completions(_) => Ok(0),
     }
 }
 
@@ -279,7 +297,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
         skipped_kinds: a.skipped,
         api_requests: a.requests,
     };
-    let text = report.render(args.output)?;
+    let text = report.render_with_inputs(args.output, &args.source.from)?;
     if let Some(path) = &args.report {
         std::fs::write(path, &text)
             .with_context(|| format!("writing report {}", path.display()))?;
@@ -497,7 +515,10 @@ async fn undo(args: UndoArgs) -> anyhow::Result<u8> {
 
 fn policy_test(args: PolicyTestArgs) -> anyhow::Result<u8> {
     let results = policy::cases::run_dir(&args.dir)?;
-    print!("{}", results.render(args.verbose));
+    match args.output {
+        PolicyTestFormat::Text => print!("{}", results.render(args.verbose)),
+        PolicyTestFormat::Junit => print!("{}", stsmend::report::junit::policy_tests(&results)),
+    }
     Ok(if results.failed() == 0 { 0 } else { 1 })
 }
 

@@ -1,9 +1,12 @@
 //! Reports of a run: concise text for a terminal, Markdown for pull requests,
-//! JSON with a versioned schema (docs/report-schema.md) for machines.
+//! JSON with a versioned schema (docs/report-schema.md) for machines, JUnit
+//! XML and SARIF for CI systems to show natively.
 
 mod explain;
 mod json;
+pub mod junit;
 mod markdown;
+pub mod sarif;
 mod text;
 
 pub use explain::explain;
@@ -24,6 +27,10 @@ pub enum Format {
     Text,
     Markdown,
     Json,
+    /// JUnit XML: one test case per failing, pending or exempt StatefulSet.
+    Junit,
+    /// SARIF 2.1.0: one result per finding.
+    Sarif,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,10 +75,22 @@ pub(crate) fn gate_line(a: &crate::pipeline::Assessment) -> Option<String> {
 
 impl Report {
     pub fn render(&self, format: Format) -> crate::error::Result<String> {
+        self.render_with_inputs(format, &[])
+    }
+
+    /// As `render`; `inputs` are the files read instead of a cluster, which
+    /// SARIF results point at.
+    pub fn render_with_inputs(
+        &self,
+        format: Format,
+        inputs: &[std::path::PathBuf],
+    ) -> crate::error::Result<String> {
         match format {
             Format::Text => Ok(text::render(self)),
             Format::Markdown => Ok(markdown::render(self)),
             Format::Json => json::render(self),
+            Format::Junit => Ok(junit::render(self)),
+            Format::Sarif => sarif::render(self, inputs),
         }
     }
 

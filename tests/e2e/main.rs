@@ -9,6 +9,7 @@
 
 mod capture;
 mod chaos;
+mod deploy;
 mod rollback;
 mod scale;
 mod stand_aside;
