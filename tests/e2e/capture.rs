@@ -237,15 +237,7 @@ async fn capture_quotas() {
 #[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
 async fn capture_scheduling_and_storage() {
     let w = World::start().await;
-    w.apply(&stateful_set(
-        "db",
-        2,
-        "registry.example/db:1",
-        true,
-        "OrderedReady",
-    ))
-    .await;
-    w.healthy("db", ROLLOUT).await;
+    w.healthy_set("db", 2, "OrderedReady").await;
     w.patch(
         "db",
         json!({"spec": {"template": {"spec": {"nodeSelector": {"disktype": "nvme"}}}}}),
@@ -297,15 +289,7 @@ async fn capture_migration() {
 #[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
 async fn capture_controller_down() {
     let w = World::start().await;
-    w.apply(&stateful_set(
-        "db",
-        2,
-        "registry.example/db:1",
-        true,
-        "OrderedReady",
-    ))
-    .await;
-    w.healthy("db", ROLLOUT).await;
+    w.healthy_set("db", 2, "OrderedReady").await;
     w.cp.stop_controller_manager().await.unwrap();
     w.set_image("db", "registry.example/db:2").await;
     tokio::time::sleep(Duration::from_secs(42)).await;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::ROLLOUT;
-use crate::world::{World, stateful_set};
+use crate::world::World;
 
 /// Runs the agent again and again while kube-apiserver restarts under it.
 /// A run may fail (exit 3, the error reported) but never leaves an action
@@ -14,15 +14,7 @@ use crate::world::{World, stateful_set};
 async fn api_server_restart_mid_run_then_the_next_runs_complete() {
     let w = World::start().await;
     let id = w.id("db");
-    w.apply(&stateful_set(
-        "db",
-        3,
-        "registry.example/db:1",
-        true,
-        "OrderedReady",
-    ))
-    .await;
-    let good = w.healthy("db", ROLLOUT).await;
+    let good = w.healthy_set("db", 3, "OrderedReady").await;
     w.set_image("db", "registry.example/db:2-broken").await;
     w.pod_waiting("db-2", "ImagePullBackOff", ROLLOUT).await;
     let config = w.config("");

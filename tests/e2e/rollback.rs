@@ -17,15 +17,7 @@ use crate::world::{World, stateful_set};
 async fn bad_image_rolls_back_then_deletes_the_stuck_pod() {
     let w = World::start().await;
     let id = w.id("db");
-    w.apply(&stateful_set(
-        "db",
-        3,
-        "registry.example/db:1",
-        true,
-        "OrderedReady",
-    ))
-    .await;
-    let good = w.healthy("db", ROLLOUT).await;
+    let good = w.healthy_set("db", 3, "OrderedReady").await;
     w.set_image("db", "registry.example/db:2-broken").await;
     w.pod_waiting("db-2", "ImagePullBackOff", ROLLOUT).await;
     let config = w.config("");
@@ -61,16 +53,7 @@ async fn bad_image_rolls_back_then_deletes_the_stuck_pod() {
     // OrderedReady waits for the broken pod to become Ready before it
     // replaces it: the rollback alone does not finish.
     let second = w.agent(&["run", "--apply", "--config", config]).await;
-    assert_eq!(
-        second.rung(&id).as_deref(),
-        Some("delete_stuck_pods"),
-        "{:#}",
-        second.report
-    );
-    assert_eq!(
-        second.executed(&id),
-        [("delete_pods".into(), "done".into())]
-    );
+    second.assert_did(&id, "delete_stuck_pods", "delete_pods", "done");
 
     assert_eq!(
         w.healthy("db", ROLLOUT).await,
@@ -117,15 +100,7 @@ async fn bad_image_rolls_back_then_deletes_the_stuck_pod() {
 async fn crash_loop_on_parallel_rolls_back() {
     let w = World::start().await;
     let id = w.id("cache");
-    w.apply(&stateful_set(
-        "cache",
-        3,
-        "registry.example/cache:1",
-        true,
-        "Parallel",
-    ))
-    .await;
-    let good = w.healthy("cache", ROLLOUT).await;
+    let good = w.healthy_set("cache", 3, "Parallel").await;
     w.set_image("cache", "registry.example/cache:2-crash").await;
     w.pod_waiting("cache-2", "CrashLoopBackOff", ROLLOUT).await;
     let config = w.config("");
@@ -157,13 +132,7 @@ async fn limit_range_denial_rolls_back() {
     let run = w
         .agent(&["run", "--apply", "--config", config.to_str().unwrap()])
         .await;
-    assert_eq!(
-        run.rung(&id).as_deref(),
-        Some("rollback"),
-        "{:#}",
-        run.report
-    );
-    assert_eq!(run.executed(&id), [("rollback".into(), "done".into())]);
+    run.assert_did(&id, "rollback", "rollback", "done");
     assert_eq!(w.healthy("db", ROLLOUT).await, good);
     assert_eq!(w.agent_events("db").await, ["StsmendRolledBack"]);
 }
@@ -187,13 +156,7 @@ async fn team_policy_fits_the_limit_range_instead() {
             policies,
         ])
         .await;
-    assert_eq!(
-        run.rung(&id).as_deref(),
-        Some("fit_limit_range"),
-        "{:#}",
-        run.report
-    );
-    assert_eq!(run.executed(&id), [("patch_spec".into(), "done".into())]);
+    run.assert_did(&id, "fit_limit_range", "patch_spec", "done");
     let fixed = w.healthy("db", ROLLOUT).await;
     assert_ne!(fixed, good, "the fixed template is a new revision");
     let sts = w.sts("db").await;
@@ -215,15 +178,7 @@ async fn team_policy_fits_the_limit_range_instead() {
 async fn revision_quota_rolls_back_to_the_existing_revision() {
     let w = World::start().await;
     let id = w.id("db");
-    w.apply(&stateful_set(
-        "db",
-        2,
-        "registry.example/db:1",
-        true,
-        "OrderedReady",
-    ))
-    .await;
-    let good = w.healthy("db", ROLLOUT).await;
+    let good = w.healthy_set("db", 2, "OrderedReady").await;
     w.apply(
         "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: revisions}\nspec:\n  hard: {count/controllerrevisions.apps: \"1\"}\n",
     )
@@ -236,13 +191,7 @@ async fn revision_quota_rolls_back_to_the_existing_revision() {
     let run = w
         .agent(&["run", "--apply", "--config", config.to_str().unwrap()])
         .await;
-    assert_eq!(
-        run.rung(&id).as_deref(),
-        Some("rollback"),
-        "{:#}",
-        run.report
-    );
-    assert_eq!(run.executed(&id), [("rollback".into(), "done".into())]);
+    run.assert_did(&id, "rollback", "rollback", "done");
     assert_eq!(w.healthy("db", ROLLOUT).await, good);
 }
 
@@ -267,13 +216,7 @@ async fn unsatisfiable_affinity_rolls_back() {
     let config = w.config("");
     let config = config.to_str().unwrap();
     let run = w.agent(&["run", "--apply", "--config", config]).await;
-    assert_eq!(
-        run.rung(&id).as_deref(),
-        Some("rollback"),
-        "{:#}",
-        run.report
-    );
-    assert_eq!(run.executed(&id), [("rollback".into(), "done".into())]);
+    run.assert_did(&id, "rollback", "rollback", "done");
     let second = w.agent(&["run", "--apply", "--config", config]).await;
     assert_eq!(
         second.executed(&id),

@@ -4,7 +4,7 @@ use serde_json::json;
 use stsmend_e2e::sim::{NodeSpec, node_group};
 
 use crate::ROLLOUT;
-use crate::world::{World, stateful_set};
+use crate::world::World;
 
 /// A GPU request no node can satisfy, and a scalable GPU node group (a
 /// Cluster API MachineDeployment at zero): the agent scales it through its
@@ -23,15 +23,7 @@ async fn gpu_request_scales_the_node_group() {
     )
     .await
     .unwrap();
-    w.apply(&stateful_set(
-        "trainer",
-        1,
-        "registry.example/trainer:1",
-        true,
-        "OrderedReady",
-    ))
-    .await;
-    w.healthy("trainer", ROLLOUT).await;
+    w.healthy_set("trainer", 1, "OrderedReady").await;
     w.patch(
         "trainer",
         json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}}}),
@@ -45,13 +37,7 @@ async fn gpu_request_scales_the_node_group() {
     let run = w
         .agent(&["run", "--apply", "--config", config.to_str().unwrap()])
         .await;
-    assert_eq!(
-        run.rung(&id).as_deref(),
-        Some("scale_nodes"),
-        "{:#}",
-        run.report
-    );
-    assert_eq!(run.executed(&id), [("scale_nodes".into(), "done".into())]);
+    run.assert_did(&id, "scale_nodes", "scale_nodes", "done");
     let revision = w.healthy("trainer", ROLLOUT).await;
     assert_eq!(
         Some(revision),

@@ -45,15 +45,7 @@ async fn not_opted_in_is_report_only() {
 async fn quota_on_scale_up_escalates() {
     let w = World::start().await;
     let id = w.id("db");
-    w.apply(&stateful_set(
-        "db",
-        2,
-        "registry.example/db:1",
-        true,
-        "OrderedReady",
-    ))
-    .await;
-    w.healthy("db", ROLLOUT).await;
+    w.healthy_set("db", 2, "OrderedReady").await;
     w.apply("apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: pods}\nspec:\n  hard: {pods: \"2\"}\n")
         .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -97,13 +89,7 @@ async fn migration_on_shutdown_waits() {
     let run = w
         .agent(&["run", "--apply", "--config", config.to_str().unwrap()])
         .await;
-    assert_eq!(
-        run.rung(&id).as_deref(),
-        Some("wait_for_migration"),
-        "{:#}",
-        run.report
-    );
-    assert_eq!(run.executed(&id), [("wait".into(), "done".into())]);
+    run.assert_did(&id, "wait_for_migration", "wait", "done");
     assert_eq!(w.sts("db").await.spec, before.spec);
     let revision = w.healthy("db", ROLLOUT).await;
     assert_eq!(
@@ -121,15 +107,7 @@ async fn migration_on_shutdown_waits() {
 async fn controller_down_stands_aside() {
     let w = World::start().await;
     let id = w.id("db");
-    w.apply(&stateful_set(
-        "db",
-        2,
-        "registry.example/db:1",
-        true,
-        "OrderedReady",
-    ))
-    .await;
-    w.healthy("db", ROLLOUT).await;
+    w.healthy_set("db", 2, "OrderedReady").await;
     w.cp.stop_controller_manager().await.unwrap();
     w.set_image("db", "registry.example/db:2").await;
     // The leader lease must look abandoned: its duration plus the slack the
@@ -140,13 +118,7 @@ async fn controller_down_stands_aside() {
     let run = w
         .agent(&["run", "--apply", "--config", config.to_str().unwrap()])
         .await;
-    assert_eq!(
-        run.rung(&id).as_deref(),
-        Some("stand_aside"),
-        "{:#}",
-        run.report
-    );
-    assert_eq!(run.executed(&id), [("escalate".into(), "done".into())]);
+    run.assert_did(&id, "stand_aside", "escalate", "done");
     assert_eq!(w.sts("db").await.spec, before.spec);
     w.cp.start_controller_manager().await.unwrap();
     w.healthy("db", ROLLOUT).await;

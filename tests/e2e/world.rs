@@ -57,6 +57,19 @@ impl Run {
             .unwrap_or_default()
     }
 
+    /// Asserts the plan's rung for `id` and that its one action ended with
+    /// `status`.
+    #[track_caller]
+    pub fn assert_did(&self, id: &str, rung: &str, action: &str, status: &str) {
+        assert_eq!(self.rung(id).as_deref(), Some(rung), "{:#}", self.report);
+        assert_eq!(
+            self.executed(id),
+            [(action.to_string(), status.to_string())],
+            "{:#}",
+            self.report
+        );
+    }
+
     pub fn rung(&self, id: &str) -> Option<String> {
         self.assessment(id)
             .and_then(|a| a["plan"]["rung"].as_str().map(str::to_string))
@@ -231,21 +244,23 @@ impl World {
             "apiVersion: v1\nkind: LimitRange\nmetadata: {name: memory}\nspec:\n  limits:\n  - type: Container\n    max: {memory: 1Gi}\n",
         )
         .await;
-        w.apply(&stateful_set(
-            "db",
-            3,
-            "registry.example/db:1",
-            true,
-            "OrderedReady",
-        ))
-        .await;
-        let good = w.healthy("db", ROLLOUT).await;
+        let good = w.healthy_set("db", 3, "OrderedReady").await;
         let resources = |mem: &str| json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "resources": {"requests": {"memory": mem}, "limits": {"memory": mem}}}]}}}});
         w.patch("db", resources("4Gi")).await;
         w.event("db", "FailedCreate", ROLLOUT).await;
         w.patch("db", json!({"spec": {"template": {"metadata": {"annotations": {"example.com/restartedAt": "now"}}}}})).await;
         w.mismatch("db", Duration::from_secs(3)).await;
         good
+    }
+
+    /// An opted-in StatefulSet of `replicas` pods of
+    /// `registry.example/NAME:1`, waited for until healthy; returns its
+    /// revision.
+    pub async fn healthy_set(&self, name: &str, replicas: i32, policy: &str) -> String {
+        let image = format!("registry.example/{name}:1");
+        self.apply(&stateful_set(name, replicas, &image, true, policy))
+            .await;
+        self.healthy(name, ROLLOUT).await
     }
 
     /// Merge-patches the StatefulSet as a person or a CD system would.
