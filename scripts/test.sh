@@ -67,3 +67,13 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+step "scale benchmark, smoke size (the full run: bash scripts/bench.sh; docs/performance.md)"
+# Debug builds: this checks the benchmark still works end to end, it does
+# not measure (figures come from scripts/bench.sh's release builds).
+cargo build --locked -p stsmend-e2e --bin scale-bench
+cargo build --locked --bin stsmend
+bench_target=${CARGO_TARGET_DIR:-target}
+mkdir -p "$bench_target/bench"
+"$bench_target/debug/scale-bench" --smoke --stsmend "$bench_target/debug/stsmend" \
+  --json "$bench_target/bench/scale-smoke.json" --markdown "$bench_target/bench/scale-smoke.md"
