@@ -171,7 +171,6 @@ struct Assessed {
     now: jiff::Timestamp,
     threshold: stsmend::duration::Span,
     skipped: std::collections::BTreeMap<String, usize>,
-    requests: Option<cluster::metrics::Counts>,
     policies: Policies,
     config: Config,
     inv: Inventory,
@@ -179,6 +178,25 @@ struct Assessed {
     next_state: State,
     /// The client of a live run, and its request counter.
     client: Option<(kube::Client, cluster::metrics::Counter)>,
+}
+
+impl Assessed {
+    /// The run's report; a live run's request count is read now, so it
+    /// includes whatever the run wrote after assessing.
+    fn into_report(self, mode: Option<Mode>) -> Report {
+        Report {
+            schema: stsmend::report::SCHEMA,
+            version: stsmend::VERSION,
+            generated_at: self.now,
+            source: self.source_label,
+            threshold: self.threshold,
+            mode,
+            policies: self.policies.infos(),
+            outcome: self.outcome,
+            skipped_kinds: self.skipped,
+            api_requests: self.client.map(|(_, counter)| counter.snapshot()),
+        }
+    }
 }
 
 async fn assess(
@@ -253,7 +271,6 @@ async fn assess(
         now,
         threshold,
         skipped: inv.skipped.clone(),
-        requests: source.from.is_empty().then(|| counter.snapshot()),
         policies,
         config,
         inv,
@@ -285,18 +302,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
     for e in a.outcome.policy_errors() {
         tracing::warn!(error = %e, "policy failed; no actions for this StatefulSet");
     }
-    let report = Report {
-        schema: stsmend::report::SCHEMA,
-        version: stsmend::VERSION,
-        generated_at: a.now,
-        source: a.source_label,
-        threshold: a.threshold,
-        mode: None,
-        policies: a.policies.infos(),
-        outcome: a.outcome,
-        skipped_kinds: a.skipped,
-        api_requests: a.requests,
-    };
+    let report = a.into_report(None);
     let text = report.render_with_inputs(args.output, &args.source.from)?;
     if let Some(path) = &args.report {
         std::fs::write(path, &text)
@@ -311,13 +317,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
 }
 
 async fn explain(args: ExplainArgs) -> anyhow::Result<u8> {
-    let Some((ns, name)) = args
-        .target
-        .split_once('/')
-        .filter(|(n, s)| !n.is_empty() && !s.is_empty() && !s.contains('/'))
-    else {
-        return Err(Error::invalid("StatefulSet", args.target, "expected NAMESPACE/NAME").into());
-    };
+    let (ns, name) = split_target(&args.target)?;
     let a = assess(
         &args.source,
         &args.scope,
@@ -395,7 +395,7 @@ async fn run_once(args: RunArgs) -> anyhow::Result<u8> {
         }
         return Ok(EXIT_BAD_INPUT);
     }
-    let Some((client, counter)) = a.client.clone() else {
+    let Some((client, _)) = a.client.clone() else {
         anyhow::bail!("stsmend run needs a cluster");
     };
     let undo_book = a
@@ -455,18 +455,7 @@ async fn run_once(args: RunArgs) -> anyhow::Result<u8> {
         tracing::error!(error = %e, "state not saved; the next run starts its timers again");
         failed = true;
     }
-    let report = Report {
-        schema: stsmend::report::SCHEMA,
-        version: stsmend::VERSION,
-        generated_at: a.now,
-        source: a.source_label,
-        threshold: a.threshold,
-        mode: Some(mode),
-        policies: a.policies.infos(),
-        outcome: a.outcome,
-        skipped_kinds: a.skipped,
-        api_requests: Some(counter.snapshot()),
-    };
+    let report = a.into_report(Some(mode));
     if let Some(path) = &args.report {
         std::fs::write(path, report.render(args.report_format)?)
             .with_context(|| format!("writing report {}", path.display()))?;

@@ -112,6 +112,16 @@ fn db() -> Assessment {
 }
 
 async fn carry_out(script: &Script, mode: Mode) -> Vec<(String, Status, String)> {
+    carry_out_plan(script, mode, &db()).await
+}
+
+/// Carries out `a`'s plan through the scripted client: what became of each
+/// action, as (action, status, detail).
+async fn carry_out_plan(
+    script: &Script,
+    mode: Mode,
+    a: &Assessment,
+) -> Vec<(String, Status, String)> {
     let client = script.client();
     let mut actor = Actor {
         mode,
@@ -124,7 +134,7 @@ async fn carry_out(script: &Script, mode: Mode) -> Vec<(String, Status, String)>
         retry_delay: Duration::ZERO,
     };
     actor
-        .carry_out(&db())
+        .carry_out(a)
         .await
         .executed
         .into_iter()
@@ -245,24 +255,7 @@ async fn evict(script: &Script) -> Vec<(String, Status, String)> {
         any_pod: true,
         why: "test".into(),
     }];
-    let client = script.client();
-    let mut actor = Actor {
-        mode: Mode::Apply,
-        writer: Writer::new(client.clone(), WriteMode::Apply),
-        own: Writer::new(client, WriteMode::Apply),
-        node_groups: &[],
-        state_namespace: "stsmend".into(),
-        undo: Default::default(),
-        now: jiff::Timestamp::now(),
-        retry_delay: Duration::ZERO,
-    };
-    actor
-        .carry_out(&a)
-        .await
-        .executed
-        .into_iter()
-        .map(|e| (e.action, e.status, e.detail))
-        .collect()
+    carry_out_plan(script, Mode::Apply, &a).await
 }
 
 const EVICT: &str = "POST /api/v1/namespaces/shop/pods/db-2/eviction";
