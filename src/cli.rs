@@ -55,8 +55,8 @@ pub enum Command {
         after_help = "Examples:\n  stsmend plan --from examples/failing-rollout.yaml --output markdown\n  kubectl get sts,pods,controllerrevisions,events -n shop -o yaml | stsmend plan --from -\n  stsmend plan -n shop --for 15m --output json\n  stsmend plan --from shop.yaml --policies policies/examples\n  stsmend plan --from snapshot.yaml --output sarif --report stsmend.sarif\n  stsmend plan --from snapshot.yaml --output junit > stsmend-junit.xml\n\nExit codes: 0 no failing StatefulSet, 1 findings present, 2 bad input, 3 runtime failure."
     )]
     Plan(PlanArgs),
-    /// Write every object a live run reads as one YAML `v1 List`, so the run
-    /// can be replayed with `stsmend plan --from`.
+    /// Write the objects a live run reads, whole, as one YAML `v1 List`, so
+    /// the run can be replayed with `stsmend plan --from`.
     #[command(
         after_help = "Example:\n  stsmend snapshot -A -o snapshot.yaml && stsmend plan --from snapshot.yaml"
     )]

@@ -3,6 +3,7 @@
 //! functions, so the live and the file source give the same facts.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
@@ -41,7 +42,9 @@ pub struct Facts {
     pub pvcs: Vec<PersistentVolumeClaim>,
     /// StorageClasses its claims and claim templates name, where they exist.
     pub storage_classes: Vec<StorageClass>,
-    pub nodes: Vec<NodeSummary>,
+    /// Every node's summary, shared by all candidates of a run: a copy
+    /// each would grow a run's memory with candidates times nodes.
+    pub nodes: Arc<[NodeSummary]>,
     pub hpas: Vec<HorizontalPodAutoscaler>,
     pub pdbs: Vec<PodDisruptionBudget>,
     pub limit_ranges: Vec<LimitRange>,
@@ -104,6 +107,8 @@ impl NodeSummary {
 /// What, beyond the inventory, shapes the facts of every candidate.
 #[derive(Debug, Clone, Default)]
 pub struct Context<'a> {
+    /// The inventory's nodes, summarised once a run.
+    pub nodes: Arc<[NodeSummary]>,
     pub node_groups: &'a [NodeGroup],
     pub state: Option<&'a crate::state::State>,
 }
@@ -144,6 +149,27 @@ fn owned_by(
     )
 }
 
+/// Whether an event in the StatefulSet `name`'s namespace is about it, its
+/// pods or its claims, given the names of pods and claims that may be its
+/// own. The live source keeps only such events, so it must ask exactly what
+/// [`gather`] asks.
+pub fn event_about(
+    event: &Event,
+    name: &str,
+    pods: &BTreeSet<&str>,
+    pvcs: &BTreeSet<&str>,
+) -> bool {
+    let o = &event.involved_object;
+    let oname = o.name.as_deref().unwrap_or_default();
+    match o.kind.as_deref() {
+        Some("StatefulSet") => oname == name,
+        // Pods that no longer exist still have events worth reading.
+        Some("Pod") => pods.contains(oname) || ordinal(name, oname).is_some(),
+        Some("PersistentVolumeClaim") => pvcs.contains(oname),
+        _ => false,
+    }
+}
+
 /// Cuts the facts of one StatefulSet out of the inventory.
 pub fn gather(inv: &Inventory, sts: &StatefulSet, ctx: &Context<'_>) -> Facts {
     let ns = namespace_of(sts);
@@ -169,6 +195,9 @@ pub fn gather(inv: &Inventory, sts: &StatefulSet, ctx: &Context<'_>) -> Facts {
         .cloned()
         .collect();
     pods.sort_by_key(|p| ordinal(name, name_of(p)).unwrap_or(u32::MAX));
+    // Facts live until the report is written, one set per candidate; the
+    // slack of a grown buffer would be held as long.
+    pods.shrink_to_fit();
 
     let mut revisions: Vec<ControllerRevision> = inv
         .controller_revisions
@@ -233,20 +262,11 @@ pub fn gather(inv: &Inventory, sts: &StatefulSet, ctx: &Context<'_>) -> Facts {
         .events
         .iter()
         .filter(|e| in_ns(&e.metadata) || e.involved_object.namespace.as_deref() == Some(ns))
-        .filter(|e| {
-            let o = &e.involved_object;
-            let oname = o.name.as_deref().unwrap_or_default();
-            match o.kind.as_deref() {
-                Some("StatefulSet") => oname == name,
-                // Pods that no longer exist still have events worth reading.
-                Some("Pod") => pod_names.contains(oname) || ordinal(name, oname).is_some(),
-                Some("PersistentVolumeClaim") => pvc_names.contains(oname),
-                _ => false,
-            }
-        })
+        .filter(|e| event_about(e, name, &pod_names, &pvc_names))
         .cloned()
         .collect();
     events.sort_by_key(crate::time::event_time);
+    events.shrink_to_fit();
 
     let template_labels = spec
         .and_then(|s| s.template.metadata.as_ref())
@@ -282,7 +302,7 @@ pub fn gather(inv: &Inventory, sts: &StatefulSet, ctx: &Context<'_>) -> Facts {
         revisions,
         pvcs,
         storage_classes,
-        nodes: inv.nodes.iter().map(NodeSummary::from_node).collect(),
+        nodes: ctx.nodes.clone(),
         hpas: inv
             .hpas
             .iter()

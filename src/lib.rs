@@ -26,6 +26,7 @@ pub mod snapshot;
 pub mod source;
 pub mod state;
 pub mod time;
+pub mod trim;
 pub mod undo;
 
 pub use error::{Error, Result};

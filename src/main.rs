@@ -226,6 +226,7 @@ async fn assess(
             &client,
             &scope,
             (&config.state_namespace, state::CONFIG_MAP),
+            cluster::read::Keep::Facts,
         )
         .await?;
         live = Some((client, counter.clone()));
@@ -524,6 +525,7 @@ async fn take_snapshot(args: SnapshotArgs) -> anyhow::Result<u8> {
         &client,
         &scope,
         (&config.state_namespace, state::CONFIG_MAP),
+        cluster::read::Keep::Whole,
     )
     .await?;
     snapshot::mark(&mut inv, &config.state_namespace, jiff::Timestamp::now());

@@ -83,6 +83,11 @@ pub struct Outcome {
 /// diagnoses them.
 pub fn evaluate(inv: &Inventory, state: Option<&State>, opts: &Options) -> Outcome {
     let ctx = facts::Context {
+        nodes: inv
+            .nodes
+            .iter()
+            .map(facts::NodeSummary::from_node)
+            .collect(),
         node_groups: &opts.node_groups,
         state,
     };

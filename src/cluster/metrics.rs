@@ -53,7 +53,9 @@ pub fn classify(method: &Method, path: &str) -> String {
         [res] => (res.to_string(), false),
         [res, _name] => (res.to_string(), true),
         [res, _name, sub, ..] => (format!("{res}/{sub}"), true),
-        [] => ("namespaces".to_string(), false),
+        // Discovery of a group version names no resource; it goes by its
+        // path, as the audit log has it.
+        [] => (path.to_string(), true),
     };
     let verb = match *method {
         Method::GET if named => "get",
@@ -103,6 +105,10 @@ mod tests {
                 "/apis/x.io/v1/namespaces/capi/machinedeployments/gpu/scale"
             ),
             "get machinedeployments/scale"
+        );
+        assert_eq!(
+            classify(&Method::GET, "/apis/policy/v1"),
+            "get /apis/policy/v1"
         );
     }
 }

@@ -1,9 +1,24 @@
 //! The live source. One paginated LIST of StatefulSets (one per namespace when
 //! the scope names namespaces); every other read is for a suspect only, and
 //! reads shared by suspects of one namespace are made once.
+//!
+//! Reads overlap: a namespace's suspects are read while the LIST's next pages
+//! are still coming, a few requests at a time. The StatefulSets, events and
+//! nodes are listed with quorum reads, page by page, as `kubectl get` does;
+//! the suspects' own objects and the small per-namespace kinds are read at
+//! "any" resource version (`resourceVersion=0`), which the API server answers
+//! from its watch cache, as it answers informers, without a trip to etcd
+//! (which would read every pod of the namespace to filter by a selector).
+//! They may be a moment behind; a failure held for the threshold is not, and
+//! every write is pre-conditioned on what it changes anyway.
+//!
+//! Memory is bounded by the suspects, not the fleet: healthy StatefulSets and
+//! nodes are trimmed as their pages arrive ([`crate::trim`]), and of a
+//! namespace's events only those about a suspect are kept.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -16,48 +31,401 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Client;
 use kube::api::{Api, ListParams};
 use serde::de::DeserializeOwned;
+use tokio::sync::{OnceCell, Semaphore};
 
 use crate::detect::{Screen, screen};
 use crate::error::{Error, Result};
-use crate::facts::{AUTOSCALER_STATUS, CONTROLLER_LEASE};
+use crate::facts::{AUTOSCALER_STATUS, CONTROLLER_LEASE, event_about, name_of};
 use crate::inventory::Inventory;
 use crate::scope::Scope;
 
 /// Objects per LIST page.
 pub const PAGE: u32 = 500;
 
-/// Lists every page of a resource.
-async fn list_all<K>(api: &Api<K>, mut lp: ListParams, what: &str) -> Result<Vec<K>>
-where
-    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    lp.limit = Some(PAGE);
-    let mut out = Vec::new();
-    loop {
-        let page = api
-            .list(&lp)
-            .await
-            .map_err(|e| Error::api(format!("list {what}"), e))?;
-        out.extend(page.items);
-        match page.metadata.continue_ {
-            Some(token) if !token.is_empty() => lp.continue_token = Some(token),
-            _ => return Ok(out),
+/// Requests in flight at once, besides the StatefulSet LIST. The suspects'
+/// reads are small and mostly wait on the API server; a few at a time hide
+/// the round trips without crowding the server (docs/performance.md).
+pub const IN_FLIGHT: usize = 8;
+
+/// What a read keeps of the objects a run does not look into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// What screening, diagnosis and the policies read (`plan`, `run`).
+    Facts,
+    /// Healthy StatefulSets and nodes whole, for a snapshot a person may
+    /// read. Events are those about suspects either way.
+    Whole,
+}
+
+/// Which requests a LIST shares the in-flight limit with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// The StatefulSet LIST: one page at a time, never queued behind the
+    /// suspects' reads it feeds.
+    Scan,
+    Shared,
+}
+
+/// A quorum LIST, page by page: for what may be large (the fleet's
+/// StatefulSets, a namespace's events, the nodes).
+fn paged() -> ListParams {
+    ListParams::default().limit(PAGE)
+}
+
+/// A LIST served from the API server's watch cache, in one response (the
+/// cache does not page, and kube leaves out `resourceVersion=0` when a limit
+/// is set): for what a suspect bounds (its pods, revisions and claims) or is
+/// small by nature (a namespace's quotas, limit ranges, HPAs and PDBs).
+fn cached() -> ListParams {
+    ListParams::default().match_any()
+}
+
+/// Suspects of one namespace, read together once the LIST has moved past
+/// their namespace.
+#[derive(Debug)]
+struct Group {
+    namespace: String,
+    suspects: Vec<StatefulSet>,
+}
+
+/// What was read for one [`Group`].
+#[derive(Debug, Default)]
+struct Part {
+    pods: Vec<Pod>,
+    revisions: Vec<ControllerRevision>,
+    pvcs: Vec<PersistentVolumeClaim>,
+    events: Vec<Event>,
+    hpas: Vec<HorizontalPodAutoscaler>,
+    pdbs: Vec<PodDisruptionBudget>,
+    limit_ranges: Vec<LimitRange>,
+    resource_quotas: Vec<ResourceQuota>,
+    namespace: Option<Namespace>,
+}
+
+/// Collects suspects as the LIST yields StatefulSets, and hands a
+/// namespace's group on when the LIST moves to another namespace. The API
+/// server lists in key order (namespace, then name); should a namespace
+/// come back anyway, it is read again and [`dedup`] drops the repeats.
+struct Grouper {
+    out: futures::channel::mpsc::UnboundedSender<Group>,
+    current: Option<Group>,
+    listed: usize,
+    suspects: usize,
+}
+
+impl Grouper {
+    fn add(&mut self, sts: &StatefulSet, suspect: bool) {
+        self.listed += 1;
+        let ns = sts.metadata.namespace.as_deref().unwrap_or_default();
+        if self.current.as_ref().is_some_and(|g| g.namespace != ns) {
+            self.flush();
+        }
+        if suspect {
+            self.suspects += 1;
+            self.current
+                .get_or_insert_with(|| Group {
+                    namespace: ns.to_string(),
+                    suspects: Vec::new(),
+                })
+                .suspects
+                .push(sts.clone());
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(g) = self.current.take() {
+            // A closed receiver means the reads failed; that error is the
+            // one the run reports.
+            let _ = self.out.unbounded_send(g);
         }
     }
 }
 
-/// A GET that tolerates absence, and (for optional reads) refusal.
-async fn get_optional<K>(api: Api<K>, name: &str, what: &str) -> Result<Option<K>>
-where
-    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    match api.get_opt(name).await {
-        Ok(v) => Ok(v),
-        Err(kube::Error::Api(s)) if s.code == 403 => {
-            tracing::warn!(what, "not allowed to read; continuing without it");
-            Ok(None)
+struct Reader<'a> {
+    client: &'a Client,
+    keep: Keep,
+    in_flight: Semaphore,
+    /// Whether the server serves `policy/v1` PodDisruptionBudgets (1.21 and
+    /// later); asked once a run.
+    pdb_v1: OnceCell<bool>,
+}
+
+impl Reader<'_> {
+    /// Lists every page of a resource, keeping the items `keep` returns true
+    /// for (it may trim them first), so a page's other items are dropped
+    /// before the next page is read.
+    async fn list<K>(
+        &self,
+        api: Api<K>,
+        mut lp: ListParams,
+        what: String,
+        lane: Lane,
+        mut keep: impl FnMut(&mut K) -> bool,
+    ) -> Result<Vec<K>>
+    where
+        K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    {
+        let mut out = Vec::new();
+        loop {
+            let page = {
+                let _permit = match lane {
+                    Lane::Scan => None,
+                    Lane::Shared => Some(self.in_flight.acquire().await.expect("never closed")),
+                };
+                api.list(&lp)
+                    .await
+                    .map_err(|e| Error::api(format!("list {what}"), e))?
+            };
+            if lane == Lane::Scan && out.is_empty() {
+                // The scan keeps every item: the server's count of what is
+                // left spares the doublings of the fleet's buffer.
+                let left = page.metadata.remaining_item_count.unwrap_or(0);
+                out.reserve_exact(page.items.len() + usize::try_from(left).unwrap_or(0));
+            }
+            out.extend(
+                page.items
+                    .into_iter()
+                    .filter_map(|mut o| keep(&mut o).then_some(o)),
+            );
+            match page.metadata.continue_ {
+                Some(token) if !token.is_empty() => {
+                    // The token carries the resource version; the server
+                    // refuses both.
+                    lp.resource_version = None;
+                    lp.version_match = None;
+                    lp.continue_token = Some(token);
+                }
+                _ => return Ok(out),
+            }
         }
-        Err(e) => Err(Error::api(format!("get {what}"), e)),
+    }
+
+    /// Keeps every item, less what no run reads ([`crate::trim::metadata`])
+    /// unless whole objects were asked for.
+    fn every<K: kube::Resource>(&self) -> impl FnMut(&mut K) -> bool + '_ {
+        move |o| {
+            if self.keep == Keep::Facts {
+                crate::trim::metadata(o.meta_mut());
+            }
+            true
+        }
+    }
+
+    /// A GET that tolerates absence, and (for optional reads) refusal.
+    async fn get_optional<K>(&self, api: Api<K>, name: &str, what: &str) -> Result<Option<K>>
+    where
+        K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    {
+        let _permit = self.in_flight.acquire().await.expect("never closed");
+        match api.get_opt(name).await {
+            Ok(v) => Ok(v),
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                tracing::warn!(what, "not allowed to read; continuing without it");
+                Ok(None)
+            }
+            Err(e) => Err(Error::api(format!("get {what}"), e)),
+        }
+    }
+
+    /// The LIST of StatefulSets, handing suspects to `groups` as it goes.
+    async fn scan(&self, scope: &Scope, mut grouper: Grouper) -> Result<Vec<StatefulSet>> {
+        let lp = if scope.selector.is_empty() {
+            paged()
+        } else {
+            paged().labels(scope.selector.as_query())
+        };
+        let apis: Vec<(Api<StatefulSet>, String)> = if scope.namespaces.is_empty() {
+            vec![(Api::all(self.client.clone()), "statefulsets".into())]
+        } else {
+            scope
+                .namespaces
+                .iter()
+                .map(|ns| {
+                    (
+                        Api::namespaced(self.client.clone(), ns),
+                        format!("statefulsets in {ns}"),
+                    )
+                })
+                .collect()
+        };
+        let mut all = Vec::new();
+        for (api, what) in apis {
+            let page = self
+                .list(api, lp.clone(), what, Lane::Scan, |sts| {
+                    let suspect = scope.includes(sts) && matches!(screen(sts), Screen::Suspect(_));
+                    grouper.add(sts, suspect);
+                    if !suspect && self.keep == Keep::Facts {
+                        crate::trim::screened(sts);
+                    }
+                    true
+                })
+                .await?;
+            if all.is_empty() {
+                all = page;
+            } else {
+                all.extend(page);
+            }
+            grouper.flush();
+        }
+        tracing::info!(
+            statefulsets = grouper.listed,
+            suspects = grouper.suspects,
+            "listed StatefulSets"
+        );
+        Ok(all)
+    }
+
+    /// A suspect's pods, ControllerRevisions and claims, by its selector.
+    async fn read_set(
+        &self,
+        ns: &str,
+        sts: &StatefulSet,
+    ) -> Result<(
+        Vec<Pod>,
+        Vec<ControllerRevision>,
+        Vec<PersistentVolumeClaim>,
+    )> {
+        let name = name_of(sts);
+        let selector = sts
+            .spec
+            .as_ref()
+            .map(|s| selector_query(&s.selector))
+            .unwrap_or_default();
+        // An empty selector would match every pod in the namespace; the
+        // API server rejects such StatefulSets anyway.
+        if selector.is_empty() {
+            return Ok(Default::default());
+        }
+        let lp = cached().labels(&selector);
+        let c = || self.client.clone();
+        futures::try_join!(
+            self.list(
+                Api::<Pod>::namespaced(c(), ns),
+                lp.clone(),
+                format!("pods of {ns}/{name}"),
+                Lane::Shared,
+                self.every(),
+            ),
+            self.list(
+                Api::<ControllerRevision>::namespaced(c(), ns),
+                lp.clone(),
+                format!("controllerrevisions of {ns}/{name}"),
+                Lane::Shared,
+                self.every(),
+            ),
+            self.list(
+                Api::<PersistentVolumeClaim>::namespaced(c(), ns),
+                lp.clone(),
+                format!("persistentvolumeclaims of {ns}/{name}"),
+                Lane::Shared,
+                self.every(),
+            ),
+        )
+    }
+
+    /// Everything read for one namespace's suspects.
+    async fn read_group(&self, group: Group) -> Result<Part> {
+        let ns = group.namespace.as_str();
+        macro_rules! whole_ns {
+            ($kind:ty, $what:literal) => {
+                self.list(
+                    Api::<$kind>::namespaced(self.client.clone(), ns),
+                    cached(),
+                    format!(concat!($what, " in {}"), ns),
+                    Lane::Shared,
+                    self.every(),
+                )
+            };
+        }
+        let sets =
+            futures::future::try_join_all(group.suspects.iter().map(|s| self.read_set(ns, s)));
+        let (sets, hpas, pdbs, limit_ranges, resource_quotas, namespace) = futures::try_join!(
+            sets,
+            whole_ns!(HorizontalPodAutoscaler, "horizontalpodautoscalers"),
+            self.pdbs(ns),
+            whole_ns!(LimitRange, "limitranges"),
+            whole_ns!(ResourceQuota, "resourcequotas"),
+            self.get_optional(Api::<Namespace>::all(self.client.clone()), ns, "namespace"),
+        )?;
+        let mut part = Part {
+            hpas,
+            pdbs,
+            limit_ranges,
+            resource_quotas,
+            namespace,
+            ..Part::default()
+        };
+        for (pods, revisions, pvcs) in sets {
+            part.pods.extend(pods);
+            part.revisions.extend(revisions);
+            part.pvcs.extend(pvcs);
+        }
+        // Events come last: which of them are about a suspect depends on
+        // the names of its pods and claims.
+        let pods: BTreeSet<&str> = part.pods.iter().map(name_of).collect();
+        let pvcs: BTreeSet<&str> = part.pvcs.iter().map(name_of).collect();
+        let events = self
+            .list(
+                Api::<Event>::namespaced(self.client.clone(), ns),
+                paged(),
+                format!("events in {ns}"),
+                Lane::Shared,
+                |e| {
+                    let about = group
+                        .suspects
+                        .iter()
+                        .any(|s| event_about(e, name_of(s), &pods, &pvcs));
+                    about && self.every()(e)
+                },
+            )
+            .await?;
+        part.events = events;
+        Ok(part)
+    }
+
+    /// PodDisruptionBudgets are `policy/v1` from Kubernetes 1.21 and
+    /// `policy/v1beta1` before; the fields stsmend reads are the same in both.
+    async fn pdbs(&self, ns: &str) -> Result<Vec<PodDisruptionBudget>> {
+        let what = format!("poddisruptionbudgets in {ns}");
+        let v1 = *self
+            .pdb_v1
+            .get_or_try_init(|| async {
+                let _permit = self.in_flight.acquire().await.expect("never closed");
+                match self.client.list_api_group_resources("policy/v1").await {
+                    Ok(list) => Ok(list
+                        .resources
+                        .iter()
+                        .any(|r| r.name == "poddisruptionbudgets")),
+                    Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+                    Err(e) => Err(Error::api("discover policy/v1", e)),
+                }
+            })
+            .await?;
+        if v1 {
+            let api = Api::<PodDisruptionBudget>::namespaced(self.client.clone(), ns);
+            return self
+                .list(api, cached(), what, Lane::Shared, self.every())
+                .await;
+        }
+        let gvk = kube::api::GroupVersionKind::gvk("policy", "v1beta1", "PodDisruptionBudget");
+        let resource = kube::api::ApiResource::from_gvk(&gvk);
+        let api =
+            Api::<kube::api::DynamicObject>::namespaced_with(self.client.clone(), ns, &resource);
+        self.list(api, cached(), what, Lane::Shared, self.every())
+            .await?
+            .into_iter()
+            .map(|o| {
+                let mut v = serde_json::to_value(&o).map_err(|e| Error::Encode {
+                    what: "PodDisruptionBudget",
+                    message: e.to_string(),
+                })?;
+                v["apiVersion"] = "policy/v1".into();
+                serde_json::from_value(v).map_err(|e| Error::Encode {
+                    what: "PodDisruptionBudget",
+                    message: e.to_string(),
+                })
+            })
+            .collect()
     }
 }
 
@@ -83,204 +451,216 @@ fn selector_query(sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSel
 
 /// Reads what a run needs. `state` names the agent's state ConfigMap
 /// (namespace, name), read when there is any suspect.
-pub async fn read(client: &Client, scope: &Scope, state: (&str, &str)) -> Result<Inventory> {
-    let mut inv = Inventory::default();
-    let lp = if scope.selector.is_empty() {
-        ListParams::default()
-    } else {
-        ListParams::default().labels(scope.selector.as_query())
+pub async fn read(
+    client: &Client,
+    scope: &Scope,
+    state: (&str, &str),
+    keep: Keep,
+) -> Result<Inventory> {
+    let reader = Reader {
+        client,
+        keep,
+        in_flight: Semaphore::new(IN_FLIGHT),
+        pdb_v1: OnceCell::new(),
     };
-    if scope.namespaces.is_empty() {
-        inv.stateful_sets =
-            list_all(&Api::<StatefulSet>::all(client.clone()), lp, "statefulsets").await?;
-    } else {
-        for ns in &scope.namespaces {
-            let api = Api::<StatefulSet>::namespaced(client.clone(), ns);
-            inv.stateful_sets
-                .extend(list_all(&api, lp.clone(), &format!("statefulsets in {ns}")).await?);
-        }
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    let grouper = Grouper {
+        out: tx,
+        current: None,
+        listed: 0,
+        suspects: 0,
+    };
+    // The grouper (and with it the channel's sender) lives in the scan, so
+    // the group reads end when the scan has.
+    let groups = rx
+        .map(|g| reader.read_group(g))
+        .buffered(IN_FLIGHT)
+        .try_collect::<Vec<Part>>();
+    let (stateful_sets, mut parts) = futures::try_join!(reader.scan(scope, grouper), groups)?;
+    let mut inv = Inventory {
+        stateful_sets,
+        ..Inventory::default()
+    };
+    if parts.is_empty() {
+        return Ok(inv);
     }
-    let suspects: Vec<StatefulSet> = inv
+    inv.pods = concat(&mut parts, |p| &mut p.pods);
+    inv.controller_revisions = concat(&mut parts, |p| &mut p.revisions);
+    inv.pvcs = concat(&mut parts, |p| &mut p.pvcs);
+    inv.events = concat(&mut parts, |p| &mut p.events);
+    inv.hpas = concat(&mut parts, |p| &mut p.hpas);
+    inv.pdbs = concat(&mut parts, |p| &mut p.pdbs);
+    inv.limit_ranges = concat(&mut parts, |p| &mut p.limit_ranges);
+    inv.resource_quotas = concat(&mut parts, |p| &mut p.resource_quotas);
+    inv.namespaces = parts
+        .iter_mut()
+        .filter_map(|p| p.namespace.take())
+        .collect();
+
+    let priority_classes: BTreeSet<String> = inv
         .stateful_sets
         .iter()
         .filter(|s| scope.includes(s) && matches!(screen(s), Screen::Suspect(_)))
-        .cloned()
+        .filter_map(|s| {
+            s.spec
+                .as_ref()?
+                .template
+                .spec
+                .as_ref()?
+                .priority_class_name
+                .clone()
+        })
         .collect();
-    tracing::info!(
-        statefulsets = inv.stateful_sets.len(),
-        suspects = suspects.len(),
-        "listed StatefulSets"
-    );
-    if suspects.is_empty() {
-        return Ok(inv);
-    }
-
-    let mut namespaces = BTreeSet::new();
-    let mut priority_classes = BTreeSet::new();
-    for sts in &suspects {
-        let ns = sts.metadata.namespace.clone().unwrap_or_default();
-        let name = sts.metadata.name.clone().unwrap_or_default();
-        let spec = sts.spec.as_ref();
-        if let Some(pc) = spec
-            .and_then(|s| s.template.spec.as_ref())
-            .and_then(|s| s.priority_class_name.clone())
-        {
-            priority_classes.insert(pc);
-        }
-        let selector = spec
-            .map(|s| selector_query(&s.selector))
-            .unwrap_or_default();
-        // An empty selector would match every pod in the namespace; the
-        // API server rejects such StatefulSets anyway.
-        if selector.is_empty() {
-            continue;
-        }
-        let by_selector = ListParams::default().labels(&selector);
-        inv.pods.extend(
-            list_all(
-                &Api::<Pod>::namespaced(client.clone(), &ns),
-                by_selector.clone(),
-                &format!("pods of {ns}/{name}"),
-            )
-            .await?,
-        );
-        inv.controller_revisions.extend(
-            list_all(
-                &Api::<ControllerRevision>::namespaced(client.clone(), &ns),
-                by_selector.clone(),
-                &format!("controllerrevisions of {ns}/{name}"),
-            )
-            .await?,
-        );
-        inv.pvcs.extend(
-            list_all(
-                &Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns),
-                by_selector,
-                &format!("persistentvolumeclaims of {ns}/{name}"),
-            )
-            .await?,
-        );
-        namespaces.insert(ns);
-    }
-    for ns in &namespaces {
-        macro_rules! per_ns {
-            ($field:ident, $kind:ty, $what:literal) => {
-                inv.$field.extend(
-                    list_all(
-                        &Api::<$kind>::namespaced(client.clone(), ns),
-                        ListParams::default(),
-                        &format!(concat!($what, " in {}"), ns),
-                    )
-                    .await?,
-                )
-            };
-        }
-        per_ns!(events, Event, "events");
-        per_ns!(hpas, HorizontalPodAutoscaler, "horizontalpodautoscalers");
-        inv.pdbs.extend(list_pdbs(client, ns).await?);
-        per_ns!(limit_ranges, LimitRange, "limitranges");
-        per_ns!(resource_quotas, ResourceQuota, "resourcequotas");
-    }
-    for ns in &namespaces {
-        if let Some(n) =
-            get_optional(Api::<Namespace>::all(client.clone()), ns, "namespace").await?
-        {
-            inv.namespaces.push(n);
-        }
-    }
-    inv.nodes = list_all(
-        &Api::<Node>::all(client.clone()),
-        ListParams::default(),
-        "nodes",
-    )
-    .await?;
-    inv.storage_classes = list_all(
-        &Api::<StorageClass>::all(client.clone()),
-        ListParams::default(),
-        "storageclasses",
-    )
-    .await?;
-    for pc in priority_classes {
-        if let Some(p) = get_optional(
-            Api::<PriorityClass>::all(client.clone()),
-            &pc,
+    let c = || client.clone();
+    let (nodes, storage_classes, priority_classes, config_maps, lease) = futures::try_join!(
+        reader.list(
+            Api::<Node>::all(c()),
+            paged(),
+            "nodes".into(),
+            Lane::Shared,
+            |n| {
+                if keep == Keep::Facts {
+                    crate::trim::node(n);
+                }
+                true
+            },
+        ),
+        reader.list(
+            Api::<StorageClass>::all(c()),
+            paged(),
+            "storageclasses".into(),
+            Lane::Shared,
+            reader.every(),
+        ),
+        futures::future::try_join_all(priority_classes.iter().map(|pc| reader.get_optional(
+            Api::<PriorityClass>::all(c()),
+            pc,
             "priorityclass",
-        )
-        .await?
-        {
-            inv.priority_classes.push(p);
-        }
-    }
-    for (ns, name) in [AUTOSCALER_STATUS, state, (state.0, crate::undo::CONFIG_MAP)] {
-        if let Some(cm) = get_optional(
-            Api::<ConfigMap>::namespaced(client.clone(), ns),
-            name,
-            &format!("configmap {ns}/{name}"),
-        )
-        .await?
-        {
-            inv.config_maps.push(cm);
-        }
-    }
-    if let Some(lease) = get_optional(
-        Api::<Lease>::namespaced(client.clone(), CONTROLLER_LEASE.0),
-        CONTROLLER_LEASE.1,
-        "controller-manager lease",
-    )
-    .await?
-    {
-        inv.leases.push(lease);
-    }
+        ))),
+        futures::future::try_join_all(
+            [AUTOSCALER_STATUS, state, (state.0, crate::undo::CONFIG_MAP)]
+                .into_iter()
+                .map(|(ns, name)| {
+                    let reader = &reader;
+                    async move {
+                        reader
+                            .get_optional(
+                                Api::<ConfigMap>::namespaced(c(), ns),
+                                name,
+                                &format!("configmap {ns}/{name}"),
+                            )
+                            .await
+                    }
+                }),
+        ),
+        reader.get_optional(
+            Api::<Lease>::namespaced(c(), CONTROLLER_LEASE.0),
+            CONTROLLER_LEASE.1,
+            "controller-manager lease",
+        ),
+    )?;
+    inv.nodes = nodes;
+    inv.storage_classes = storage_classes;
+    inv.priority_classes = priority_classes.into_iter().flatten().collect();
+    inv.config_maps = config_maps.into_iter().flatten().collect();
+    inv.leases = lease.into_iter().collect();
     dedup(&mut inv);
     Ok(inv)
 }
 
-/// PodDisruptionBudgets are `policy/v1` from Kubernetes 1.21 and
-/// `policy/v1beta1` before; the fields stsmend reads are the same in both.
-async fn list_pdbs(client: &Client, ns: &str) -> Result<Vec<PodDisruptionBudget>> {
-    let what = format!("poddisruptionbudgets in {ns}");
-    let v1 = Api::<PodDisruptionBudget>::namespaced(client.clone(), ns);
-    match list_all(&v1, ListParams::default(), &what).await {
-        Err(Error::Api { source, .. }) if matches!(&*source, kube::Error::Api(s) if s.code == 404) =>
-        {
-            let gvk = kube::api::GroupVersionKind::gvk("policy", "v1beta1", "PodDisruptionBudget");
-            let resource = kube::api::ApiResource::from_gvk(&gvk);
-            let api =
-                Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), ns, &resource);
-            list_all(&api, ListParams::default(), &what)
-                .await?
-                .into_iter()
-                .map(|o| {
-                    let mut v = serde_json::to_value(&o).map_err(|e| Error::Encode {
-                        what: "PodDisruptionBudget",
-                        message: e.to_string(),
-                    })?;
-                    v["apiVersion"] = "policy/v1".into();
-                    serde_json::from_value(v).map_err(|e| Error::Encode {
-                        what: "PodDisruptionBudget",
-                        message: e.to_string(),
-                    })
-                })
-                .collect()
-        }
-        other => other,
+/// One kind's objects from every part, in order, in a buffer of their size:
+/// a hundred namespaces' worth of growing by doubling held twice the memory.
+fn concat<T>(parts: &mut [Part], kind: impl Fn(&mut Part) -> &mut Vec<T>) -> Vec<T> {
+    let mut out = Vec::with_capacity(parts.iter_mut().map(|p| kind(p).len()).sum());
+    for p in parts {
+        out.append(kind(p));
     }
+    out
 }
 
-/// Two suspects with overlapping selectors read some objects twice.
+/// Two suspects with overlapping selectors read some objects twice, and a
+/// namespace the LIST came back to is read again.
 fn dedup(inv: &mut Inventory) {
     fn by_uid<K: kube::Resource>(v: &mut Vec<K>) {
-        let mut seen = BTreeMap::new();
+        let mut seen = BTreeSet::new();
         v.retain(|o| {
             let key = o
                 .meta()
                 .uid
                 .clone()
                 .unwrap_or_else(|| format!("{:?}/{:?}", o.meta().namespace, o.meta().name));
-            seen.insert(key, ()).is_none()
+            seen.insert(key)
         });
     }
     by_uid(&mut inv.pods);
     by_uid(&mut inv.controller_revisions);
     by_uid(&mut inv.pvcs);
+    by_uid(&mut inv.events);
+    by_uid(&mut inv.hpas);
+    by_uid(&mut inv.pdbs);
+    by_uid(&mut inv.limit_ranges);
+    by_uid(&mut inv.resource_quotas);
+    by_uid(&mut inv.namespaces);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sts(ns: &str, name: &str) -> StatefulSet {
+        let mut s = StatefulSet::default();
+        s.metadata.namespace = Some(ns.into());
+        s.metadata.name = Some(name.into());
+        s
+    }
+
+    #[test]
+    fn groups_suspects_by_namespace_as_the_list_moves_on() {
+        let (tx, mut rx) = futures::channel::mpsc::unbounded();
+        let mut g = Grouper {
+            out: tx,
+            current: None,
+            listed: 0,
+            suspects: 0,
+        };
+        g.add(&sts("a", "x"), true);
+        g.add(&sts("a", "y"), false);
+        assert!(rx.try_recv().is_err(), "namespace a is not complete yet");
+        g.add(&sts("b", "z"), false);
+        g.add(&sts("c", "w"), true);
+        // Out of key order: namespace a comes back and is read again.
+        g.add(&sts("a", "v"), true);
+        g.flush();
+        drop(g);
+        let groups: Vec<(String, Vec<String>)> = futures::executor::block_on_stream(rx)
+            .map(|g| {
+                (
+                    g.namespace,
+                    g.suspects.iter().map(|s| name_of(s).to_string()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                ("a".to_string(), vec!["x".to_string()]),
+                ("c".to_string(), vec!["w".to_string()]),
+                ("a".to_string(), vec!["v".to_string()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn dedup_drops_objects_read_twice() {
+        let mut inv = Inventory::default();
+        let mut e = Event::default();
+        e.metadata.uid = Some("u1".into());
+        inv.events = vec![e.clone(), e.clone()];
+        let mut q = ResourceQuota::default();
+        q.metadata.uid = Some("q1".into());
+        inv.resource_quotas = vec![q.clone(), q];
+        dedup(&mut inv);
+        assert_eq!(inv.events.len(), 1);
+        assert_eq!(inv.resource_quotas.len(), 1);
+    }
 }

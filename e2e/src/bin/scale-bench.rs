@@ -166,6 +166,9 @@ struct Opts {
     /// Before measuring, wait up to this long for other builds, tests and
     /// control planes on the machine to end (see [`foreign_load`]).
     wait_idle: Duration,
+    /// Set up each size, then hold it (nodes kept Ready) until interrupted
+    /// instead of measuring: for profiling the agent by hand.
+    hold: bool,
 }
 
 fn repo_root() -> PathBuf {
@@ -188,6 +191,7 @@ fn parse_args() -> Result<Opts> {
     let mut markdown = None;
     let mut smoke = false;
     let mut wait_idle = None;
+    let mut hold = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
@@ -212,6 +216,7 @@ fn parse_args() -> Result<Opts> {
             "--json" => json = Some(value("--json")?.into()),
             "--markdown" => markdown = Some(value("--markdown")?.into()),
             "--smoke" => smoke = true,
+            "--hold" => hold = true,
             "--wait-idle" => {
                 wait_idle = Some(Duration::from_secs(
                     value("--wait-idle")?
@@ -224,7 +229,7 @@ fn parse_args() -> Result<Opts> {
                     "scale-bench [--sizes 500,2000,5000] [--runs 5] [--smoke] [--no-baseline] \
                      [--baseline-max 2000] [--per-namespace 50] [--fail-percent 4] \
                      [--stsmend PATH] [--baseline-script PATH] [--json FILE] [--markdown FILE] \
-                     [--wait-idle SECONDS]"
+                     [--wait-idle SECONDS] [--hold]"
                 );
                 std::process::exit(0);
             }
@@ -266,6 +271,7 @@ fn parse_args() -> Result<Opts> {
         markdown,
         smoke,
         wait_idle: wait_idle.unwrap_or(Duration::from_secs(if smoke { 0 } else { 1200 })),
+        hold,
     };
     if opts.sizes.contains(&0) {
         bail!("--sizes: every size must be at least 1");
@@ -717,6 +723,22 @@ async fn bench_size(n: usize, opts: &Opts) -> Result<SizeResult> {
         "cluster ready for measurement; setup took {:.0} s",
         setup.values().sum::<f64>()
     );
+
+    if opts.hold {
+        eprintln!(
+            "HOLD N={n}: agent kubeconfig {}\nHOLD kubectl kubeconfig {}\nHOLD audit log {}\n\
+             HOLD interrupt (SIGINT) to tear down",
+            bench.agent_kubeconfig.display(),
+            bench.kubectl_kubeconfig.display(),
+            bench.audit_log.display()
+        );
+        tokio::signal::ctrl_c().await?;
+        leases.abort();
+        let Bench { cp, work, .. } = bench;
+        cp.shutdown().await;
+        let _ = std::fs::remove_dir_all(&work);
+        bail!("--hold: N={n} was set up and held, not measured");
+    }
 
     let measured = measure(&bench, opts, n, &layout).await;
     let other_work_after = foreign_load();
