@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::{Request, Response};
-use kube::client::Body;
+mod support;
+
 use stsmend::cluster::act::Actor;
 use stsmend::cluster::write::{Mode as WriteMode, Writer};
 use stsmend::duration::Span;
@@ -37,30 +37,18 @@ impl Script {
 
     fn client(&self) -> kube::Client {
         let s = self.clone();
-        let service = tower::service_fn(move |req: Request<Body>| {
-            let s = s.clone();
-            async move {
-                s.seen
-                    .lock()
-                    .unwrap()
-                    .push(format!("{} {}", req.method(), req.uri().path()));
-                // An unscripted request is a test failure, answered as one.
-                let (code, body) = s
-                    .answers
-                    .lock()
-                    .unwrap()
-                    .pop_front()
-                    .unwrap_or((599, serde_json::json!({})));
-                Ok::<_, std::convert::Infallible>(
-                    Response::builder()
-                        .status(code)
-                        .header("content-type", "application/json")
-                        .body(Body::from(serde_json::to_vec(&body).unwrap()))
-                        .unwrap(),
-                )
-            }
-        });
-        kube::Client::new(service, "default")
+        support::scripted_client(move |req| {
+            s.seen
+                .lock()
+                .unwrap()
+                .push(format!("{} {}", req.method(), req.uri().path()));
+            // An unscripted request is a test failure, answered as one.
+            s.answers
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or((599, serde_json::json!({})))
+        })
     }
 
     fn seen(&self) -> Vec<String> {

@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use http::{Request, Response};
-use kube::client::Body;
 use serde_json::{Value, json};
+
+mod support;
 use stsmend::cluster::read::{Keep, read};
 use stsmend::scope::Scope;
 
@@ -139,28 +139,17 @@ impl Server {
 
     fn client(&self) -> kube::Client {
         let s = self.clone();
-        let service = tower::service_fn(move |req: Request<Body>| {
-            let s = s.clone();
-            async move {
-                let path = req.uri().path().to_string();
-                let query_text = req.uri().query().unwrap_or_default().to_string();
-                let query: BTreeMap<String, String> = query_text
-                    .split('&')
-                    .filter_map(|kv| kv.split_once('='))
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect();
-                s.seen.lock().unwrap().push(format!("{path}?{query_text}"));
-                let (code, body) = Server::answer(&path, &query);
-                Ok::<_, std::convert::Infallible>(
-                    Response::builder()
-                        .status(code)
-                        .header("content-type", "application/json")
-                        .body(Body::from(serde_json::to_vec(&body).unwrap()))
-                        .unwrap(),
-                )
-            }
-        });
-        kube::Client::new(service, "default")
+        support::scripted_client(move |req| {
+            let path = req.uri().path();
+            let query_text = req.uri().query().unwrap_or_default();
+            let query: BTreeMap<String, String> = query_text
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            s.seen.lock().unwrap().push(format!("{path}?{query_text}"));
+            Server::answer(path, &query)
+        })
     }
 
     fn seen(&self) -> Vec<String> {
