@@ -271,6 +271,16 @@ fn taints_anti_affinity_hpa_node_loss_and_the_autoscaler_are_named() {
     assert!(summary(spread, "hpa").contains("HorizontalPodAutoscaler spread"));
     let edge = failing(&o, "edge");
     has(edge, &["node_not_ready", "autoscaler_status"]);
+    // Its pod is not Ready because its node is not: that is the finding,
+    // not a readiness probe that never passes.
+    for a in [edge, spread] {
+        assert!(
+            !kinds(a).contains(&"never_ready"),
+            "{}: {:?}",
+            a.name,
+            kinds(a)
+        );
+    }
     assert!(summary(edge, "autoscaler_status").contains("gpu-pool"));
     // A lost node: no rung of the ladder mends that; a person decides.
     assert_eq!(rung(edge), "escalate");

@@ -145,7 +145,9 @@ pub fn containers(input: &Input<'_>, out: &mut Vec<Finding>) {
                 out.push(f);
             }
         }
-        if troubled || is_ready(pod) {
+        if troubled || is_ready(pod) || on_unready_node(input, pod) {
+            // On a NotReady node the kubelet no longer reports readiness:
+            // node_not_ready names that cause, not the pod.
             continue;
         }
         // Running but not Ready for the whole threshold: a readiness probe that
@@ -181,6 +183,13 @@ pub fn containers(input: &Input<'_>, out: &mut Vec<Finding>) {
             );
         }
     }
+}
+
+/// Whether the pod is bound to a node known not to be Ready.
+fn on_unready_node(input: &Input<'_>, pod: &Pod) -> bool {
+    let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+    node.and_then(|n| input.facts.nodes.iter().find(|x| x.name == n))
+        .is_some_and(|n| !n.ready)
 }
 
 /// Pods being deleted: inside their grace period they may be running a
