@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use stsmend::detect::Exemption;
+use stsmend::diagnose::Confidence;
 use stsmend::duration::Span;
 use stsmend::guard::Limits;
 use stsmend::pipeline::{self, Assessment, DecideOptions, Options, Outcome};
@@ -194,6 +195,19 @@ fn quotas_name_the_resource_and_split_revision_from_pod_denials() {
         &["generation_mismatch", "admission_denied", "quota_exhausted"],
     );
     assert!(summary(cache, "admission_denied").contains("ResourceQuota"));
+    // The full revision quota is db's cause; cache, denied a pod, only
+    // shares the namespace.
+    let revisions_quota = |a: &Assessment| {
+        a.findings
+            .iter()
+            .find(|f| {
+                f.kind.as_str() == "quota_exhausted"
+                    && f.summary.contains("count/controllerrevisions.apps")
+            })
+            .map(|f| f.confidence)
+    };
+    assert_eq!(revisions_quota(db), Some(Confidence::High));
+    assert_eq!(revisions_quota(cache), Some(Confidence::Medium));
     assert_eq!(
         rung(cache),
         "escalate",

@@ -104,9 +104,19 @@ pub fn denials(input: &Input<'_>, out: &mut Vec<Finding>) {
 
 /// Quotas at their limit in the namespace. A full
 /// `count/controllerrevisions.apps` quota blocks every template change
-/// without any FailedCreate event, on every Kubernetes version.
+/// without any FailedCreate event, on every Kubernetes version. It is this
+/// StatefulSet's cause (high confidence) when its newest template has no
+/// revision, or when its generation is not observed and no admission denial
+/// explains that; a StatefulSet of the same namespace that fails for
+/// another reason (a pod its quota denies) only shares the namespace.
 pub fn quotas(input: &Input<'_>, out: &mut Vec<Finding>) {
     let ns = input.namespace();
+    let unrecorded = out.iter().any(|f| {
+        f.kind == Kind::RevisionChange
+            && f.data.get("unrecorded").and_then(|v| v.as_bool()) == Some(true)
+    });
+    let denied = out.iter().any(|f| f.kind == Kind::AdmissionDenied);
+    let blocks_this_rollout = unrecorded || (input.has_mismatch() && !denied);
     for q in &input.facts.resource_quotas {
         let qname = q.metadata.name.as_deref().unwrap_or_default();
         let Some(status) = q.status.as_ref() else {
@@ -129,7 +139,7 @@ pub fn quotas(input: &Input<'_>, out: &mut Vec<Finding>) {
                 continue;
             }
             let revisions = resource == "count/controllerrevisions.apps";
-            let confidence = if revisions && input.has_mismatch() {
+            let confidence = if revisions && blocks_this_rollout {
                 Confidence::High
             } else {
                 Confidence::Medium
