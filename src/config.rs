@@ -177,6 +177,13 @@ impl Config {
         for (i, key) in self.migration_annotations.iter().enumerate() {
             annotation_key(&format!("migrationAnnotations[{i}]"), key)?;
         }
+        if self.limits.storm_min_failing < 2 {
+            return Err(bad(format!(
+                "limits.stormMinFailing: {} would make a single failing StatefulSet a storm; \
+                 the least is 2",
+                self.limits.storm_min_failing
+            )));
+        }
         if !(0.0..=1.0).contains(&self.limits.storm_max_share) {
             return Err(bad(format!(
                 "limits.stormMaxShare: {} is not a share between 0 and 1",
@@ -274,6 +281,7 @@ mod tests {
                 "rollbackUnsafeAnnotations[0]",
             ),
             ("limits: {stormMaxShare: 2}\n", "limits.stormMaxShare"),
+            ("limits: {stormMinFailing: 1}\n", "limits.stormMinFailing"),
             ("limits: {stormMax: 2}\n", "stormMax"),
             ("policy: x.rhai\n", "policy"),
         ] {

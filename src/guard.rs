@@ -31,6 +31,9 @@ pub struct Limits {
     pub storm_max_failing: usize,
     /// Storm, as a share of the StatefulSets scanned (0 to 1).
     pub storm_max_share: f64,
+    /// Fewer failing than this is never a storm, whatever the share: two
+    /// broken of two in a namespace-scoped run are two broken workloads.
+    pub storm_min_failing: usize,
 }
 
 impl Default for Limits {
@@ -41,6 +44,7 @@ impl Default for Limits {
             debounce_runs: 2,
             storm_max_failing: 10,
             storm_max_share: 0.5,
+            storm_min_failing: 3,
         }
     }
 }
@@ -102,8 +106,8 @@ pub fn storm(limits: &Limits, failing: usize, scanned: usize) -> Option<Blocked>
     } else {
         failing as f64 / scanned as f64
     };
-    // A single failing StatefulSet is never a storm, whatever the share.
-    (failing > 1 && (failing > limits.storm_max_failing || share > limits.storm_max_share))
+    (failing >= limits.storm_min_failing
+        && (failing > limits.storm_max_failing || share > limits.storm_max_share))
         .then_some(Blocked::Storm { failing, scanned })
 }
 
@@ -291,6 +295,17 @@ mod tests {
         assert_eq!(storm(&limits, 3, 100), None);
         let s = storm(&limits, 11, 100).expect("over the count");
         assert!(storm(&limits, 6, 10).is_some(), "over the share");
+        assert_eq!(
+            storm(&limits, 2, 2),
+            None,
+            "two of two is under the minimum"
+        );
+        assert!(storm(&limits, 3, 4).is_some());
+        let two = Limits {
+            storm_min_failing: 2,
+            ..Limits::default()
+        };
+        assert!(storm(&two, 2, 2).is_some());
         let r = admit(&limits, &[ready()], now(), Some(&s));
         assert_eq!(r[0], Err(s));
     }
