@@ -63,6 +63,7 @@ enum Lane {
     /// The StatefulSet LIST: one page at a time, never queued behind the
     /// suspects' reads it feeds.
     Scan,
+    /// Every other read: at most [`IN_FLIGHT`] at once.
     Shared,
 }
 
