@@ -607,3 +607,64 @@ fn a_view_is_reusable_across_evaluations() {
     );
     assert_eq!(p.decide_view(&a.facts.stateful_set, &view), first);
 }
+
+/// The crash-loop case just after the agent rolled it back: the spec
+/// written (a new generation), the controller yet to observe it.
+fn just_rolled_back(seconds_ago: i64) -> Decision {
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/tests/ladder/e-rollback-crash-loop");
+    let mut inv = crate::source::files::load(&[dir.join("objects.yaml")]).expect("case objects");
+    let sts = &mut inv.stateful_sets[0];
+    sts.metadata.generation = Some(sts.metadata.generation.unwrap_or(1) + 1);
+    let now: jiff::Timestamp = NOW.parse().unwrap();
+    let mut state = crate::state::State::default();
+    state.records.insert(
+        "shop/db".into(),
+        crate::state::Record {
+            failing_runs: 3,
+            last_action: Some(crate::state::LastAction {
+                at: now - jiff::SignedDuration::from_secs(seconds_ago),
+                action: "rollback".into(),
+                why: "the new revision fails".into(),
+            }),
+            ..Default::default()
+        },
+    );
+    let opts = Options {
+        now,
+        threshold: crate::duration::Span::minutes(10),
+        scope: Default::default(),
+        node_groups: Vec::new(),
+        migration_annotations: Vec::new(),
+    };
+    let mut outcome = pipeline::evaluate(&inv, Some(&state), &opts);
+    pipeline::decide(
+        &mut outcome,
+        &Policies::builtin(),
+        &opts,
+        &DecideOptions::default(),
+    );
+    assert_eq!(outcome.failing.len(), 1);
+    outcome.failing.remove(0).plan.expect("a plan")
+}
+
+#[test]
+fn the_ladder_waits_while_its_own_rollback_is_unobserved() {
+    let d = just_rolled_back(40);
+    assert_eq!(d.rung.as_deref(), Some("stand_aside"), "{:?}", d.trace);
+    match &d.actions[..] {
+        [Action::Wait { why, .. }] => {
+            assert!(why.contains("rollback written 40s ago"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Ten minutes on, the controller should long have seen it: the ladder
+    // goes on to its other rungs.
+    let later = just_rolled_back(700);
+    assert_ne!(
+        later.rung.as_deref(),
+        Some("stand_aside"),
+        "{:?}",
+        later.trace
+    );
+}
