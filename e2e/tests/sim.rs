@@ -768,11 +768,23 @@ async fn scaling_a_machine_deployment_adds_gpu_nodes() -> anyhow::Result<()> {
         }
     })
     .await?;
-    ensure!(
-        !sim.node_names().contains(&"gpu-0".to_string()),
-        "{:?}",
-        sim.node_names()
-    );
+    // The simulation forgets the node just after the API server has
+    // deleted it.
+    wait_until(
+        "the simulation to drop gpu-0",
+        Duration::from_secs(5),
+        || {
+            let names = sim.node_names();
+            async move {
+                if names.contains(&"gpu-0".to_string()) {
+                    Err(format!("{names:?}"))
+                } else {
+                    Ok(())
+                }
+            }
+        },
+    )
+    .await?;
 
     sim.stop().await;
     cp.shutdown().await;
