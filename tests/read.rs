@@ -45,7 +45,8 @@ fn stateful_set(ns: &str, name: &str, generation: i64, observed: i64) -> Value {
         "spec": {"replicas": 1, "serviceName": name,
                  "selector": {"matchLabels": {"app": name}},
                  "template": {"metadata": {"labels": {"app": name}},
-                              "spec": {"containers": [{"name": "app", "image": "app:1"}]}}},
+                              "spec": {"containers": [{"name": "app", "image": "app:1"}],
+                                       "priorityClassName": format!("{name}-priority")}}},
         "status": {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1,
                    "currentReplicas": 1, "observedGeneration": observed,
                    "currentRevision": format!("{name}-1"), "updateRevision": format!("{name}-1")},
@@ -262,6 +263,14 @@ async fn lists_that_may_be_large_are_paged_the_rest_come_from_the_cache() {
             "{seen:#?}"
         );
     }
+    // The PriorityClasses the suspects name, each once.
+    let mut classes: Vec<&str> = seen
+        .iter()
+        .filter_map(|r| r.strip_prefix("/apis/scheduling.k8s.io/v1/priorityclasses/"))
+        .map(|r| r.split('?').next().unwrap())
+        .collect();
+    classes.sort();
+    assert_eq!(classes, ["db-priority", "web-priority"]);
     // Nothing is read for the healthy StatefulSet.
     assert!(
         !seen

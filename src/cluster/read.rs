@@ -101,6 +101,8 @@ struct Part {
     limit_ranges: Vec<LimitRange>,
     resource_quotas: Vec<ResourceQuota>,
     namespace: Option<Namespace>,
+    /// PriorityClasses the suspects' templates name, read once a run.
+    priority_classes: Vec<String>,
 }
 
 /// Collects suspects as the LIST yields StatefulSets, and hands a
@@ -354,6 +356,19 @@ impl Reader<'_> {
             limit_ranges,
             resource_quotas,
             namespace,
+            priority_classes: group
+                .suspects
+                .iter()
+                .filter_map(|s| {
+                    s.spec
+                        .as_ref()?
+                        .template
+                        .spec
+                        .as_ref()?
+                        .priority_class_name
+                        .clone()
+                })
+                .collect(),
             ..Part::default()
         };
         for (pods, revisions, pvcs) in sets {
@@ -365,6 +380,7 @@ impl Reader<'_> {
         // the names of its pods and claims.
         let pods: BTreeSet<&str> = part.pods.iter().map(name_of).collect();
         let pvcs: BTreeSet<&str> = part.pvcs.iter().map(name_of).collect();
+        let mut trim = self.every();
         let events = self
             .list(
                 Api::<Event>::namespaced(self.client.clone(), ns),
@@ -376,7 +392,7 @@ impl Reader<'_> {
                         .suspects
                         .iter()
                         .any(|s| event_about(e, name_of(s), &pods, &pvcs));
-                    about && self.every()(e)
+                    about && trim(e)
                 },
             )
             .await?;
@@ -498,19 +514,9 @@ pub async fn read(
         .filter_map(|p| p.namespace.take())
         .collect();
 
-    let priority_classes: BTreeSet<String> = inv
-        .stateful_sets
-        .iter()
-        .filter(|s| scope.includes(s) && matches!(screen(s), Screen::Suspect(_)))
-        .filter_map(|s| {
-            s.spec
-                .as_ref()?
-                .template
-                .spec
-                .as_ref()?
-                .priority_class_name
-                .clone()
-        })
+    let priority_classes: BTreeSet<String> = parts
+        .iter_mut()
+        .flat_map(|p| std::mem::take(&mut p.priority_classes))
         .collect();
     let c = || client.clone();
     let (nodes, storage_classes, priority_classes, config_maps, lease) = futures::try_join!(
