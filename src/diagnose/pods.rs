@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
 use super::{Confidence, Evidence, Finding, Input, Kind, pod_ref};
-use crate::facts::REVISION_LABEL;
+use crate::facts::{NodeSummary, REVISION_LABEL};
 use crate::time::seconds_between;
 
 const PULL_REASONS: &[&str] = &[
@@ -145,7 +145,7 @@ pub fn containers(input: &Input<'_>, out: &mut Vec<Finding>) {
                 out.push(f);
             }
         }
-        if troubled || is_ready(pod) || on_unready_node(input, pod) {
+        if troubled || is_ready(pod) || unready_node(input.facts, pod).is_some() {
             // On a NotReady node the kubelet no longer reports readiness:
             // node_not_ready names that cause, not the pod.
             continue;
@@ -185,11 +185,10 @@ pub fn containers(input: &Input<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-/// Whether the pod is bound to a node known not to be Ready.
-fn on_unready_node(input: &Input<'_>, pod: &Pod) -> bool {
-    let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
-    node.and_then(|n| input.facts.nodes.iter().find(|x| x.name == n))
-        .is_some_and(|n| !n.ready)
+/// The node the pod is bound to, where it is known not to be Ready.
+fn unready_node<'a>(facts: &'a crate::facts::Facts, pod: &Pod) -> Option<&'a NodeSummary> {
+    let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref())?;
+    facts.nodes.iter().find(|x| x.name == node && !x.ready)
 }
 
 /// Pods being deleted: inside their grace period they may be running a
@@ -308,10 +307,7 @@ pub fn disruption(input: &Input<'_>, out: &mut Vec<Finding>) {
                 .pod(pname),
             );
         }
-        let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
-        if let Some(n) = node.and_then(|n| facts.nodes.iter().find(|x| x.name == n))
-            && !n.ready
-        {
+        if let Some(n) = unready_node(facts, pod) {
             out.push(
                 Finding::new(
                     Kind::NodeNotReady,
