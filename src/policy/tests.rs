@@ -10,19 +10,26 @@ use crate::pipeline::{self, DecideOptions, Options, Outcome};
 
 const NOW: &str = "2026-11-22T10:00:00Z";
 
-fn outcome(case: &str) -> (Outcome, Options) {
+fn case_objects(case: &str) -> crate::inventory::Inventory {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("policies/tests")
         .join(case);
-    let inv = crate::source::files::load(&[dir.join("objects.yaml")]).expect("case objects");
-    let opts = Options {
+    crate::source::files::load(&[dir.join("objects.yaml")]).expect("case objects")
+}
+
+fn options() -> Options {
+    Options {
         now: NOW.parse().unwrap(),
         threshold: crate::duration::Span::minutes(10),
         scope: Default::default(),
         node_groups: Vec::new(),
         migration_annotations: vec!["stsmend.io/migration".into()],
-    };
-    (pipeline::evaluate(&inv, None, &opts), opts)
+    }
+}
+
+fn outcome(case: &str) -> (Outcome, Options) {
+    let opts = options();
+    (pipeline::evaluate(&case_objects(case), None, &opts), opts)
 }
 
 /// Runs `policies` on the crash-loop case's StatefulSet (shop/db, rolling
@@ -397,7 +404,7 @@ fn scale_nodes_stays_within_the_configured_max() {
 }
 
 fn decide_on_gpu(p: &Policies) -> Decision {
-    let (_, mut opts) = outcome("ladder/c-scale-gpu-node-group");
+    let mut opts = options();
     opts.node_groups = vec![crate::config::NodeGroup {
         name: "gpu".into(),
         resource: crate::config::ScaleTarget {
@@ -410,10 +417,8 @@ fn decide_on_gpu(p: &Policies) -> Decision {
         max: 4,
         provides: Default::default(),
     }];
-    // Facts carry the node groups; evaluate again with them configured.
-    let dir =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/tests/ladder/c-scale-gpu-node-group");
-    let inv = crate::source::files::load(&[dir.join("objects.yaml")]).unwrap();
+    // Facts carry the node groups: evaluate with them configured.
+    let inv = case_objects("ladder/c-scale-gpu-node-group");
     let mut outcome = pipeline::evaluate(&inv, None, &opts);
     pipeline::decide(&mut outcome, p, &opts, &DecideOptions::default());
     outcome.failing.remove(0).plan.unwrap()
@@ -611,32 +616,23 @@ fn a_view_is_reusable_across_evaluations() {
 /// The crash-loop case just after the agent rolled it back: the spec
 /// written (a new generation), the controller yet to observe it.
 fn just_rolled_back(seconds_ago: i64) -> Decision {
-    let dir =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/tests/ladder/e-rollback-crash-loop");
-    let mut inv = crate::source::files::load(&[dir.join("objects.yaml")]).expect("case objects");
+    let mut inv = case_objects("ladder/e-rollback-crash-loop");
     let sts = &mut inv.stateful_sets[0];
     sts.metadata.generation = Some(sts.metadata.generation.unwrap_or(1) + 1);
-    let now: jiff::Timestamp = NOW.parse().unwrap();
+    let opts = options();
     let mut state = crate::state::State::default();
     state.records.insert(
         "shop/db".into(),
         crate::state::Record {
             failing_runs: 3,
             last_action: Some(crate::state::LastAction {
-                at: now - jiff::SignedDuration::from_secs(seconds_ago),
+                at: opts.now - jiff::SignedDuration::from_secs(seconds_ago),
                 action: "rollback".into(),
                 why: "the new revision fails".into(),
             }),
             ..Default::default()
         },
     );
-    let opts = Options {
-        now,
-        threshold: crate::duration::Span::minutes(10),
-        scope: Default::default(),
-        node_groups: Vec::new(),
-        migration_annotations: Vec::new(),
-    };
     let mut outcome = pipeline::evaluate(&inv, Some(&state), &opts);
     pipeline::decide(
         &mut outcome,

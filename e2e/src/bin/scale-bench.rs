@@ -1134,18 +1134,15 @@ async fn start_cluster(n: usize) -> Result<Bench> {
          roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: stsmend-state}}\nsubjects:\n{user}"
     ))
     .await?;
-    let agent_token = cp
-        .static_user(AGENT_USER)
-        .context("the agent user")?
-        .token
-        .clone();
-    let agent_kubeconfig = cp.kubeconfig_for_token(AGENT_USER, &agent_token)?;
-    let kubectl_token = cp
-        .static_user(KUBECTL_USER)
-        .context("the kubectl user")?
-        .token
-        .clone();
-    let kubectl_kubeconfig = cp.kubeconfig_for_token(KUBECTL_USER, &kubectl_token)?;
+    let kubeconfig = |user: &str| -> Result<PathBuf> {
+        let token = &cp
+            .static_user(user)
+            .with_context(|| format!("the static user {user}"))?
+            .token;
+        Ok(cp.kubeconfig_for_token(user, token)?)
+    };
+    let agent_kubeconfig = kubeconfig(AGENT_USER)?;
+    let kubectl_kubeconfig = kubeconfig(KUBECTL_USER)?;
     let kubectl_cache = work.join("kubectl-cache");
     Ok(Bench {
         cp,
