@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs etcd and builds kube-apiserver, kube-controller-manager and
-# kube-scheduler v1.20.2 from Debian's `kubernetes` source package.
+# Installs etcd and builds kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubectl and the kubelet v1.20.2 from Debian's `kubernetes`
+# source package (the kubelet runs inside the node image, scripts/node-image.sh).
 #
 # The binaries are cached outside the repository, keyed by version, so only the
 # first run on a machine pays the ~5 minute build. Prints the directory that
@@ -11,14 +12,15 @@ K8S_VERSION=1.20.2
 CACHE_ROOT=${STSMEND_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/stsmend}
 # The build number goes up whenever the build changes, so a stale cache is
 # rebuilt rather than reused.
-BUILD=2
+BUILD=3
 ASSETS=$CACHE_ROOT/control-plane-$K8S_VERSION-$BUILD
 
 log() { echo "control-plane: $*" >&2; }
 
 have_assets() {
   [ -x "$ASSETS/kube-apiserver" ] && [ -x "$ASSETS/kube-controller-manager" ] &&
-    [ -x "$ASSETS/kube-scheduler" ] && [ -x "$ASSETS/etcd" ] && [ -x "$ASSETS/kubectl" ]
+    [ -x "$ASSETS/kube-scheduler" ] && [ -x "$ASSETS/etcd" ] && [ -x "$ASSETS/kubectl" ] &&
+    [ -x "$ASSETS/kubelet" ]
 }
 
 if have_assets; then
@@ -65,15 +67,15 @@ rm -rf vendor/github.com/modern-go/reflect2/.git* vendor/github.com/modern-go/re
   vendor/github.com/modern-go/reflect2/go.mod vendor/github.com/modern-go/reflect2/go.sum
 mkdir -p .go/src/k8s.io
 ln -s ../../.. .go/src/k8s.io/kubernetes
-log "building (about 5 minutes on 2 cores)"
+log "building (about 10 minutes on 2 cores)"
 (
   export GOPATH=$PWD/.go GOCACHE=$WORK/gocache PATH=/usr/lib/go-1.19/bin:$PATH CGO_ENABLED=0
   export KUBE_GIT_VERSION=v$K8S_VERSION KUBE_GIT_TREE_STATE=clean
   cd .go/src/k8s.io/kubernetes
-  make WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubectl" >&2
+  make WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubectl cmd/kubelet" >&2
 )
 mkdir -p "$ASSETS.tmp"
-for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+for b in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; do
   cp "_output/local/bin/linux/amd64/$b" "$ASSETS.tmp/"
 done
 cp "$(command -v etcd || echo /usr/bin/etcd)" "$ASSETS.tmp/etcd"

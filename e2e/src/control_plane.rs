@@ -2,6 +2,7 @@
 //! kube-scheduler as child processes on free loopback ports.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -104,6 +105,10 @@ pub struct ControlPlaneOptions {
     /// restarts a static pod. kube-controller-manager exits by design when it
     /// loses its lease, which a busy 2-core machine can cause.
     pub supervise: bool,
+    /// An address of this machine that node containers reach it by (the
+    /// Docker bridge's gateway): the API server then also listens there, its
+    /// certificate names it, and it is the `kubernetes` Service's endpoint.
+    pub node_address: Option<IpAddr>,
 }
 
 impl Default for ControlPlaneOptions {
@@ -116,6 +121,7 @@ impl Default for ControlPlaneOptions {
             extra_controller_manager_args: Vec::new(),
             extra_scheduler_args: Vec::new(),
             supervise: true,
+            node_address: None,
         }
     }
 }
@@ -128,6 +134,12 @@ impl ControlPlaneOptions {
 
     pub fn user(mut self, user: StaticUser) -> Self {
         self.users.push(user);
+        self
+    }
+
+    /// Serve node containers too, at `ip` (see [`ControlPlaneOptions::node_address`]).
+    pub fn node_address(mut self, ip: IpAddr) -> Self {
+        self.node_address = Some(ip);
         self
     }
 
@@ -170,6 +182,7 @@ pub struct ControlPlane {
     users: Vec<StaticUser>,
     admin_kubeconfig: PathBuf,
     client: kube::Client,
+    node_address: Option<IpAddr>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -199,7 +212,7 @@ impl ControlPlane {
         let name = opts.name.clone().unwrap_or_else(default_name);
         let logs = LogDir::create(&name)?;
         let work = WorkDir::create(&name)?;
-        let pki = Pki::generate(&work.path.join("pki"))?;
+        let pki = Pki::generate(&work.path.join("pki"), opts.node_address)?;
         let ports = allocate_ports()?;
 
         let admin = StaticUser::new("admin", &["system:masters"]);
@@ -239,6 +252,7 @@ impl ControlPlane {
             users,
             admin_kubeconfig,
             client,
+            node_address: opts.node_address,
         };
         for c in Component::ALL {
             cp.spawn(c)?;
@@ -254,6 +268,18 @@ impl ControlPlane {
             started.elapsed()
         );
         Ok(cp)
+    }
+
+    /// The API server's URL as node containers reach it, where the control
+    /// plane was started with [`ControlPlaneOptions::node_address`].
+    pub fn node_server_url(&self) -> Option<String> {
+        self.node_address
+            .map(|ip| format!("https://{ip}:{}", self.ports.apiserver))
+    }
+
+    /// The PKI: node credentials are signed by its CA.
+    pub fn pki(&self) -> &Pki {
+        &self.pki
     }
 
     /// An admin client (group `system:masters`).
@@ -604,8 +630,16 @@ fn launches(
 
     let mut api = vec![
         format!("--etcd-servers=http://127.0.0.1:{}", ports.etcd_client),
-        "--bind-address=127.0.0.1".to_string(),
+        // Node containers reach the API server through the Docker bridge's
+        // gateway; without nodes it stays on loopback.
+        match opts.node_address {
+            Some(_) => "--bind-address=0.0.0.0".to_string(),
+            None => "--bind-address=127.0.0.1".to_string(),
+        },
         format!("--secure-port={}", ports.apiserver),
+        // Kubelets in containers register a Hostname this machine cannot
+        // resolve; logs and exec go to their InternalIP.
+        "--kubelet-preferred-address-types=InternalIP,Hostname".to_string(),
         "--insecure-port=0".to_string(),
         format!("--tls-cert-file={}", s(&pki.serving_cert)),
         format!("--tls-private-key-file={}", s(&pki.serving_key)),
@@ -623,6 +657,9 @@ fn launches(
         "--profiling=false".to_string(),
         "--v=1".to_string(),
     ];
+    if let Some(ip) = opts.node_address {
+        api.push(format!("--advertise-address={ip}"));
+    }
     api.extend(opts.extra_apiserver_args.iter().cloned());
     m.insert(Component::ApiServer, api);
 

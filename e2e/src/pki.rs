@@ -4,6 +4,7 @@
 //! The API server's serving certificate is signed by a separate CA: rustls
 //! rejects a self-signed CA certificate presented as the server certificate.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,7 +23,8 @@ pub struct Pki {
 }
 
 impl Pki {
-    pub fn generate(dir: &Path) -> Result<Self> {
+    /// `node_address` is added to the serving certificate's names.
+    pub fn generate(dir: &Path, node_address: Option<IpAddr>) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
         let p = |n: &str| dir.join(n);
         let pki = Self {
@@ -48,13 +50,20 @@ impl Pki {
             "req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
              -keyout apiserver.key -out apiserver.csr -subj /CN=kube-apiserver",
         )?;
+        // 10.96.0.1 is the `kubernetes` Service's ClusterIP, which pods use.
+        let extra = node_address
+            .map(|ip| format!(",IP:{ip}"))
+            .unwrap_or_default();
         std::fs::write(
             p("serving.ext"),
-            "basicConstraints=critical,CA:FALSE\n\
-             keyUsage=critical,digitalSignature\n\
-             extendedKeyUsage=serverAuth\n\
-             subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,\
-             DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n",
+            format!(
+                "basicConstraints=critical,CA:FALSE\n\
+                 keyUsage=critical,digitalSignature\n\
+                 extendedKeyUsage=serverAuth\n\
+                 subjectAltName=IP:127.0.0.1,IP:10.96.0.1{extra},DNS:localhost,DNS:kubernetes,\
+                 DNS:kubernetes.default,DNS:kubernetes.default.svc,\
+                 DNS:kubernetes.default.svc.cluster.local\n"
+            ),
         )
         .map_err(io("write serving.ext"))?;
         openssl(
@@ -68,12 +77,83 @@ impl Pki {
         openssl("rsa -pubout", dir, "rsa -in sa.key -pubout -out sa.pub")?;
         Ok(pki)
     }
+
+    /// A client certificate signed by the CA, for `CN=cn, O=org`: a kubelet's
+    /// is `system:node:NAME` in `system:nodes`. Written as `FILE.crt` and
+    /// `FILE.key` in `dir`; returns their paths.
+    pub fn client_cert(
+        &self,
+        dir: &Path,
+        file: &str,
+        cn: &str,
+        org: &str,
+    ) -> Result<(PathBuf, PathBuf)> {
+        std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+        let (crt, key, csr) = (
+            dir.join(format!("{file}.crt")),
+            dir.join(format!("{file}.key")),
+            dir.join(format!("{file}.csr")),
+        );
+        let s = |p: &Path| p.display().to_string();
+        openssl_args(
+            "req (client)",
+            dir,
+            &[
+                "req",
+                "-new",
+                "-nodes",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-keyout",
+                &s(&key),
+                "-out",
+                &s(&csr),
+                "-subj",
+                &format!("/O={org}/CN={cn}"),
+            ],
+        )?;
+        let ext = dir.join(format!("{file}.ext"));
+        std::fs::write(
+            &ext,
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+             extendedKeyUsage=clientAuth\n",
+        )
+        .map_err(io("write client extensions"))?;
+        openssl_args(
+            "x509 (client)",
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &s(&csr),
+                "-CA",
+                &s(&self.ca_cert),
+                "-CAkey",
+                &s(&self.ca_key),
+                "-CAcreateserial",
+                "-out",
+                &s(&crt),
+                "-days",
+                "30",
+                "-extfile",
+                &s(&ext),
+            ],
+        )?;
+        Ok((crt, key))
+    }
 }
 
 /// `args` is split on whitespace; none of the arguments used here has spaces.
 fn openssl(step: &'static str, dir: &Path, args: &str) -> Result<()> {
+    openssl_args(step, dir, &args.split_whitespace().collect::<Vec<_>>())
+}
+
+fn openssl_args(step: &'static str, dir: &Path, args: &[&str]) -> Result<()> {
     let out = Command::new("openssl")
-        .args(args.split_whitespace())
+        .args(args)
         .current_dir(dir)
         .output()
         .map_err(io("run openssl (is it installed?)"))?;
