@@ -299,3 +299,39 @@ fn taints_anti_affinity_hpa_node_loss_and_the_autoscaler_are_named() {
     // A lost node: no rung of the ladder mends that; a person decides.
     assert_eq!(rung(edge), "escalate");
 }
+
+/// Every failure carries whether the update revision explains it: the bad
+/// image by its template diff, a lost node by nothing a template says.
+#[test]
+fn each_failure_says_whether_the_template_change_explains_it() {
+    use stsmend::diagnose::change::{Aspect, Basis};
+    let o = plan("mixed");
+    let db = failing(&o, "db");
+    let pull = db
+        .findings
+        .iter()
+        .find(|f| f.kind.as_str() == "image_pull")
+        .unwrap();
+    let c = pull.change.as_ref().expect("a failure is judged");
+    assert!(c.explains, "{}", c.why);
+    assert_eq!(c.by, Basis::Template);
+    assert!(c.changed.contains(&Aspect::Image), "{:?}", c.changed);
+    // Symptoms are not judged.
+    assert!(
+        db.findings
+            .iter()
+            .filter(|f| f.kind.as_str() == "rollout_stuck")
+            .all(|f| f.change.is_none())
+    );
+
+    let o = plan("cluster-causes");
+    let edge = failing(&o, "edge");
+    let lost = edge
+        .findings
+        .iter()
+        .find(|f| f.kind.as_str() == "node_not_ready")
+        .unwrap();
+    let c = lost.change.as_ref().expect("a failure is judged");
+    assert!(!c.explains, "{}", c.why);
+    assert!(c.depends_on.is_empty());
+}

@@ -11,6 +11,10 @@ pub fn classify(message: &str) -> &'static str {
     let m = message.to_ascii_lowercase();
     if m.contains("exceeded quota") {
         "resource_quota"
+    } else if m.contains("failed calling webhook") {
+        // The API server could not reach the webhook or it did not answer
+        // in time: nothing about the pod was judged.
+        "webhook_unavailable"
     } else if m.contains("admission webhook") {
         "webhook"
     } else if m.contains("priorityclass") {
@@ -33,12 +37,57 @@ pub fn classify(message: &str) -> &'static str {
     }
 }
 
+/// The first double-quoted name after `marker`: `failed calling webhook
+/// "x.example.com": ...` gives `x.example.com`.
+fn quoted_after<'a>(message: &'a str, marker: &str) -> Option<&'a str> {
+    let rest = &message[message.find(marker)? + marker.len()..];
+    let rest = rest.trim_start().strip_prefix('"')?;
+    rest.split_once('"').map(|(name, _)| name)
+}
+
+/// Why a webhook could not be called, in the words of Go's net/http:
+/// the last part of `Post "https://...": dial tcp ...: connect: connection
+/// refused`.
+fn call_failure(message: &str) -> String {
+    let after = message
+        .split_once("failed calling webhook")
+        .map(|(_, r)| r)
+        .unwrap_or(message);
+    // Skip the quoted webhook name and the quoted URL.
+    let tail = after.rsplit_once("\": ").map(|(_, t)| t).unwrap_or(after);
+    let lower = tail.to_ascii_lowercase();
+    for known in [
+        "connection refused",
+        "context deadline exceeded",
+        "i/o timeout",
+        "no endpoints available",
+        "no route to host",
+        "certificate",
+        "not found",
+    ] {
+        if lower.contains(known) {
+            return known.to_string();
+        }
+    }
+    tail.trim().to_string()
+}
+
+/// A name in `no PriorityClass with name gold was found`.
+fn priority_class_of(message: &str) -> Option<&str> {
+    let rest = &message[message.find("PriorityClass with name ")? + 24..];
+    rest.split_whitespace().next()
+}
+
+/// A name in `serviceaccount "db" not found`.
+fn service_account_of(message: &str) -> Option<&str> {
+    quoted_after(message, "serviceaccount").or_else(|| quoted_after(message, "service account"))
+}
+
 pub fn denials(input: &Input<'_>, out: &mut Vec<Finding>) {
-    let facts = input.facts;
     let sts = input.sts_ref();
     // admission class -> (latest message, count, objects it was about)
     let mut by_class: BTreeMap<&'static str, (String, i32, Vec<String>)> = BTreeMap::new();
-    for e in &facts.events {
+    for e in input.events() {
         if e.involved_object.kind.as_deref() != Some("StatefulSet") {
             continue;
         }
@@ -61,33 +110,76 @@ pub fn denials(input: &Input<'_>, out: &mut Vec<Finding>) {
         }
     }
     for (class, (message, count, targets)) in by_class {
-        let what = match class {
-            "resource_quota" => "a ResourceQuota",
-            "limit_range" => "a LimitRange",
-            "webhook" => "an admission webhook",
-            "priority_class" => "a missing PriorityClass",
-            "service_account" => "a missing ServiceAccount",
-            "pod_security" => "Pod Security admission",
-            "invalid" => "validation (the spec is invalid)",
-            _ => "the API server",
-        };
         let pods: Vec<String> = targets
             .iter()
             .filter_map(|t| t.strip_prefix("Pod ").map(str::to_string))
             .collect();
-        let mut f = Finding::new(
-            Kind::AdmissionDenied,
-            Confidence::High,
-            format!(
-                "creating {} is denied by {what} ({count} time{})",
-                if targets.is_empty() {
-                    "objects".to_string()
-                } else {
-                    targets.join(", ")
-                },
-                if count == 1 { "" } else { "s" }
-            ),
-        )
+        let objects = if targets.is_empty() {
+            "objects".to_string()
+        } else {
+            targets.join(", ")
+        };
+        let times = format!("{count} time{}", if count == 1 { "" } else { "s" });
+        let mut f = match class {
+            "webhook_unavailable" => {
+                let webhook = quoted_after(&message, "failed calling webhook").unwrap_or("unknown");
+                let failure = call_failure(&message);
+                Finding::new(
+                    Kind::WebhookUnavailable,
+                    Confidence::High,
+                    format!(
+                        "creating {objects} fails: admission webhook {webhook} cannot be called ({failure}; {times})"
+                    ),
+                )
+                .data("webhook", webhook)
+                .data("failure", failure)
+            }
+            "priority_class" => {
+                let name = priority_class_of(&message).unwrap_or("unknown");
+                Finding::new(
+                    Kind::PriorityClassMissing,
+                    Confidence::High,
+                    format!("creating {objects} fails: PriorityClass {name} does not exist ({times})"),
+                )
+                .data("priority_class", name)
+            }
+            "service_account" => {
+                let name = service_account_of(&message).unwrap_or("unknown");
+                Finding::new(
+                    Kind::ServiceAccountMissing,
+                    Confidence::High,
+                    format!(
+                        "creating {objects} fails: ServiceAccount {}/{name} does not exist ({times})",
+                        input.namespace()
+                    ),
+                )
+                .data("service_account", name)
+            }
+            _ => {
+                let what = match class {
+                    "resource_quota" => "a ResourceQuota".to_string(),
+                    "limit_range" => "a LimitRange".to_string(),
+                    "webhook" => format!(
+                        "admission webhook {}",
+                        quoted_after(&message, "admission webhook").unwrap_or("unknown")
+                    ),
+                    "pod_security" => "Pod Security admission".to_string(),
+                    "invalid" => "validation (the spec is invalid)".to_string(),
+                    _ => "the API server".to_string(),
+                };
+                let mut f = Finding::new(
+                    Kind::AdmissionDenied,
+                    Confidence::High,
+                    format!("creating {objects} is denied by {what} ({times})"),
+                );
+                if class == "webhook"
+                    && let Some(w) = quoted_after(&message, "admission webhook")
+                {
+                    f = f.data("webhook", w);
+                }
+                f
+            }
+        }
         .with(Evidence::event(&sts, message.clone()))
         .data("admission", class)
         .data("count", count)
@@ -115,7 +207,15 @@ pub fn quotas(input: &Input<'_>, out: &mut Vec<Finding>) {
         f.kind == Kind::RevisionChange
             && f.data.get("unrecorded").and_then(|v| v.as_bool()) == Some(true)
     });
-    let denied = out.iter().any(|f| f.kind == Kind::AdmissionDenied);
+    let denied = out.iter().any(|f| {
+        matches!(
+            f.kind,
+            Kind::AdmissionDenied
+                | Kind::WebhookUnavailable
+                | Kind::PriorityClassMissing
+                | Kind::ServiceAccountMissing
+        )
+    });
     let blocks_this_rollout = unrecorded || (input.has_mismatch() && !denied);
     for q in &input.facts.resource_quotas {
         let qname = q.metadata.name.as_deref().unwrap_or_default();
@@ -171,7 +271,39 @@ pub fn quotas(input: &Input<'_>, out: &mut Vec<Finding>) {
 
 #[cfg(test)]
 mod tests {
-    use super::classify;
+    use super::*;
+
+    #[test]
+    fn names_the_webhook_and_why_it_cannot_be_called() {
+        let refused = r#"create Pod db-1 in StatefulSet db failed error: Internal error occurred: failed calling webhook "guard.example.com": Post "https://guard.webhooks.svc:443/validate?timeout=5s": dial tcp 10.96.0.12:443: connect: connection refused"#;
+        assert_eq!(classify(refused), "webhook_unavailable");
+        assert_eq!(
+            quoted_after(refused, "failed calling webhook"),
+            Some("guard.example.com")
+        );
+        assert_eq!(call_failure(refused), "connection refused");
+        let slow = r#"create Pod db-1 in StatefulSet db failed error: Internal error occurred: failed calling webhook "slow.example.com": Post "https://slow.webhooks.svc:443/?timeout=10s": context deadline exceeded"#;
+        assert_eq!(classify(slow), "webhook_unavailable");
+        assert_eq!(call_failure(slow), "context deadline exceeded");
+        let denied = r#"create Pod db-0 in StatefulSet db failed error: admission webhook "deny.example.com" denied the request: images from docker.io are not allowed"#;
+        assert_eq!(classify(denied), "webhook");
+        assert_eq!(
+            quoted_after(denied, "admission webhook"),
+            Some("deny.example.com")
+        );
+        assert_eq!(
+            priority_class_of(
+                r#"pods "db-0" is forbidden: no PriorityClass with name gold was found"#
+            ),
+            Some("gold")
+        );
+        assert_eq!(
+            service_account_of(
+                r#"pods "db-0" is forbidden: error looking up service account shop/db: serviceaccount "db" not found"#
+            ),
+            Some("db")
+        );
+    }
 
     #[test]
     fn classifies_admission_messages() {

@@ -7,6 +7,9 @@ use crate::time::{event_time, seconds_between};
 /// Slack on top of the lease duration before a lease counts as stale, so a
 /// leader change in progress is not mistaken for an outage.
 const LEASE_SLACK_SECONDS: u64 = 30;
+/// How long the API server keeps events (kube-apiserver `--event-ttl`,
+/// default one hour). Beyond it, no events is no evidence of anything.
+pub const EVENT_TTL_SECONDS: u64 = 3600;
 
 pub fn controller(input: &Input<'_>, out: &mut Vec<Finding>) {
     if !input.has_mismatch() {
@@ -50,10 +53,15 @@ pub fn controller(input: &Input<'_>, out: &mut Vec<Finding>) {
     // Without a lease to read, an unexplained mismatch with no controller
     // activity since it began points at the controller.
     let explained = out.iter().any(|f| {
-        matches!(f.kind, Kind::AdmissionDenied)
-            || (f.kind == Kind::QuotaExhausted
-                && f.data.get("resource").and_then(|v| v.as_str())
-                    == Some("count/controllerrevisions.apps"))
+        matches!(
+            f.kind,
+            Kind::AdmissionDenied
+                | Kind::WebhookUnavailable
+                | Kind::PriorityClassMissing
+                | Kind::ServiceAccountMissing
+        ) || (f.kind == Kind::QuotaExhausted
+            && f.data.get("resource").and_then(|v| v.as_str())
+                == Some("count/controllerrevisions.apps"))
     });
     if explained {
         return;
@@ -65,6 +73,13 @@ pub fn controller(input: &Input<'_>, out: &mut Vec<Finding>) {
         .filter(|h| matches!(h.symptom, crate::detect::Symptom::GenerationMismatch { .. }))
         .find_map(|h| h.since);
     let Some(since) = since else { return };
+    // Events expire: a controller that wrote its events more than the TTL
+    // ago and one that never ran look the same. Without a lease there is
+    // then no evidence either way, and standing aside on none would hold
+    // every later rung back for good.
+    if seconds_between(since, input.now) > EVENT_TTL_SECONDS {
+        return;
+    }
     let active = facts.events.iter().any(|e| {
         e.source.as_ref().and_then(|s| s.component.as_deref()) == Some("statefulset-controller")
             && event_time(e).is_some_and(|t| t >= since)

@@ -2,6 +2,7 @@
 //! a pure function of the facts that adds findings, each with its evidence.
 
 mod admission;
+pub mod change;
 mod cluster;
 mod pods;
 mod rollout;
@@ -11,6 +12,7 @@ mod storage;
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Event;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -41,7 +43,14 @@ pub enum Kind {
     StorageClassMissing,
     PvcLost,
     AdmissionDenied,
+    WebhookUnavailable,
+    PriorityClassMissing,
+    ServiceAccountMissing,
     QuotaExhausted,
+    NodesCordoned,
+    NodesNotReady,
+    NodesFull,
+    VolumeNodeConflict,
     Hpa,
     AutoscalerStatus,
     ControllerNotProcessing,
@@ -70,7 +79,14 @@ impl Kind {
             Kind::StorageClassMissing => "storage_class_missing",
             Kind::PvcLost => "pvc_lost",
             Kind::AdmissionDenied => "admission_denied",
+            Kind::WebhookUnavailable => "webhook_unavailable",
+            Kind::PriorityClassMissing => "priority_class_missing",
+            Kind::ServiceAccountMissing => "service_account_missing",
             Kind::QuotaExhausted => "quota_exhausted",
+            Kind::NodesCordoned => "nodes_cordoned",
+            Kind::NodesNotReady => "nodes_not_ready",
+            Kind::NodesFull => "nodes_full",
+            Kind::VolumeNodeConflict => "volume_node_conflict",
             Kind::Hpa => "hpa",
             Kind::AutoscalerStatus => "autoscaler_status",
             Kind::ControllerNotProcessing => "controller_not_processing",
@@ -132,6 +148,10 @@ pub struct Finding {
     /// Kind-specific values for policies (a resource name, an exit code...).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub data: BTreeMap<String, Value>,
+    /// Whether the update revision's template change explains this
+    /// finding; set on failures only (see [`change`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<change::Change>,
 }
 
 impl Finding {
@@ -143,6 +163,7 @@ impl Finding {
             evidence: Vec::new(),
             pods: Vec::new(),
             data: BTreeMap::new(),
+            change: None,
         }
     }
     pub fn with(mut self, evidence: Evidence) -> Self {
@@ -186,6 +207,74 @@ impl Input<'_> {
             .as_deref()
             .unwrap_or_default()
     }
+    /// When the evidence for this rollout can begin: the update revision's
+    /// creation, or the last write to the spec where that is later (a
+    /// template the controller has not recorded, a scale-up, the agent's own
+    /// rollback). Earlier events are about what came before.
+    pub fn evidence_since(&self) -> Option<Timestamp> {
+        let sts = &self.facts.stateful_set;
+        let update = sts
+            .status
+            .as_ref()
+            .and_then(|s| s.update_revision.as_deref());
+        let revision = self
+            .facts
+            .revisions
+            .iter()
+            .find(|r| update.is_some() && r.metadata.name.as_deref() == update)
+            .and_then(|r| crate::time::created(&r.metadata));
+        let spec = crate::time::last_spec_write(&sts.metadata);
+        revision.into_iter().chain(spec).max()
+    }
+
+    /// The events that are evidence about this rollout: from
+    /// [`Self::evidence_since`] on, and about a pod only where it is the
+    /// pod that exists now (same UID) on the update revision. A pod of the
+    /// current revision, or an earlier incarnation of a replaced pod, says
+    /// nothing about the update revision.
+    pub fn events(&self) -> impl Iterator<Item = &'_ Event> {
+        let since = self.evidence_since();
+        let update = self
+            .facts
+            .stateful_set
+            .status
+            .as_ref()
+            .and_then(|s| s.update_revision.as_deref());
+        self.facts.events.iter().filter(move |e| {
+            if let Some(since) = since
+                && crate::time::event_time(e).is_some_and(|t| t < since)
+            {
+                return false;
+            }
+            let o = &e.involved_object;
+            if o.kind.as_deref() != Some("Pod") {
+                return true;
+            }
+            let Some(pod) = self
+                .facts
+                .pods
+                .iter()
+                .find(|p| p.metadata.name.is_some() && p.metadata.name == o.name)
+            else {
+                // Gone: only its own events remain, about a pod that no
+                // longer runs.
+                return false;
+            };
+            if let (Some(a), Some(b)) = (o.uid.as_deref(), pod.metadata.uid.as_deref())
+                && a != b
+            {
+                return false;
+            }
+            let revision = pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(crate::facts::REVISION_LABEL))
+                .map(String::as_str);
+            update.is_none() || revision.is_none() || revision == update
+        })
+    }
+
     pub fn has_mismatch(&self) -> bool {
         self.detection
             .symptoms
@@ -223,9 +312,125 @@ pub fn diagnose(input: &Input<'_>) -> Vec<Finding> {
             .cmp(&symptom(a.kind))
             .then(b.confidence.cmp(&a.confidence))
     });
+    change::attribute(input, &mut findings);
     findings
 }
 
 pub(crate) fn pod_ref(ns: &str, name: &str) -> String {
     format!("Pod {ns}/{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    //! Evidence in time, on the shipped policy cases' objects.
+
+    use std::path::Path;
+
+    use crate::inventory::Inventory;
+    use crate::pipeline::{self, Options};
+
+    fn objects(case: &str) -> Inventory {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("policies/tests/ladder")
+            .join(case)
+            .join("objects.yaml");
+        crate::source::files::load(&[path]).expect("case objects")
+    }
+
+    fn kinds(inv: &Inventory, now: &str) -> Vec<&'static str> {
+        let opts = Options {
+            now: now.parse().unwrap(),
+            threshold: crate::duration::Span::minutes(10),
+            scope: Default::default(),
+            node_groups: Vec::new(),
+            migration_annotations: Vec::new(),
+        };
+        let outcome = pipeline::evaluate(inv, None, &opts);
+        outcome
+            .failing
+            .iter()
+            .flat_map(|a| a.findings.iter().map(|f| f.kind.as_str()))
+            .collect()
+    }
+
+    fn at(t: &str) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t.parse().unwrap())
+    }
+
+    #[test]
+    fn events_from_before_the_rollout_are_not_its_evidence() {
+        let mut inv = objects("e-rollback-limitrange-denial");
+        assert!(kinds(&inv, "2026-11-22T10:00:00Z").contains(&"admission_denied"));
+        // The same denial, last seen before the template was written (at
+        // 09:35): it was about an earlier spec.
+        for e in &mut inv.events {
+            e.first_timestamp = Some(at("2026-11-22T09:00:00Z"));
+            e.last_timestamp = Some(at("2026-11-22T09:20:00Z"));
+        }
+        let k = kinds(&inv, "2026-11-22T10:00:00Z");
+        assert!(k.contains(&"generation_mismatch"), "{k:?}");
+        assert!(!k.contains(&"admission_denied"), "{k:?}");
+    }
+
+    #[test]
+    fn events_of_an_earlier_pod_or_another_revision_are_not_its_evidence() {
+        let mut inv = objects("e-rollback-unsatisfiable-affinity");
+        // Only the event says why db-2 waits.
+        for p in &mut inv.pods {
+            for c in p
+                .status
+                .as_mut()
+                .and_then(|s| s.conditions.as_mut())
+                .into_iter()
+                .flatten()
+            {
+                c.message = None;
+            }
+        }
+        let uid = inv
+            .pods
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some("db-2"))
+            .and_then(|p| p.metadata.uid.clone());
+        for e in &mut inv.events {
+            e.involved_object.uid = uid.clone();
+        }
+        assert!(kinds(&inv, "2026-11-22T10:00:00Z").contains(&"unschedulable"));
+        // An earlier incarnation of db-2 (another UID).
+        let mut earlier = inv.clone();
+        for e in &mut earlier.events {
+            e.involved_object.uid = Some("an-earlier-db-2".into());
+        }
+        let k = kinds(&earlier, "2026-11-22T10:00:00Z");
+        assert!(k.contains(&"rollout_stuck"), "{k:?}");
+        assert!(!k.contains(&"unschedulable"), "{k:?}");
+        // db-2 on the current revision: not the update revision's evidence.
+        let mut current = inv.clone();
+        for p in &mut current.pods {
+            if p.metadata.name.as_deref() == Some("db-2") {
+                p.metadata
+                    .labels
+                    .get_or_insert_default()
+                    .insert(crate::facts::REVISION_LABEL.into(), "db-5d8f7c9b6d".into());
+            }
+        }
+        let k = kinds(&current, "2026-11-22T10:00:00Z");
+        assert!(k.contains(&"rollout_stuck"), "{k:?}");
+        assert!(!k.contains(&"unschedulable"), "{k:?}");
+    }
+
+    #[test]
+    fn no_controller_events_is_no_evidence_once_they_could_have_expired() {
+        let mut inv = objects("b-stand-aside-controller-down");
+        // No lease to read: only the events can say.
+        inv.leases.clear();
+        inv.events.clear();
+        // The spec was written at 09:30: within the event TTL, silence means
+        // the controller did nothing.
+        assert!(kinds(&inv, "2026-11-22T10:00:00Z").contains(&"controller_not_processing"));
+        // Two hours later its events would have expired either way.
+        let later = kinds(&inv, "2026-11-22T11:45:00Z");
+        assert!(later.contains(&"generation_mismatch"), "{later:?}");
+        assert!(!later.contains(&"controller_not_processing"), "{later:?}");
+    }
 }

@@ -324,10 +324,14 @@ pub fn disruption(input: &Input<'_>, out: &mut Vec<Finding>) {
             );
         }
     }
+    // A preempted pod was replaced since, so its events name an earlier
+    // incarnation: only the time window applies.
+    let since = input.evidence_since();
     let mut preempted: Vec<&k8s_openapi::api::core::v1::Event> = facts
         .events
         .iter()
         .filter(|e| e.reason.as_deref() == Some("Preempted"))
+        .filter(|e| since.is_none_or(|s| crate::time::event_time(e).is_none_or(|t| t >= s)))
         .collect();
     preempted.dedup_by_key(|e| e.involved_object.name.clone());
     for e in preempted {

@@ -14,74 +14,147 @@ pub enum Reason {
     NodeAffinity,
     Taint(String),
     PodAffinity,
+    TopologySpread,
+    /// "node(s) had volume node affinity conflict", "had no available
+    /// volume zone": the pod's volume lives where no usable node is.
+    VolumeNodeConflict,
     Volume,
+    /// Cordoned: `spec.unschedulable`, or its taint in newer versions.
     Unschedulable,
+    /// The node lifecycle taints of a node that stopped reporting.
+    NotReady(String),
     Other(String),
 }
 
+/// Node-lifecycle taints: the node controller's, not anyone's choice for the
+/// workload.
+const NOT_READY_TAINTS: &[&str] = &[
+    "node.kubernetes.io/not-ready",
+    "node.kubernetes.io/unreachable",
+    "node.kubernetes.io/network-unavailable",
+    "node.kubernetes.io/memory-pressure",
+    "node.kubernetes.io/disk-pressure",
+    "node.kubernetes.io/pid-pressure",
+];
+
 impl Reason {
-    fn class(&self) -> &'static str {
+    pub fn class(&self) -> &'static str {
         match self {
             Reason::Insufficient(_) => "insufficient_resource",
             Reason::NodeAffinity => "node_affinity",
             Reason::Taint(_) => "taints",
             Reason::PodAffinity => "pod_affinity",
+            Reason::TopologySpread => "topology_spread",
+            Reason::VolumeNodeConflict => "volume_node_conflict",
             Reason::Volume => "volume",
             Reason::Unschedulable => "node_unschedulable",
+            Reason::NotReady(_) => "node_not_ready",
             Reason::Other(_) => "other",
         }
     }
 }
 
-/// Reads "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had taint
-/// {dedicated: db}, that the pod didn't tolerate." (v1.20 and later wordings).
-pub fn parse_reasons(message: &str) -> Vec<Reason> {
-    let body = message
+/// One part of the scheduler's message: how many nodes gave the reason
+/// (where it says), the reason, and its words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counted {
+    pub count: Option<u32>,
+    pub reason: Reason,
+    pub text: String,
+}
+
+/// The scheduler's whole message: "0/N nodes are available: ...".
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Message {
+    /// N, the nodes the scheduler considered.
+    pub nodes: Option<u32>,
+    pub reasons: Vec<Counted>,
+}
+
+/// Reads "0/3 nodes are available: 1 node(s) were unschedulable, 2
+/// Insufficient memory." (the v1.20 wording, and the newer one with
+/// "untolerated taint" and a "preemption: ..." suffix), every reason with
+/// its node count.
+pub fn parse_message(message: &str) -> Message {
+    let (head, body) = message
         .split_once("are available:")
-        .map(|(_, b)| b)
-        .unwrap_or(message);
-    // Newer schedulers append "preemption: 0/3 nodes are available: ...".
+        .unwrap_or(("", message));
+    let nodes = head
+        .rsplit_once('/')
+        .and_then(|(_, n)| n.split_whitespace().next())
+        .and_then(|n| n.parse().ok());
+    // Newer schedulers append "preemption: 0/3 nodes are available: ...";
+    // that part says what preempting would do, not why the pod waits.
     let body = body.split(" preemption:").next().unwrap_or(body);
     let mut reasons = Vec::new();
     for part in split_reasons(body) {
         let part = part.trim().trim_end_matches('.').trim();
-        // Drop the leading node count.
-        let text = part
-            .split_once(' ')
-            .filter(|(n, _)| n.chars().all(|c| c.is_ascii_digit()))
-            .map(|(_, t)| t)
-            .unwrap_or(part)
-            .trim();
+        let (count, text) = match part.split_once(' ') {
+            Some((n, t)) if n.chars().all(|c| c.is_ascii_digit()) => (n.parse().ok(), t.trim()),
+            _ => (None, part),
+        };
         // "had taint {k: v}, that the pod didn't tolerate" splits in two.
         if text.is_empty() || text.starts_with("that ") {
             continue;
         }
-        let lower = text.to_ascii_lowercase();
-        let reason = if let Some(res) = text.strip_prefix("Insufficient ") {
-            Reason::Insufficient(res.trim().to_string())
-        } else if lower.contains("taint") {
-            let taint = text
-                .split_once('{')
-                .and_then(|(_, r)| r.split_once('}'))
-                .map(|(t, _)| t.trim().to_string())
-                .unwrap_or_default();
-            Reason::Taint(taint)
-        } else if lower.contains("pod affinity") || lower.contains("anti-affinity") {
-            Reason::PodAffinity
-        } else if lower.contains("node selector") || lower.contains("node affinity") {
-            Reason::NodeAffinity
-        } else if lower.contains("volume") || lower.contains("persistentvolumeclaim") {
-            Reason::Volume
-        } else if lower.contains("unschedulable") {
+        reasons.push(Counted {
+            count,
+            reason: classify(text),
+            text: text.to_string(),
+        });
+    }
+    Message { nodes, reasons }
+}
+
+fn classify(text: &str) -> Reason {
+    let lower = text.to_ascii_lowercase();
+    if let Some(res) = text.strip_prefix("Insufficient ") {
+        Reason::Insufficient(res.trim().to_string())
+    } else if lower.contains("taint") {
+        let taint = text
+            .split_once('{')
+            .and_then(|(_, r)| r.split_once('}'))
+            .map(|(t, _)| t.trim().to_string())
+            .unwrap_or_default();
+        let key = taint.split(':').next().unwrap_or_default().trim();
+        if key == "node.kubernetes.io/unschedulable" {
             Reason::Unschedulable
+        } else if NOT_READY_TAINTS.contains(&key) {
+            Reason::NotReady(key.to_string())
         } else {
-            Reason::Other(text.to_string())
-        };
-        if !reasons.contains(&reason) {
-            reasons.push(reason);
+            Reason::Taint(taint)
+        }
+    } else if lower.contains("pod affinity") || lower.contains("anti-affinity") {
+        Reason::PodAffinity
+    } else if lower.contains("topology spread") {
+        Reason::TopologySpread
+    } else if lower.contains("volume node affinity conflict")
+        || lower.contains("no available volume zone")
+    {
+        Reason::VolumeNodeConflict
+    } else if lower.contains("node selector") || lower.contains("node affinity") {
+        Reason::NodeAffinity
+    } else if lower.contains("volume") || lower.contains("persistentvolumeclaim") {
+        Reason::Volume
+    } else if lower.contains("were unschedulable") || lower.contains("node(s) unschedulable") {
+        Reason::Unschedulable
+    } else if lower.contains("not ready") || lower.contains("notready") {
+        Reason::NotReady(String::new())
+    } else {
+        Reason::Other(text.to_string())
+    }
+}
+
+/// The classified reasons of a message, each once, in order.
+#[cfg(test)]
+fn parse_reasons(message: &str) -> Vec<Reason> {
+    let mut out: Vec<Reason> = Vec::new();
+    for c in parse_message(message).reasons {
+        if !out.contains(&c.reason) {
+            out.push(c.reason);
         }
     }
-    reasons
+    out
 }
 
 /// Splits on commas outside braces, since taints print as `{key: value}`.
@@ -103,13 +176,21 @@ fn split_reasons(body: &str) -> Vec<&str> {
     parts
 }
 
-/// Pods, evidence and details (resource or taint names) of one reason class.
-type Group = (BTreeSet<String>, Vec<Evidence>, BTreeSet<String>);
+/// What one reason class gathered over the pods: pods, evidence, details
+/// (resource or taint names) and the parsed reasons with their counts.
+#[derive(Default)]
+struct Group {
+    pods: BTreeSet<String>,
+    evidence: Vec<Evidence>,
+    details: BTreeSet<String>,
+    reasons: Vec<Value>,
+    nodes: Option<u32>,
+}
 
 pub fn unschedulable(input: &Input<'_>, out: &mut Vec<Finding>) {
     let facts = input.facts;
     let ns = input.namespace();
-    // Reason class -> (pods, evidence, detail values)
+    let changed = super::change::changed_aspects(out);
     let mut groups: BTreeMap<&'static str, Group> = BTreeMap::new();
     for pod in &facts.pods {
         if pod
@@ -128,85 +209,340 @@ pub fn unschedulable(input: &Input<'_>, out: &mut Vec<Finding>) {
             .into_iter()
             .flatten()
             .find(|c| c.type_ == "PodScheduled" && c.status == "False");
-        let mut messages: Vec<(Evidence, String)> = Vec::new();
-        if let Some(c) = condition
-            && let Some(m) = &c.message
-        {
-            messages.push((
+        // The pod's own condition is the scheduler's latest word; its last
+        // FailedScheduling event (of this pod, this rollout) where the
+        // condition carries no message.
+        let message = match condition.and_then(|c| c.message.clone()) {
+            Some(m) => Some((
                 Evidence::field(
                     pod_ref(ns, &pname),
                     "status.conditions[PodScheduled].message",
                     m.clone(),
                 ),
-                m.clone(),
-            ));
-        }
-        if messages.is_empty()
-            && let Some(e) = facts.events.iter().rev().find(|e| {
-                e.reason.as_deref() == Some("FailedScheduling")
-                    && e.involved_object.name.as_deref() == Some(&pname)
+                m,
+            )),
+            None => input
+                .events()
+                .filter(|e| {
+                    e.reason.as_deref() == Some("FailedScheduling")
+                        && e.involved_object.name.as_deref() == Some(&pname)
+                })
+                .last()
+                .map(|e| {
+                    let m = e.message.clone().unwrap_or_default();
+                    (Evidence::event(pod_ref(ns, &pname), m.clone()), m)
+                }),
+        };
+        let Some((evidence, message)) = message else {
+            continue;
+        };
+        let parsed = parse_message(&message);
+        let all: Vec<Value> = parsed
+            .reasons
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "reason": c.reason.class(),
+                    "count": c.count,
+                    "text": c.text,
+                })
             })
-        {
-            let m = e.message.clone().unwrap_or_default();
-            messages.push((Evidence::event(pod_ref(ns, &pname), m.clone()), m));
-        }
-        for (evidence, message) in messages {
-            for reason in parse_reasons(&message) {
-                let entry = groups.entry(reason.class()).or_default();
-                entry.0.insert(pname.clone());
-                if !entry.1.contains(&evidence) {
-                    entry.1.push(evidence.clone());
+            .collect();
+        for c in &parsed.reasons {
+            let entry = groups.entry(c.reason.class()).or_default();
+            entry.pods.insert(pname.clone());
+            if !entry.evidence.contains(&evidence) {
+                entry.evidence.push(evidence.clone());
+            }
+            match &c.reason {
+                Reason::Insufficient(r) | Reason::Taint(r) | Reason::Other(r) => {
+                    entry.details.insert(r.clone());
                 }
-                match &reason {
-                    Reason::Insufficient(r) | Reason::Taint(r) | Reason::Other(r) => {
-                        entry.2.insert(r.clone());
-                    }
-                    _ => {}
+                Reason::NotReady(r) if !r.is_empty() => {
+                    entry.details.insert(r.clone());
+                }
+                _ => {}
+            }
+            for r in &all {
+                if !entry.reasons.contains(r) {
+                    entry.reasons.push(r.clone());
                 }
             }
+            entry.nodes = entry.nodes.or(parsed.nodes);
         }
     }
-    for (class, (pods, evidence, details)) in groups {
-        let pods: Vec<String> = pods.into_iter().collect();
-        let details: Vec<String> = details.into_iter().collect();
-        let what = match class {
-            "insufficient_resource" => format!("not enough {} on any node", details.join(", ")),
-            "node_affinity" => "no node matches the node selector or node affinity".into(),
-            "taints" => format!(
-                "nodes have taints the pods do not tolerate ({})",
-                details.join(", ")
-            ),
-            "pod_affinity" => "pod affinity or anti-affinity rules cannot be met".into(),
-            "volume" => "their volumes cannot be bound or reached".into(),
-            "node_unschedulable" => "nodes are cordoned".into(),
-            _ => details.join("; "),
+    for (class, g) in groups {
+        let pods: Vec<String> = g.pods.into_iter().collect();
+        let details: Vec<String> = g.details.into_iter().collect();
+        let who = pods.join(", ");
+        let mut f = match class {
+            "insufficient_resource" => insufficient(input, &changed, &who, &details),
+            "node_unschedulable" => nodes_cordoned(input, &who),
+            "node_not_ready" => nodes_not_ready(input, &who),
+            "volume_node_conflict" => volume_conflict(input, &pods),
+            _ => {
+                let what = match class {
+                    "node_affinity" => "no node matches the node selector or node affinity".into(),
+                    "taints" => format!(
+                        "nodes have taints the pods do not tolerate ({})",
+                        details.join(", ")
+                    ),
+                    "pod_affinity" => "pod affinity or anti-affinity rules cannot be met".into(),
+                    "topology_spread" => "the topology spread constraints cannot be met".into(),
+                    "volume" => "their volumes cannot be bound or reached".into(),
+                    _ => details.join("; "),
+                };
+                Finding::new(
+                    Kind::Unschedulable,
+                    Confidence::High,
+                    format!("{who} unschedulable: {what}"),
+                )
+            }
         };
-        let mut f = Finding::new(
-            Kind::Unschedulable,
-            Confidence::High,
-            format!("{} unschedulable: {what}", pods.join(", ")),
-        )
-        .data("reason", class)
-        .data(
-            "resources",
-            if class == "insufficient_resource" {
-                details.clone()
-            } else {
-                Vec::new()
-            },
-        )
-        .data("details", details)
-        .data("scalable_groups", scalable_groups(input, class));
-        f.evidence = evidence;
+        f = f
+            .data("reason", class)
+            .data(
+                "resources",
+                if class == "insufficient_resource" {
+                    details.clone()
+                } else {
+                    Vec::new()
+                },
+            )
+            .data("details", details)
+            .data("reasons", g.reasons)
+            .data("scalable_groups", scalable_groups(input, class));
+        if let Some(n) = g.nodes {
+            f = f.data("nodes", n);
+        }
+        f.evidence.extend(g.evidence);
         f.pods = pods;
         out.push(f);
     }
 }
 
+/// Pods lacking cpu, memory or another resource: the template's doing when
+/// its change touched resources, or when no node offers the resource at all
+/// (a GPU nobody has); otherwise the nodes have it but other workloads hold
+/// it.
+fn insufficient(
+    input: &Input<'_>,
+    changed: &BTreeSet<super::change::Aspect>,
+    who: &str,
+    resources: &[String],
+) -> Finding {
+    let offered = |r: &String| {
+        input.facts.nodes.iter().any(|n| {
+            n.allocatable
+                .get(r)
+                .and_then(|q| crate::quantity::parse(q))
+                .is_some_and(|q| q > 0.0)
+        })
+    };
+    let raised = changed.contains(&super::change::Aspect::Resources);
+    if raised || !resources.iter().all(offered) {
+        return Finding::new(
+            Kind::Unschedulable,
+            Confidence::High,
+            format!(
+                "{who} unschedulable: not enough {} on any node",
+                resources.join(", ")
+            ),
+        );
+    }
+    let ready = input.facts.nodes.iter().filter(|n| n.ready).count();
+    Finding::new(
+        Kind::NodesFull,
+        Confidence::High,
+        format!(
+            "{who} unschedulable: the nodes ({ready} Ready) have no free {} left, and no template change raised the requests: other workloads hold it",
+            resources.join(", ")
+        ),
+    )
+    .data("ready_nodes", ready as i64)
+}
+
+fn nodes_cordoned(input: &Input<'_>, who: &str) -> Finding {
+    let cordoned: Vec<&str> = input
+        .facts
+        .nodes
+        .iter()
+        .filter(|n| n.unschedulable)
+        .map(|n| n.name.as_str())
+        .collect();
+    let mut f = Finding::new(
+        Kind::NodesCordoned,
+        Confidence::High,
+        format!(
+            "{who} unschedulable: nodes are cordoned{}",
+            if cordoned.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", cordoned.join(", "))
+            }
+        ),
+    )
+    .data("nodes_cordoned", cordoned.clone());
+    for n in cordoned {
+        f = f.with(Evidence::field(
+            format!("Node {n}"),
+            "spec.unschedulable",
+            "true",
+        ));
+    }
+    f
+}
+
+fn nodes_not_ready(input: &Input<'_>, who: &str) -> Finding {
+    let down: Vec<&str> = input
+        .facts
+        .nodes
+        .iter()
+        .filter(|n| !n.ready)
+        .map(|n| n.name.as_str())
+        .collect();
+    let mut f = Finding::new(
+        Kind::NodesNotReady,
+        Confidence::High,
+        format!(
+            "{who} unschedulable: nodes are not Ready{}",
+            if down.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", down.join(", "))
+            }
+        ),
+    )
+    .data("nodes_not_ready", down.clone());
+    for n in down {
+        f = f.with(Evidence::field(
+            format!("Node {n}"),
+            "status.conditions[Ready]",
+            "not True",
+        ));
+    }
+    f
+}
+
+/// The zone label of a node, in its current or its beta spelling.
+fn zone_of(labels: &BTreeMap<String, String>) -> Option<&String> {
+    labels
+        .get("topology.kubernetes.io/zone")
+        .or_else(|| labels.get("failure-domain.beta.kubernetes.io/zone"))
+}
+
+/// Pods whose volume is pinned where no usable node is: names each claim,
+/// its volume, and where the volume was provisioned (the node the claim
+/// was bound for and its zone), as far as the claims say.
+fn volume_conflict(input: &Input<'_>, pods: &[String]) -> Finding {
+    let facts = input.facts;
+    let ns = input.namespace();
+    let sts = facts
+        .stateful_set
+        .metadata
+        .name
+        .as_deref()
+        .unwrap_or_default();
+    let mut volumes = Vec::new();
+    let mut evidence = Vec::new();
+    let mut words = Vec::new();
+    for pod in pods {
+        let Some(ordinal) = crate::facts::ordinal(sts, pod) else {
+            continue;
+        };
+        for pvc in &facts.pvcs {
+            let cname = pvc.metadata.name.as_deref().unwrap_or_default();
+            if !cname.ends_with(&format!("-{sts}-{ordinal}")) {
+                continue;
+            }
+            let pv = pvc
+                .spec
+                .as_ref()
+                .and_then(|s| s.volume_name.clone())
+                .unwrap_or_default();
+            let node = pvc
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("volume.kubernetes.io/selected-node"))
+                .cloned();
+            let known = node
+                .as_deref()
+                .and_then(|n| facts.nodes.iter().find(|x| x.name == n));
+            let zone = known
+                .and_then(|n| zone_of(&n.labels))
+                .cloned()
+                .or_else(|| pvc.metadata.labels.as_ref().and_then(zone_of).cloned());
+            let mut where_ = Vec::new();
+            if let Some(n) = &node {
+                where_.push(format!(
+                    "provisioned for node {n}{}",
+                    if known.is_none() {
+                        ", which no longer exists"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            if let Some(z) = &zone {
+                where_.push(format!("zone {z}"));
+            }
+            words.push(format!(
+                "claim {cname}{}{}",
+                if pv.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (PersistentVolume {pv})")
+                },
+                if where_.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", where_.join(", "))
+                }
+            ));
+            evidence.push(Evidence::field(
+                format!("PersistentVolumeClaim {ns}/{cname}"),
+                "spec.volumeName",
+                if pv.is_empty() {
+                    "<unbound>".into()
+                } else {
+                    pv.clone()
+                },
+            ));
+            volumes.push(serde_json::json!({
+                "claim": cname,
+                "volume": pv,
+                "node": node,
+                "node_exists": known.is_some(),
+                "zone": zone,
+            }));
+        }
+    }
+    let mut f = Finding::new(
+        Kind::VolumeNodeConflict,
+        Confidence::High,
+        format!(
+            "{} unschedulable: the volume is pinned to nodes the pod cannot use{}",
+            pods.join(", "),
+            if words.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", words.join("; "))
+            }
+        ),
+    )
+    .data("volumes", volumes);
+    f.evidence = evidence;
+    f
+}
+
 /// Configured node groups whose nodes would satisfy what is missing, where
 /// the class of reason is one that adding nodes can fix.
 fn scalable_groups(input: &Input<'_>, class: &str) -> Vec<Value> {
-    if class != "insufficient_resource" && class != "pod_affinity" {
+    if !matches!(
+        class,
+        "insufficient_resource" | "pod_affinity" | "topology_spread"
+    ) {
         return Vec::new();
     }
     let template = input
@@ -440,6 +776,50 @@ mod tests {
             "0/3 nodes are available: 3 node(s) didn't match pod affinity/anti-affinity, 3 node(s) didn't satisfy existing pods anti-affinity rules.",
         );
         assert_eq!(r, vec![Reason::PodAffinity]);
+    }
+
+    #[test]
+    fn counts_every_reason() {
+        let m = parse_message(
+            "0/3 nodes are available: 1 node(s) were unschedulable, 2 Insufficient memory.",
+        );
+        assert_eq!(m.nodes, Some(3));
+        assert_eq!(
+            m.reasons
+                .iter()
+                .map(|c| (c.count, c.reason.clone()))
+                .collect::<Vec<_>>(),
+            vec![
+                (Some(1), Reason::Unschedulable),
+                (Some(2), Reason::Insufficient("memory".into()))
+            ]
+        );
+        let m = parse_message(
+            "0/4 nodes are available: 1 node(s) had taint {node.kubernetes.io/unreachable: }, that the pod didn't tolerate, 2 node(s) had volume node affinity conflict, 1 node(s) didn't match pod topology spread constraints.",
+        );
+        assert_eq!(m.nodes, Some(4));
+        assert_eq!(
+            m.reasons
+                .iter()
+                .map(|c| (c.count, c.reason.clone()))
+                .collect::<Vec<_>>(),
+            vec![
+                (
+                    Some(1),
+                    Reason::NotReady("node.kubernetes.io/unreachable".into())
+                ),
+                (Some(2), Reason::VolumeNodeConflict),
+                (Some(1), Reason::TopologySpread),
+            ]
+        );
+        // Newer: cordoning shows as a taint, and preemption has its say.
+        let m = parse_message(
+            "0/2 nodes are available: 2 node(s) had untolerated taint {node.kubernetes.io/unschedulable: }. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.",
+        );
+        assert_eq!(m.nodes, Some(2));
+        assert_eq!(m.reasons.len(), 1);
+        assert_eq!(m.reasons[0].reason, Reason::Unschedulable);
+        assert_eq!(m.reasons[0].count, Some(2));
     }
 
     #[test]

@@ -32,15 +32,14 @@ pub fn claims(input: &Input<'_>, out: &mut Vec<Finding>) {
             .spec
             .as_ref()
             .and_then(|s| s.storage_class_name.as_deref());
-        let last_event = facts
-            .events
-            .iter()
-            .rev()
-            .find(|e| {
+        let last_event = input
+            .events()
+            .filter(|e| {
                 e.involved_object.kind.as_deref() == Some("PersistentVolumeClaim")
                     && e.involved_object.name.as_deref() == Some(name)
                     && e.type_.as_deref() == Some("Warning")
             })
+            .last()
             .and_then(|e| e.message.clone());
         match phase {
             "Lost" => out.push(

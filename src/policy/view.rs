@@ -86,7 +86,7 @@ record!(PodView, "Pod", POD_FIELDS: [
     "migration", "node", "restarts", "waiting", "created", "labels", "annotations",
 ]);
 record!(FindingView, "Finding", FINDING_FIELDS: [
-    "kind", "summary", "confidence", "symptom", "pods", "data",
+    "kind", "summary", "confidence", "symptom", "pods", "data", "change",
 ]);
 
 #[derive(Debug, Clone)]
@@ -321,6 +321,27 @@ fn containers(list: &[Container]) -> Dynamic {
             })
             .collect(),
     )
+}
+
+/// A finding's `change`, with the snake_case names policies use elsewhere.
+fn change_value(c: &crate::diagnose::change::Change) -> Dynamic {
+    let aspects = |list: &[crate::diagnose::change::Aspect]| {
+        Dynamic::from_array(list.iter().map(|a| str_value(a.as_str())).collect())
+    };
+    let mut m = Map::new();
+    m.insert("explains".into(), Dynamic::from_bool(c.explains));
+    m.insert(
+        "by".into(),
+        str_value(match c.by {
+            crate::diagnose::change::Basis::Template => "template",
+            crate::diagnose::change::Basis::Comparison => "comparison",
+            crate::diagnose::change::Basis::None => "none",
+        }),
+    );
+    m.insert("why".into(), str_value(&c.why));
+    m.insert("changed".into(), aspects(&c.changed));
+    m.insert("depends_on".into(), aspects(&c.depends_on));
+    Dynamic::from_map(m)
 }
 
 impl View {
@@ -623,6 +644,12 @@ impl View {
                             .map(|(k, v)| (k.as_str().into(), from_json(v)))
                             .collect(),
                     ),
+                );
+                // `()` where the finding is no failure to blame on a
+                // revision: `f.change != () && f.change.explains`.
+                m.insert(
+                    "change".into(),
+                    f.change.as_ref().map_or(Dynamic::UNIT, change_value),
                 );
                 let symptom = matches!(
                     f.kind,
