@@ -110,7 +110,14 @@ async fn carry_out_plan(
     mode: Mode,
     a: &Assessment,
 ) -> Vec<(String, Status, String)> {
-    let client = script.client();
+    carry_out_with(script.client(), mode, a).await
+}
+
+async fn carry_out_with(
+    client: kube::Client,
+    mode: Mode,
+    a: &Assessment,
+) -> Vec<(String, Status, String)> {
     let mut actor = Actor {
         mode,
         writer: Writer::new(client.clone(), WriteMode::Apply),
@@ -271,4 +278,116 @@ async fn a_throttled_eviction_is_retried() {
     let done = evict(&s).await;
     assert_eq!(done[0].1, Status::Done, "{done:?}");
     assert_eq!(s.seen(), [EVICT, EVICT, EVENT]);
+}
+
+/// Serves `script` over plain HTTP on a local port, one request per
+/// connection, so a test can use the client the binary builds
+/// ([`stsmend::cluster::build_client`]), with all its layers.
+async fn serve(script: Script) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
+            let script = script.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Headers, then as much body as Content-Length says.
+                let (head_end, length) = loop {
+                    let n = conn.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        break (i + 4, length);
+                    }
+                };
+                while buf.len() < head_end + length {
+                    let n = conn.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let mut words = head.split_whitespace();
+                let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+                let path = target.split('?').next().unwrap_or("");
+                script.seen.lock().unwrap().push(format!("{method} {path}"));
+                let (code, body) = script
+                    .answers
+                    .lock()
+                    .unwrap()
+                    .pop_front()
+                    .unwrap_or((599, serde_json::json!({})));
+                let body = serde_json::to_vec(&body).unwrap();
+                let reply = format!(
+                    "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(reply.as_bytes()).await;
+                let _ = conn.write_all(&body).await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A refused eviction through the client the binary builds: the budget's
+/// 429 reaches the agent at once (no client retry layer honouring
+/// Retry-After for minutes), is tried once, and names the budget.
+#[tokio::test]
+async fn the_binarys_client_sends_a_refused_eviction_once() {
+    let pdb = (
+        429,
+        serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 429, "reason": "TooManyRequests",
+            "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+            "details": {"causes": [{"reason": "DisruptionBudget", "message": "The disruption budget db needs 2 healthy pods and has 2 currently"}], "retryAfterSeconds": 10}}),
+    );
+    let s = Script::new(&[pdb, ok(serde_json::json!({}))]);
+    let url = serve(s.clone()).await;
+    let config = kube::Config::new(url.parse().unwrap());
+    let client =
+        stsmend::cluster::build_client(config, &stsmend::cluster::metrics::Counter::default())
+            .unwrap();
+    let mut a = db();
+    a.plan.as_mut().unwrap().actions = vec![stsmend::policy::Action::DeletePods {
+        pods: vec!["db-2".into()],
+        any_pod: true,
+        why: "test".into(),
+    }];
+    a.facts.pdbs = vec![serde_json::from_value(serde_json::json!({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "db", "namespace": "shop"},
+        "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "db"}}},
+        "status": {"disruptionsAllowed": 0, "currentHealthy": 2, "desiredHealthy": 2, "expectedPods": 3, "observedGeneration": 1}
+    }))
+    .unwrap()];
+    let started = std::time::Instant::now();
+    let done = carry_out_with(client, Mode::Apply, &a).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(done[0].1, Status::Disallowed, "{done:?}");
+    assert!(
+        done[0]
+            .2
+            .contains("PodDisruptionBudget shop/db allows 0 disruption(s)"),
+        "{done:?}"
+    );
+    assert_eq!(s.seen(), [EVICT, EVENT]);
 }

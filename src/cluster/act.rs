@@ -249,7 +249,7 @@ impl Actor<'_> {
                 write::Outcome::Conflict(m) => lines.push(format!("{name}: {m}")),
                 write::Outcome::Disallowed(m) => {
                     disallowed = true;
-                    lines.push(format!("{name}: {m}"));
+                    lines.push(format!("{name}: {m}{}", budgets(a)));
                 }
             }
         }
@@ -374,6 +374,36 @@ impl Actor<'_> {
         {
             tracing::warn!(error = %err, reason, "event not recorded");
         }
+    }
+}
+
+/// The PodDisruptionBudgets covering the StatefulSet's pods, each with the
+/// disruptions it allows, for the report and Event of a refused eviction:
+/// a person needs the budget's name to decide.
+fn budgets(a: &Assessment) -> String {
+    let named: Vec<String> = a
+        .facts
+        .pdbs
+        .iter()
+        .map(|p| {
+            let st = p.status.as_ref();
+            format!(
+                "PodDisruptionBudget {}/{} allows {} disruption(s) ({} healthy, {} wanted)",
+                p.metadata.namespace.as_deref().unwrap_or_default(),
+                p.metadata.name.as_deref().unwrap_or_default(),
+                st.map_or(0, |s| s.disruptions_allowed),
+                st.map_or(0, |s| s.current_healthy),
+                st.map_or(0, |s| s.desired_healthy),
+            )
+        })
+        .collect();
+    if named.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {}; one attempt, not retried: a person decides",
+            named.join("; ")
+        )
     }
 }
 

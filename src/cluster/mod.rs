@@ -56,24 +56,33 @@ impl Target {
                 (config, "inferred".to_string())
             }
         };
-        let mut config = config;
-        // A CronJob run must end: a hung server is a failed run (exit 3)
-        // that the next run retries, not a Job that hangs until its
-        // deadline. A minute covers the largest LIST page.
-        config.connect_timeout = Some(std::time::Duration::from_secs(10));
-        config.read_timeout = Some(std::time::Duration::from_secs(60));
-        config.write_timeout = Some(std::time::Duration::from_secs(60));
         let label = format!("cluster {} ({label})", config.cluster_url);
-        let counting = counter.clone();
-        let client = kube::client::ClientBuilder::try_from(config)
-            .map_err(|e| Error::Kubeconfig(format!("building the client: {e}")))?
-            .with_layer(&tower::util::MapRequestLayer::new(
-                move |req: http::Request<kube::client::Body>| {
-                    counting.record(&req);
-                    req
-                },
-            ))
-            .build();
-        Ok((client, label))
+        Ok((build_client(config, counter)?, label))
     }
+}
+
+/// The client every command uses, from a resolved config: the one place its
+/// timeouts and layers are set, so tests build the very same client.
+pub fn build_client(mut config: kube::Config, counter: &metrics::Counter) -> Result<kube::Client> {
+    // A CronJob run must end: a hung server is a failed run (exit 3)
+    // that the next run retries, not a Job that hangs until its
+    // deadline. A minute covers the largest LIST page.
+    config.connect_timeout = Some(std::time::Duration::from_secs(10));
+    config.read_timeout = Some(std::time::Duration::from_secs(60));
+    config.write_timeout = Some(std::time::Duration::from_secs(60));
+    // One retry layer: the agent's own ([`act::retry`]), which knows that
+    // an eviction's 429 is a PodDisruptionBudget's answer. kube's default
+    // layer retries every 429 up to 15 times, honouring Retry-After, so a
+    // refused eviction took minutes before the agent saw it.
+    config.default_retry = false;
+    let counting = counter.clone();
+    Ok(kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| Error::Kubeconfig(format!("building the client: {e}")))?
+        .with_layer(&tower::util::MapRequestLayer::new(
+            move |req: http::Request<kube::client::Body>| {
+                counting.record(&req);
+                req
+            },
+        ))
+        .build())
 }

@@ -42,6 +42,10 @@ use crate::scope::Scope;
 /// Objects per LIST page.
 pub const PAGE: u32 = 500;
 
+/// The pause before retrying a read the server throttled or failed (429,
+/// 5xx, a dropped connection); the client itself retries nothing.
+const READ_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Requests in flight at once, besides the StatefulSet LIST. The suspects'
 /// reads are small and mostly wait on the API server; a few at a time hide
 /// the round trips without crowding the server (docs/performance.md).
@@ -175,9 +179,12 @@ impl Reader<'_> {
                     Lane::Scan => None,
                     Lane::Shared => Some(self.in_flight.acquire().await.expect("never closed")),
                 };
-                api.list(&lp)
-                    .await
-                    .map_err(|e| Error::api(format!("list {what}"), e))?
+                crate::cluster::act::retry(READ_RETRY_DELAY, || async {
+                    api.list(&lp)
+                        .await
+                        .map_err(|e| Error::api(format!("list {what}"), e))
+                })
+                .await?
             };
             if lane == Lane::Scan && out.is_empty() {
                 // The scan keeps every item: the server's count of what is
@@ -220,13 +227,20 @@ impl Reader<'_> {
         K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
     {
         let _permit = self.in_flight.acquire().await.expect("never closed");
-        match api.get_opt(name).await {
+        let got = crate::cluster::act::retry(READ_RETRY_DELAY, || async {
+            api.get_opt(name)
+                .await
+                .map_err(|e| Error::api(format!("get {what}"), e))
+        })
+        .await;
+        match got {
             Ok(v) => Ok(v),
-            Err(kube::Error::Api(s)) if s.code == 403 => {
+            Err(Error::Api { source, .. }) if matches!(source.as_ref(), kube::Error::Api(s) if s.code == 403) =>
+            {
                 tracing::warn!(what, "not allowed to read; continuing without it");
                 Ok(None)
             }
-            Err(e) => Err(Error::api(format!("get {what}"), e)),
+            Err(e) => Err(e),
         }
     }
 
