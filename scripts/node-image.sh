@@ -42,6 +42,11 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 
 have() { docker image inspect "$1" >/dev/null 2>&1; }
+# The CLI warns that the engine's builder is the legacy one; keep the build's
+# output for when it fails.
+build() {
+  docker build -q "$@" >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log" >&2; return 1; }
+}
 hash_of() { sha256sum "$@" | sha256sum | cut -c1-12; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/stsmend-node-image.XXXXXX")
@@ -77,16 +82,15 @@ ARG VERSION=1
 ENV APP_MODE=$MODE APP_VERSION=$VERSION
 ENTRYPOINT ["/usr/bin/app"]
 DOCKERFILE
-  docker build -q -t "$PAUSE_IMAGE" --label "stsmend.images=$images_key" \
-    -f - "$ctx" >/dev/null <<'DOCKERFILE'
+  build -t "$PAUSE_IMAGE" --label "stsmend.images=$images_key" -f - "$ctx" <<'DOCKERFILE'
 FROM scratch
 COPY rootfs/ /
 ENTRYPOINT ["/usr/bin/pause"]
 DOCKERFILE
   for spec in "${TEST_IMAGES[@]}"; do
     read -r mode version tag <<<"$spec"
-    docker build -q -t "$REGISTRY/$tag" --build-arg "MODE=$mode" --build-arg "VERSION=$version" \
-      --label "stsmend.images=$images_key" "$ctx" >/dev/null
+    build -t "$REGISTRY/$tag" --build-arg "MODE=$mode" --build-arg "VERSION=$version" \
+      --label "stsmend.images=$images_key" "$ctx"
   done
 }
 images_current() {
@@ -143,7 +147,7 @@ COPY images.tar pause-image /stsmend/
 LABEL stsmend.node=$node_key
 ENTRYPOINT ["/usr/local/bin/stsmend-node"]
 DOCKERFILE
-  docker build -q -t "$NODE" "$ctx" >/dev/null
+  build -t "$NODE" "$ctx"
 fi
 log "ready: $NODE"
 echo "$NODE"

@@ -361,6 +361,42 @@ impl RealNodes {
         }
     }
 
+    /// Loads a local Docker image into every node's containerd, as a
+    /// registry would have served it: `docker save` into the node's mounted
+    /// configuration directory, then `ctr import` inside the node.
+    pub async fn load_image(&self, image: &str) -> Result<()> {
+        for node in &self.nodes {
+            let tar = self.work.join(&node.name).join("etc").join("image.tar");
+            let out = tokio::process::Command::new("docker")
+                .args(["save", "-o"])
+                .arg(&tar)
+                .arg(image)
+                .output()
+                .await
+                .map_err(io("run docker save"))?;
+            if !out.status.success() {
+                return Err(Error::Other(format!(
+                    "docker save {image}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+            self.exec(
+                &node.name,
+                &[
+                    "ctr",
+                    "-n",
+                    "k8s.io",
+                    "images",
+                    "import",
+                    "/etc/stsmend/image.tar",
+                ],
+            )
+            .await?;
+            let _ = std::fs::remove_file(&tar);
+        }
+        Ok(())
+    }
+
     /// Stops the node's kubelet for good (the container and its pods stay):
     /// after 40 s the node lifecycle controller marks it NotReady.
     pub async fn stop_kubelet(&self, name: &str) -> Result<()> {

@@ -44,7 +44,7 @@ async fn capture(w: &World, name: &str, what: &str) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
 async fn capture_mixed() {
-    let w = World::start().await;
+    let w = World::start_sim().await;
     // Healthy, and exempt by design: none of these may become a finding.
     for n in ["web", "api", "search", "auth", "queue", "mail"] {
         w.apply(&stateful_set(
@@ -184,7 +184,7 @@ async fn capture_mixed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
 async fn capture_limit_range() {
-    let w = World::start().await;
+    let w = World::start_sim().await;
     w.limit_range_mismatch().await;
     capture(
         &w,
@@ -197,7 +197,7 @@ async fn capture_limit_range() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
 async fn capture_quotas() {
-    let w = World::start().await;
+    let w = World::start_sim().await;
     w.apply(&stateful_set(
         "db",
         2,
@@ -236,7 +236,7 @@ async fn capture_quotas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
 async fn capture_scheduling_and_storage() {
-    let w = World::start().await;
+    let w = World::start_sim().await;
     w.healthy_set("db", 2, "OrderedReady").await;
     w.patch(
         "db",
@@ -266,7 +266,7 @@ async fn capture_scheduling_and_storage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
 async fn capture_migration() {
-    let w = World::start().await;
+    let w = World::start_sim().await;
     let sts = stateful_set("db", 2, "registry.example/db:1", true, "OrderedReady")
         .replace("terminationGracePeriodSeconds: 1", "terminationGracePeriodSeconds: 600")
         .replace(
@@ -288,7 +288,7 @@ async fn capture_migration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
 async fn capture_controller_down() {
-    let w = World::start().await;
+    let w = World::start_sim().await;
     w.healthy_set("db", 2, "OrderedReady").await;
     w.cp.stop_controller_manager().await.unwrap();
     w.set_image("db", "registry.example/db:2").await;
@@ -304,12 +304,12 @@ async fn capture_controller_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
 async fn capture_cluster_causes() {
-    let w = World::start().await;
+    let w = World::start_sim().await;
     // A dedicated, tainted node the template change is pinned to without a
     // toleration; anti-affinity one replica more than there are nodes; an
     // HPA steering the spread set; a node whose kubelet goes silent; the
     // status ConfigMap of a cluster-autoscaler whose GPU group backs off.
-    w.sim
+    w.sim()
         .add_node(
             stsmend_e2e::sim::NodeSpec::new("dedicated-1")
                 .label("pool", "db")
@@ -363,7 +363,7 @@ async fn capture_cluster_causes() {
         .spec
         .and_then(|s| s.node_name)
         .unwrap();
-    w.sim.stop_heartbeats(&edge_node).unwrap();
+    w.sim().stop_heartbeats(&edge_node).unwrap();
     w.unschedulable("pinned-0", ROLLOUT).await;
     w.unschedulable("spread-3", ROLLOUT).await;
     // The node lifecycle controller marks the silent node's pods not Ready

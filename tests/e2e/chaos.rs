@@ -15,7 +15,7 @@ async fn api_server_restart_mid_run_then_the_next_runs_complete() {
     let w = World::start().await;
     let id = w.id("db");
     let good = w.healthy_set("db", 3, "OrderedReady").await;
-    w.set_image("db", "registry.example/db:2-broken").await;
+    w.set_image("db", &w.image("db", "2-broken")).await;
     w.pod_waiting("db-2", "ImagePullBackOff", ROLLOUT).await;
     let config = w.config("");
     let config = config.to_str().unwrap();

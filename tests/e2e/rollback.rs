@@ -18,7 +18,7 @@ async fn bad_image_rolls_back_then_deletes_the_stuck_pod() {
     let w = World::start().await;
     let id = w.id("db");
     let good = w.healthy_set("db", 3, "OrderedReady").await;
-    w.set_image("db", "registry.example/db:2-broken").await;
+    w.set_image("db", &w.image("db", "2-broken")).await;
     w.pod_waiting("db-2", "ImagePullBackOff", ROLLOUT).await;
     let config = w.config("");
     let config = config.to_str().unwrap();
@@ -48,7 +48,7 @@ async fn bad_image_rolls_back_then_deletes_the_stuck_pod() {
     let image = sts.spec.unwrap().template.spec.unwrap().containers[0]
         .image
         .clone();
-    assert_eq!(image.as_deref(), Some("registry.example/db:1"));
+    assert_eq!(image.as_deref(), Some(w.image("db", "1").as_str()));
 
     // OrderedReady waits for the broken pod to become Ready before it
     // replaces it: the rollback alone does not finish.
@@ -83,7 +83,7 @@ async fn bad_image_rolls_back_then_deletes_the_stuck_pod() {
     let image = sts.spec.unwrap().template.spec.unwrap().containers[0]
         .image
         .clone();
-    assert_eq!(image.as_deref(), Some("registry.example/db:2-broken"));
+    assert_eq!(image.as_deref(), Some(w.image("db", "2-broken").as_str()));
     assert_eq!(
         w.agent_events("db").await.last().map(String::as_str),
         Some("StsmendUndone")
@@ -101,7 +101,7 @@ async fn crash_loop_on_parallel_rolls_back() {
     let w = World::start().await;
     let id = w.id("cache");
     let good = w.healthy_set("cache", 3, "Parallel").await;
-    w.set_image("cache", "registry.example/cache:2-crash").await;
+    w.set_image("cache", &w.image("cache", "2-crash")).await;
     w.pod_waiting("cache-2", "CrashLoopBackOff", ROLLOUT).await;
     let config = w.config("");
     let run = w
@@ -185,7 +185,7 @@ async fn revision_quota_rolls_back_to_the_existing_revision() {
     .await;
     // The quota controller must have counted the existing revision first.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    w.set_image("db", "registry.example/db:2").await;
+    w.set_image("db", &w.image("db", "2")).await;
     w.mismatch("db", Duration::from_secs(3)).await;
     let config = w.config("");
     let run = w
@@ -203,7 +203,7 @@ async fn revision_quota_rolls_back_to_the_existing_revision() {
 async fn unsatisfiable_affinity_rolls_back() {
     let w = World::start().await;
     let id = w.id("db");
-    let mut sts = stateful_set("db", 3, "registry.example/db:1", true, "OrderedReady");
+    let mut sts = stateful_set("db", 3, &w.image("db", "1"), true, "OrderedReady");
     sts.push_str("  updateStrategy: {type: RollingUpdate, rollingUpdate: {partition: 2}}\n");
     w.apply(&sts).await;
     let good = w.healthy("db", ROLLOUT).await;
@@ -239,7 +239,7 @@ async fn live_and_snapshot_plans_agree() {
     w.apply(&stateful_set(
         "db",
         2,
-        "registry.example/db:1",
+        &w.image("db", "1"),
         true,
         "OrderedReady",
     ))
@@ -247,7 +247,7 @@ async fn live_and_snapshot_plans_agree() {
     w.apply(&stateful_set(
         "web",
         2,
-        "registry.example/web:1",
+        &w.image("web", "1"),
         false,
         "Parallel",
     ))
@@ -259,7 +259,7 @@ async fn live_and_snapshot_plans_agree() {
     )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    w.set_image("db", "registry.example/db:2").await;
+    w.set_image("db", &w.image("db", "2")).await;
     w.mismatch("db", Duration::from_secs(2)).await;
     let now = jiff::Timestamp::now().to_string();
     let live = w.agent(&["plan", "--for", "0s", "--now", &now]).await;

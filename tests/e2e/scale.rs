@@ -11,7 +11,7 @@ use crate::world::World;
 /// `/scale` subresource, the node joins, the pod schedules, healthy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gpu_request_scales_the_node_group() {
-    let w = World::start().await;
+    let w = World::start_sim().await;
     let id = w.id("trainer");
     node_group::install_crd(&w.client).await.unwrap();
     node_group::create(

@@ -17,13 +17,13 @@ async fn not_opted_in_is_report_only() {
     w.apply(&stateful_set(
         "web",
         2,
-        "registry.example/web:1",
+        &w.image("web", "1"),
         false,
         "Parallel",
     ))
     .await;
     w.healthy("web", ROLLOUT).await;
-    w.set_image("web", "registry.example/web:2-crash").await;
+    w.set_image("web", &w.image("web", "2-crash")).await;
     w.pod_waiting("web-1", "CrashLoopBackOff", ROLLOUT).await;
     let before = w.sts("web").await;
     let config = w.config("");
@@ -71,18 +71,26 @@ async fn quota_on_scale_up_escalates() {
     assert_eq!(w.agent_events("db").await, ["StsmendEscalated"]);
 }
 
-/// Scenario 8: a pod terminating slowly (a migration on shutdown): wait, no
-/// write, until it finishes; the rollout then completes on its own.
+/// Scenario 8: a pod terminating slowly (a migration on shutdown, after a
+/// preStop hook, inside its grace period): wait, no write, until it
+/// finishes; the rollout then completes on its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migration_on_shutdown_waits() {
     let w = World::start().await;
     let id = w.id("db");
-    let sts = stateful_set("db", 2, "registry.example/db:1", true, "OrderedReady")
+    let sts = stateful_set("db", 2, &w.image("db", "1"), true, "OrderedReady")
         .replace("terminationGracePeriodSeconds: 1", "terminationGracePeriodSeconds: 8")
-        .replace("      labels: {app: db}\n    spec:", "      labels: {app: db}\n      annotations: {e2e.stsmend.io/fault: slow-terminate}\n    spec:");
+        // The app migrates for 6 s on SIGTERM, after a preStop hook: a real
+        // shutdown inside a real grace period.
+        .replace(
+            "        resources:",
+            "        env: [{name: SHUTDOWN_SECONDS, value: \"6\"}]\n        \
+             lifecycle: {preStop: {exec: {command: [sh, -c, \"echo draining > /proc/1/fd/1; sleep 1\"]}}}\n        \
+             resources:",
+        );
     w.apply(&sts).await;
     w.healthy("db", ROLLOUT).await;
-    w.set_image("db", "registry.example/db:2").await;
+    w.set_image("db", &w.image("db", "2")).await;
     w.terminating("db-1", ROLLOUT).await;
     let before = w.sts("db").await;
     let config = w.config("");
@@ -109,7 +117,7 @@ async fn controller_down_stands_aside() {
     let id = w.id("db");
     w.healthy_set("db", 2, "OrderedReady").await;
     w.cp.stop_controller_manager().await.unwrap();
-    w.set_image("db", "registry.example/db:2").await;
+    w.set_image("db", &w.image("db", "2")).await;
     // The leader lease must look abandoned: its duration plus the slack the
     // diagnosis allows for a leader change.
     tokio::time::sleep(Duration::from_secs(42)).await;
@@ -132,21 +140,14 @@ async fn storm_protection_holds_every_write() {
     let w = World::start().await;
     let names = ["a", "b", "c"];
     for n in names {
-        w.apply(&stateful_set(
-            n,
-            1,
-            &format!("registry.example/{n}:1"),
-            true,
-            "Parallel",
-        ))
-        .await;
+        w.apply(&stateful_set(n, 1, &w.image(n, "1"), true, "Parallel"))
+            .await;
     }
     for n in names {
         w.healthy(n, ROLLOUT).await;
     }
     for n in names {
-        w.set_image(n, &format!("registry.example/{n}:2-crash"))
-            .await;
+        w.set_image(n, &w.image(n, "2-crash")).await;
     }
     for n in names {
         w.pod_waiting(&format!("{n}-0"), "CrashLoopBackOff", ROLLOUT)

@@ -1,6 +1,8 @@
-//! A scenario's world: a real control plane, simulated nodes, the RBAC of
-//! deploy/ applied, and the `stsmend` binary run as a CronJob would run it
-//! (a fresh process per run) under the stsmend ServiceAccount's token.
+//! A scenario's world: a real control plane, nodes (real kubelets in
+//! containers by default, simulated where a scenario needs what containers
+//! cannot give: GPUs, a node group), the RBAC of deploy/ applied, and the
+//! `stsmend` binary run as a CronJob would run it (a fresh process per run)
+//! under the stsmend ServiceAccount's token.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,13 +14,23 @@ use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use crate::ROLLOUT;
+use stsmend_e2e::node::{self, RealNodes, images};
 use stsmend_e2e::sim::{NodeSpec, Sim};
 use stsmend_e2e::{ControlPlane, wait_until};
 
+/// The kubelets a world runs on.
+#[derive(Debug)]
+pub enum Nodes {
+    /// Containers of the node image, each with containerd and a kubelet.
+    Real(RealNodes),
+    /// The simulated kubelet (e2e/src/sim).
+    Sim(Sim),
+}
+
 pub struct World {
+    /// Declared before `cp`, so the nodes go first when a world drops.
+    pub nodes: Nodes,
     pub cp: ControlPlane,
-    /// The simulated kubelets; dropping it stops them.
-    pub sim: Sim,
     pub client: kube::Client,
     /// The namespace the scenario's objects live in.
     pub ns: String,
@@ -102,25 +114,42 @@ impl Run {
 }
 
 impl World {
+    /// A world on one real node, `node-1`, in namespace `shop`.
     pub async fn start() -> World {
         Self::start_in("shop").await
     }
 
     pub async fn start_in(ns: &str) -> World {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("stsmend_e2e=info")
-            .with_test_writer()
-            .try_init();
+        init_tracing();
+        let gateway = node::docker_gateway().expect("a Docker engine: run scripts/engine.sh");
+        let cp = ControlPlane::builder()
+            .node_address(gateway)
+            .start()
+            .await
+            .expect("control plane");
+        let nodes = RealNodes::start(&cp, vec![node::NodeSpec::new("node-1")])
+            .await
+            .expect("a real node");
+        Self::with_nodes(cp, Nodes::Real(nodes), ns).await
+    }
+
+    /// A world on three simulated nodes, `node-1` to `node-3`.
+    pub async fn start_sim() -> World {
+        init_tracing();
         let cp = ControlPlane::start().await.expect("control plane");
-        let client = cp.client();
         let sim = Sim::start(
-            client.clone(),
+            cp.client(),
             (1..=3)
                 .map(|i| NodeSpec::new(format!("node-{i}")))
                 .collect(),
         )
         .await
         .expect("simulated nodes");
+        Self::with_nodes(cp, Nodes::Sim(sim), "shop").await
+    }
+
+    async fn with_nodes(cp: ControlPlane, nodes: Nodes, ns: &str) -> World {
+        let client = cp.client();
         let rbac = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/deploy/manifests/rbac.yaml"
@@ -138,11 +167,46 @@ impl World {
         cp.kubectl(&["create", "namespace", ns]).await.unwrap();
         World {
             ns: ns.to_string(),
+            nodes,
             cp,
-            sim,
             client,
             agent_kubeconfig,
             dir,
+        }
+    }
+
+    /// The simulation; the scenario must have started with [`World::start_sim`].
+    pub fn sim(&self) -> &Sim {
+        match &self.nodes {
+            Nodes::Sim(sim) => sim,
+            Nodes::Real(_) => panic!("this scenario runs on real nodes: start it with start_sim"),
+        }
+    }
+
+    /// The real nodes; the scenario must have started with [`World::start`].
+    pub fn real(&self) -> &RealNodes {
+        match &self.nodes {
+            Nodes::Real(nodes) => nodes,
+            Nodes::Sim(_) => panic!("this scenario runs on simulated nodes"),
+        }
+    }
+
+    /// The image of version `tag` of the app `name`, on this world's nodes.
+    ///
+    /// Simulated nodes read the fault from the name (`registry.example/NAME:TAG`,
+    /// e2e/README.md). Real nodes run what the image does: `1` and `2` serve,
+    /// a tag with `crash` exits 1, one with `oom` is OOMKilled, and any other
+    /// tag (`2-broken`) is not preloaded, so pulling it fails.
+    pub fn image(&self, name: &str, tag: &str) -> String {
+        match &self.nodes {
+            Nodes::Sim(_) => format!("registry.example/{name}:{tag}"),
+            Nodes::Real(_) => match tag {
+                "1" => images::APP_1.to_string(),
+                "2" => images::APP_2.to_string(),
+                t if t.contains("crash") => images::APP_2_CRASH.to_string(),
+                t if t.contains("oom") => images::APP_2_OOM.to_string(),
+                t => format!("localhost:5999/stsmend/{name}:{t}"),
+            },
         }
     }
 
@@ -253,11 +317,11 @@ impl World {
         good
     }
 
-    /// An opted-in StatefulSet of `replicas` pods of
-    /// `registry.example/NAME:1`, waited for until healthy; returns its
+    /// An opted-in StatefulSet of `replicas` pods of version 1 of the app
+    /// `name` ([`World::image`]), waited for until healthy; returns its
     /// revision.
     pub async fn healthy_set(&self, name: &str, replicas: i32, policy: &str) -> String {
-        let image = format!("registry.example/{name}:1");
+        let image = self.image(name, "1");
         self.apply(&stateful_set(name, replicas, &image, true, policy))
             .await;
         self.healthy(name, ROLLOUT).await
@@ -403,6 +467,33 @@ impl World {
             .unwrap()
     }
 
+    /// Waits until `pod` reports `reason` as the waiting reason of a
+    /// container or an init container.
+    pub async fn pod_waiting_any(&self, pod: &str, reason: &str, timeout: Duration) {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        wait_until(format!("pod {pod} {reason}"), timeout, || {
+            let api = api.clone();
+            async move {
+                let p = api.get(pod).await.map_err(|e| e.to_string())?;
+                let status = p.status.unwrap_or_default();
+                let waiting: Vec<String> = status
+                    .init_container_statuses
+                    .unwrap_or_default()
+                    .into_iter()
+                    .chain(status.container_statuses.unwrap_or_default())
+                    .filter_map(|c| c.state?.waiting?.reason)
+                    .collect();
+                if waiting.iter().any(|w| w == reason) {
+                    Ok(())
+                } else {
+                    Err(format!("waiting reasons {waiting:?}"))
+                }
+            }
+        })
+        .await
+        .unwrap()
+    }
+
     /// Waits until `pod` reports `reason` as a container's waiting reason.
     pub async fn pod_waiting(&self, pod: &str, reason: &str, timeout: Duration) {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
@@ -445,6 +536,13 @@ impl World {
     }
 }
 
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("stsmend_e2e=info")
+        .with_test_writer()
+        .try_init();
+}
+
 /// The token of a ServiceAccount, from the Secret v1.20's token controller
 /// makes for it.
 async fn service_account_token(client: &kube::Client, ns: &str, name: &str) -> String {
@@ -476,7 +574,8 @@ async fn service_account_token(client: &kube::Client, ns: &str, name: &str) -> S
     .unwrap()
 }
 
-/// A StatefulSet of `replicas` pods of `image`, opted in or not.
+/// A StatefulSet of `replicas` pods of `image`, opted in or not. Its
+/// readiness probe is the test app's (simulated nodes ignore probes).
 pub fn stateful_set(
     name: &str,
     replicas: i32,
@@ -510,6 +609,9 @@ spec:
         image: {image}
         resources:
           requests: {{cpu: 100m, memory: 128Mi}}
+        readinessProbe:
+          httpGet: {{path: /healthz, port: 8080}}
+          periodSeconds: 1
 "#
     )
 }
