@@ -142,6 +142,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub max_actions: Option<usize>,
 
+    /// The run ends within this time, report and state written (default:
+    /// the config's `deadline`, 4m, for a CronJob every 5 minutes).
+    #[arg(long, value_name = "DURATION")]
+    pub deadline: Option<Span>,
+
     /// How long a mismatch or stuck rollout must hold before it is a finding.
     #[arg(long = "for", value_name = "DURATION")]
     pub threshold: Option<Span>,

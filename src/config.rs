@@ -39,6 +39,9 @@ pub struct Config {
     pub opt_in_selector: Option<String>,
     /// Stops every write at once; the run still detects and reports.
     pub pause: bool,
+    /// How long one `stsmend run` may take, its report and state included:
+    /// shorter than the CronJob's schedule, so runs never overlap.
+    pub deadline: Span,
 }
 
 impl Default for Config {
@@ -55,6 +58,7 @@ impl Default for Config {
             limits: crate::guard::Limits::default(),
             opt_in_selector: None,
             pause: false,
+            deadline: Span::minutes(4),
         }
     }
 }
@@ -80,6 +84,14 @@ pub struct NodeGroup {
     pub max: i32,
     #[serde(default)]
     pub provides: Provides,
+    /// How long the nodes a scale-out adds may take to turn Ready and take
+    /// the pods; past it the group is not scaled again (escalate).
+    #[serde(default = "default_ready_within")]
+    pub ready_within: Span,
+}
+
+fn default_ready_within() -> Span {
+    Span::minutes(10)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

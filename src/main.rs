@@ -15,6 +15,7 @@ use cli::{
 use stsmend::cluster::{self, Target};
 use stsmend::cluster::{act, write};
 use stsmend::config::Config;
+use stsmend::duration::Span;
 use stsmend::execution::{self, Mode};
 use stsmend::inventory::Inventory;
 use stsmend::pipeline::{self, DecideOptions, GuardOptions, Options, Outcome};
@@ -379,15 +380,30 @@ async fn run_once(args: RunArgs) -> anyhow::Result<u8> {
         kubeconfig: args.cluster.kubeconfig.clone(),
         context: args.cluster.context.clone(),
     };
-    let mut a = assess(
-        &source,
-        &args.scope,
-        args.policy.policies.as_deref(),
-        args.threshold,
-        None,
-        args.max_actions,
+    let budget = args
+        .deadline
+        .unwrap_or(load_config(&args.scope)?.deadline)
+        .as_secs();
+    let deadline = Deadline::new(std::time::Duration::from_secs(budget));
+    let assessed = tokio::time::timeout(
+        deadline.for_work(),
+        assess(
+            &source,
+            &args.scope,
+            args.policy.policies.as_deref(),
+            args.threshold,
+            None,
+            args.max_actions,
+        ),
     )
-    .await?;
+    .await;
+    let Ok(assessed) = assessed else {
+        // Nothing was decided, so nothing was written: the next run reads
+        // again.
+        tracing::error!(deadline = %Span(budget), "the run's deadline passed while reading the cluster");
+        return Ok(EXIT_FAILURE);
+    };
+    let mut a = assessed?;
     if policy_failed(&a) {
         // A broken policy given on the command line: decide nothing, act on
         // nothing; the report names the file and line.
@@ -428,7 +444,19 @@ async fn run_once(args: RunArgs) -> anyhow::Result<u8> {
     };
     let mut failed = false;
     for assessment in &mut a.outcome.failing {
-        let done = actor.carry_out(assessment).await;
+        // Past the deadline, what is left waits for the next run: the
+        // report and state still get written in the time kept for them.
+        let left = deadline.for_work();
+        if left.is_zero() {
+            assessment.executed = act::not_started(assessment, &deadline_note(budget));
+            continue;
+        }
+        let Ok(done) = tokio::time::timeout(left, actor.carry_out(assessment)).await else {
+            tracing::error!(statefulset = %assessment.id(), "the run's deadline passed while acting");
+            assessment.executed = act::interrupted(assessment, &deadline_note(budget));
+            failed = true;
+            continue;
+        };
         failed |= done
             .executed
             .iter()
@@ -442,7 +470,7 @@ async fn run_once(args: RunArgs) -> anyhow::Result<u8> {
     }
     // The state is saved in every mode: a dry run must count runs for the
     // debounce the same way, or its report would differ from an apply run's.
-    let saved = async {
+    let saved = tokio::time::timeout(deadline.left().max(CLOSING_MIN), async {
         let data = a.next_state.to_data()?;
         act::retry(std::time::Duration::from_secs(1), || {
             actor
@@ -450,8 +478,15 @@ async fn run_once(args: RunArgs) -> anyhow::Result<u8> {
                 .save_config_map(&a.config.state_namespace, state::CONFIG_MAP, data.clone())
         })
         .await
-    }
-    .await;
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(stsmend::error::Error::invalid(
+            "state",
+            state::CONFIG_MAP,
+            "the run's deadline passed while saving it",
+        ))
+    });
     if let Err(e) = &saved {
         tracing::error!(error = %e, "state not saved; the next run starts its timers again");
         failed = true;
@@ -463,6 +498,43 @@ async fn run_once(args: RunArgs) -> anyhow::Result<u8> {
     }
     print!("{}", report.render(args.output)?);
     Ok(if failed { EXIT_FAILURE } else { 0 })
+}
+
+/// The least time kept to save the state, however late the run is.
+const CLOSING_MIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// When a run must be done, and how much of that is kept for writing its
+/// state and report (a quarter, at most 30 seconds): acting stops early
+/// enough that the run still ends with a record of what it did.
+struct Deadline {
+    at: tokio::time::Instant,
+    closing: std::time::Duration,
+}
+
+impl Deadline {
+    fn new(total: std::time::Duration) -> Self {
+        Self {
+            at: tokio::time::Instant::now() + total,
+            closing: (total / 4).min(std::time::Duration::from_secs(30)),
+        }
+    }
+
+    fn left(&self) -> std::time::Duration {
+        self.at
+            .saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    /// Time left for reading and acting.
+    fn for_work(&self) -> std::time::Duration {
+        self.left().saturating_sub(self.closing)
+    }
+}
+
+fn deadline_note(budget: u64) -> String {
+    format!(
+        "the run's deadline ({}) left no time for it; the next run decides again",
+        Span(budget)
+    )
 }
 
 fn split_target(target: &str) -> Result<(&str, &str), Error> {

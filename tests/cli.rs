@@ -163,3 +163,47 @@ fn findings_exit_one_and_render_in_every_format() {
         }
     }
 }
+
+/// A server that accepts connections and never answers would hold each
+/// request for the client's minute-long read timeout, and retries on top:
+/// the run's deadline ends it, with a failure (exit 3), long before.
+#[test]
+fn a_run_ends_by_its_deadline_against_a_server_that_never_answers() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accept and hold every connection, answering nothing.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    let k = temp_file(
+        "kubeconfig-silent",
+        &format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: [{{name: c, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: u}}}}]\n"
+        ),
+    );
+    let started = std::time::Instant::now();
+    let out = stsmend(&[
+        "run",
+        "--kubeconfig",
+        k.to_str().unwrap(),
+        "--deadline",
+        "4s",
+    ]);
+    let took = started.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
+}
+
+#[test]
+fn a_bad_deadline_exits_two() {
+    let out = stsmend(&["run", "--deadline", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+}

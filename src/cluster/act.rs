@@ -377,6 +377,32 @@ impl Actor<'_> {
     }
 }
 
+/// A plan the run had no time to start: every action skipped, saying why.
+pub fn not_started(a: &Assessment, why: &str) -> Vec<Executed> {
+    a.plan
+        .iter()
+        .flat_map(|p| &p.actions)
+        .map(|action| Executed::new(action, Status::Skipped, why))
+        .collect()
+}
+
+/// A plan cut off mid-way by the run's deadline: what it did is not known
+/// here, so each action is reported failed; every write was conditional,
+/// so the next run's read sees what landed and decides again.
+pub fn interrupted(a: &Assessment, why: &str) -> Vec<Executed> {
+    a.plan
+        .iter()
+        .flat_map(|p| &p.actions)
+        .map(|action| {
+            Executed::new(
+                action,
+                Status::Failed,
+                format!("interrupted, outcome unknown: {why}"),
+            )
+        })
+        .collect()
+}
+
 /// The PodDisruptionBudgets covering the StatefulSet's pods, each with the
 /// disruptions it allows, for the report and Event of a refused eviction:
 /// a person needs the budget's name to decide.

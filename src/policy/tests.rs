@@ -430,6 +430,7 @@ fn decide_on_gpu(p: &Policies) -> Decision {
         min: 0,
         max: 4,
         provides: Default::default(),
+        ready_within: crate::duration::Span::minutes(10),
     }];
     // Facts carry the node groups: evaluate with them configured.
     let inv = case_objects("ladder/c-scale-gpu-node-group");
@@ -677,4 +678,78 @@ fn the_ladder_waits_while_its_own_rollback_is_unobserved() {
         "{:?}",
         later.trace
     );
+}
+
+/// The GPU case with its node group configured, after this agent scaled
+/// the group `seconds_ago` (or never).
+fn after_scaling(seconds_ago: Option<i64>) -> Decision {
+    let mut opts = options();
+    opts.node_groups = vec![crate::config::NodeGroup {
+        name: "gpu".into(),
+        resource: crate::config::ScaleTarget {
+            api_version: "cluster.x-k8s.io/v1beta1".into(),
+            kind: "MachineDeployment".into(),
+            namespace: Some("capi-system".into()),
+            name: "gpu-pool".into(),
+        },
+        min: 0,
+        max: 4,
+        provides: crate::config::Provides {
+            labels: [("accelerator".to_string(), "nvidia".to_string())].into(),
+            resources: [("nvidia.com/gpu".to_string(), "1".to_string())].into(),
+            taints: Vec::new(),
+        },
+        ready_within: crate::duration::Span::minutes(10),
+    }];
+    let mut state = crate::state::State::default();
+    if let Some(ago) = seconds_ago {
+        state.records.insert(
+            "shop/db".into(),
+            crate::state::Record {
+                failing_runs: 3,
+                last_action: Some(crate::state::LastAction {
+                    at: opts.now - jiff::SignedDuration::from_secs(ago),
+                    action: "scale_nodes".into(),
+                    why: "db-2 unschedulable; node group gpu provides it (max 4 nodes)".into(),
+                }),
+                ..Default::default()
+            },
+        );
+    }
+    let inv = case_objects("ladder/c-scale-gpu-node-group");
+    let mut outcome = pipeline::evaluate(&inv, Some(&state), &opts);
+    pipeline::decide(
+        &mut outcome,
+        &Policies::builtin(),
+        &opts,
+        &DecideOptions::default(),
+    );
+    assert_eq!(outcome.failing.len(), 1);
+    outcome.failing.remove(0).plan.expect("a plan")
+}
+
+#[test]
+fn a_node_group_is_scaled_once_then_waited_for_then_escalated() {
+    let first = after_scaling(None);
+    assert!(
+        matches!(&first.actions[..], [Action::ScaleNodes { group, .. }] if group == "gpu"),
+        "{:?}",
+        first.actions
+    );
+    // Its nodes have time to turn Ready: wait, do not add more.
+    let soon = after_scaling(Some(120));
+    assert_eq!(soon.rung.as_deref(), Some("scale_nodes"));
+    match &soon.actions[..] {
+        [Action::Wait { why, .. }] => assert!(why.contains("480s left"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    // Past readyWithin the pods still wait: the nodes never came; a
+    // person decides, the group is not scaled again.
+    let late = after_scaling(Some(900));
+    match &late.actions[..] {
+        [Action::Escalate { why }] => {
+            assert!(why.contains("not scaling it again"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
 }

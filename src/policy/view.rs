@@ -706,6 +706,10 @@ impl View {
                 m.insert("name".into(), str_value(&g.name));
                 m.insert("min".into(), int(g.min));
                 m.insert("max".into(), int(g.max));
+                m.insert(
+                    "ready_within_seconds".into(),
+                    int(g.ready_within.as_secs() as i64),
+                );
                 m.insert("labels".into(), string_map(&g.provides.labels));
                 m.insert("resources".into(), string_map(&g.provides.resources));
                 Dynamic::from_map(m)
