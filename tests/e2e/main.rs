@@ -13,6 +13,7 @@ mod deploy;
 mod rollback;
 mod scale;
 mod stand_aside;
+mod trust;
 mod world;
 
 use std::time::Duration;
