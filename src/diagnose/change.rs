@@ -219,6 +219,10 @@ pub fn depends_on(f: &Finding) -> Option<Vec<Aspect>> {
         Kind::CrashLoop | Kind::NeverReady => {
             vec![Image, Resources, Volumes, Runtime, ServiceAccount]
         }
+        // The kubelet cannot build the container's config: a Secret or
+        // ConfigMap reference it cannot resolve, or a security context the
+        // image cannot meet (runAsNonRoot on an image that runs as root).
+        Kind::ContainerConfig => vec![Volumes, Runtime, Image],
         Kind::AdmissionDenied => match data("admission") {
             "limit_range" | "resource_quota" => vec![Resources],
             "pod_security" => spec_aspects(),
@@ -296,7 +300,10 @@ pub fn changed_aspects(findings: &[Finding]) -> BTreeSet<Aspect> {
 /// or admission (old pods were placed and admitted before, under other
 /// conditions), nor image pulls (old pods pulled before a registry broke).
 fn comparable(kind: Kind) -> bool {
-    matches!(kind, Kind::CrashLoop | Kind::NeverReady)
+    matches!(
+        kind,
+        Kind::CrashLoop | Kind::NeverReady | Kind::ContainerConfig
+    )
 }
 
 /// Decides, for one finding, whether the update revision explains it.

@@ -94,17 +94,21 @@ pub fn containers(input: &Input<'_>, out: &mut Vec<Finding>) {
                     .data("reason", reason)
                     .data("revision", revision(pod).cloned().unwrap_or_default()),
                 );
+            } else if reason == "CreateContainerConfigError" {
+                troubled = true;
+                out.push(container_config(input, pod, c, &obj, field, &message));
             } else if reason == "CrashLoopBackOff"
                 || (c.restart_count >= CRASH_RESTARTS && !c.ready && last.is_some())
             {
                 troubled = true;
                 let term_reason = last.and_then(|t| t.reason.clone()).unwrap_or_default();
                 let exit = last.map(|t| t.exit_code);
+                let kill = killed_by(input, pod, c, &term_reason);
                 let mut f = Finding::new(
                     Kind::CrashLoop,
                     Confidence::High,
                     format!(
-                        "{pname}: container {} crash loops ({} restarts, last exit {}{})",
+                        "{pname}: container {} crash loops ({} restarts, last exit {}{}){}",
                         c.name,
                         c.restart_count,
                         exit.map_or("unknown".into(), |e| e.to_string()),
@@ -112,7 +116,10 @@ pub fn containers(input: &Input<'_>, out: &mut Vec<Finding>) {
                             String::new()
                         } else {
                             format!(", {term_reason}")
-                        }
+                        },
+                        kill.as_ref()
+                            .map(|k| format!(": {}", k.said))
+                            .unwrap_or_default()
                     ),
                 )
                 .with(Evidence::field(
@@ -125,6 +132,15 @@ pub fn containers(input: &Input<'_>, out: &mut Vec<Finding>) {
                 .data("restarts", c.restart_count)
                 .data("reason", term_reason.clone())
                 .data("revision", revision(pod).cloned().unwrap_or_default());
+                if let Some(kill) = kill {
+                    f = f.data("killed_by", kill.by);
+                    if let Some(limit) = kill.memory_limit {
+                        f = f.data("memory_limit", limit);
+                    }
+                    if let Some(e) = kill.evidence {
+                        f = f.with(e);
+                    }
+                }
                 if let Some(exit) = exit {
                     f = f.data("exit_code", exit).with(Evidence::field(
                         &obj,
@@ -357,6 +373,217 @@ pub fn disruption(input: &Input<'_>, out: &mut Vec<Finding>) {
             ))
             .pod(pname)
             .data("priority_class", priority.unwrap_or_default()),
+        );
+    }
+}
+
+/// Why the kubelet, not the program, ended a crash-looping container.
+struct Kill {
+    /// `oom`, `startup_probe` or `liveness_probe`.
+    by: &'static str,
+    /// What the summary says about it.
+    said: String,
+    memory_limit: Option<String>,
+    evidence: Option<Evidence>,
+}
+
+/// An OOM kill (with the limit it hit), or a startup or liveness probe
+/// that failed and made the kubelet restart the container (the kubelet's
+/// `Killing` event, and its `Unhealthy` event with the probe's output). A
+/// container killed for a probe often exits cleanly: without this it would
+/// look like an application that quits.
+fn killed_by(input: &Input<'_>, pod: &Pod, c: &ContainerStatus, term_reason: &str) -> Option<Kill> {
+    let obj = pod_ref(input.namespace(), name(pod));
+    if term_reason == "OOMKilled" {
+        let limit = container_spec(pod, &c.name)
+            .and_then(|spec| {
+                spec.resources
+                    .as_ref()?
+                    .limits
+                    .as_ref()?
+                    .get("memory")
+                    .cloned()
+            })
+            .map(|q| q.0);
+        return Some(Kill {
+            by: "oom",
+            said: match &limit {
+                Some(l) => format!("killed for memory at its {l} limit"),
+                None => "killed for memory (no limit of its own: the node ran out)".into(),
+            },
+            evidence: limit.as_ref().map(|l| {
+                Evidence::field(
+                    &obj,
+                    format!("spec.containers[{}].resources.limits.memory", c.name),
+                    l.clone(),
+                )
+            }),
+            memory_limit: limit,
+        });
+    }
+    let about_pod = |e: &&k8s_openapi::api::core::v1::Event| {
+        e.involved_object.kind.as_deref() == Some("Pod")
+            && e.involved_object.name.as_deref() == Some(name(pod))
+    };
+    for (probe, by) in [("startup", "startup_probe"), ("liveness", "liveness_probe")] {
+        let killing = format!("Container {} failed {probe} probe", c.name);
+        let killed = input.events().filter(about_pod).any(|e| {
+            e.reason.as_deref() == Some("Killing")
+                && e.message
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with(&killing))
+        });
+        if !killed {
+            continue;
+        }
+        let prefix = format!(
+            "{}{} probe failed: ",
+            probe[..1].to_uppercase(),
+            &probe[1..]
+        );
+        let output = input
+            .events()
+            .filter(about_pod)
+            .filter(|e| e.reason.as_deref() == Some("Unhealthy"))
+            .filter_map(|e| e.message.as_deref()?.strip_prefix(&prefix))
+            .last()
+            .map(|m| m.trim().to_string());
+        return Some(Kill {
+            by,
+            said: format!(
+                "restarted by the kubelet for failing its {probe} probe{}",
+                output
+                    .as_ref()
+                    .map(|o| format!(" ({o})"))
+                    .unwrap_or_default()
+            ),
+            memory_limit: None,
+            evidence: Some(Evidence::field(
+                &obj,
+                "events[Killing]",
+                format!(
+                    "{killing}, will be restarted{}",
+                    output
+                        .map(|o| format!("; {probe} probe output: {o}"))
+                        .unwrap_or_default()
+                ),
+            )),
+        });
+    }
+    None
+}
+
+fn container_spec<'p>(
+    pod: &'p Pod,
+    container: &str,
+) -> Option<&'p k8s_openapi::api::core::v1::Container> {
+    let spec = pod.spec.as_ref()?;
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .find(|c| c.name == container)
+}
+
+/// The object a CreateContainerConfigError message names, as
+/// (kind, name, key): the kubelet's messages for env and envFrom
+/// references (`couldn't find key K in Secret NS/NAME`, `secret "NAME" not
+/// found`, `configmap "NAME" not found`, and the ConfigMap twins).
+pub fn config_reference(message: &str) -> Option<(&'static str, String, Option<String>)> {
+    if let Some(rest) = message.strip_prefix("couldn't find key ") {
+        let (key, rest) = rest.split_once(" in ")?;
+        let (kind, object) = rest.split_once(' ')?;
+        let kind = match kind {
+            "Secret" => "Secret",
+            "ConfigMap" => "ConfigMap",
+            _ => return None,
+        };
+        let name = object.rsplit_once('/').map_or(object, |(_, n)| n);
+        return Some((kind, name.trim().to_string(), Some(key.to_string())));
+    }
+    for (prefix, kind) in [("secret \"", "Secret"), ("configmap \"", "ConfigMap")] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let (name, tail) = rest.split_once('"')?;
+            if tail.trim() == "not found" {
+                return Some((kind, name.to_string(), None));
+            }
+        }
+    }
+    None
+}
+
+/// A container the kubelet cannot even create: CreateContainerConfigError.
+fn container_config(
+    input: &Input<'_>,
+    pod: &Pod,
+    c: &ContainerStatus,
+    obj: &str,
+    field: String,
+    message: &str,
+) -> Finding {
+    let pname = name(pod);
+    let what = match config_reference(message) {
+        Some((kind, object, Some(key))) => format!(
+            "key {key} of {kind} {}/{object} is missing",
+            input.namespace()
+        ),
+        Some((kind, object, None)) => {
+            format!("{kind} {}/{object} does not exist", input.namespace())
+        }
+        None if message.is_empty() => "the kubelet cannot build its configuration".to_string(),
+        None => message.to_string(),
+    };
+    let mut f = Finding::new(
+        Kind::ContainerConfig,
+        Confidence::High,
+        format!("{pname}: container {} cannot be created: {what}", c.name),
+    )
+    .with(Evidence::field(
+        obj,
+        field,
+        if message.is_empty() {
+            "CreateContainerConfigError".to_string()
+        } else {
+            format!("CreateContainerConfigError: {message}")
+        },
+    ))
+    .pod(pname)
+    .data("container", c.name.clone())
+    .data("message", message.to_string())
+    .data("revision", revision(pod).cloned().unwrap_or_default());
+    if let Some((kind, object, key)) = config_reference(message) {
+        f = f.data("object_kind", kind).data("object", object);
+        if let Some(key) = key {
+            f = f.data("key", key);
+        }
+    }
+    f
+}
+
+#[cfg(test)]
+mod kubelet_messages {
+    use super::config_reference;
+
+    #[test]
+    fn config_errors_name_their_object_and_key() {
+        assert_eq!(
+            config_reference("couldn't find key password in Secret shop/db-creds"),
+            Some(("Secret", "db-creds".into(), Some("password".into())))
+        );
+        assert_eq!(
+            config_reference("couldn't find key LEVEL in ConfigMap shop/app-config"),
+            Some(("ConfigMap", "app-config".into(), Some("LEVEL".into())))
+        );
+        assert_eq!(
+            config_reference("secret \"db-creds\" not found"),
+            Some(("Secret", "db-creds".into(), None))
+        );
+        assert_eq!(
+            config_reference("configmap \"app-config\" not found"),
+            Some(("ConfigMap", "app-config".into(), None))
+        );
+        assert_eq!(
+            config_reference("container has runAsNonRoot and image will run as root"),
+            None
         );
     }
 }

@@ -281,7 +281,12 @@ pub fn ordered_ready(input: &Input<'_>, out: &mut Vec<Finding>) {
     }
     let broken: std::collections::BTreeSet<&String> = out
         .iter()
-        .filter(|f| matches!(f.kind, Kind::CrashLoop | Kind::ImagePull | Kind::NeverReady))
+        .filter(|f| {
+            matches!(
+                f.kind,
+                Kind::CrashLoop | Kind::ImagePull | Kind::NeverReady | Kind::ContainerConfig
+            )
+        })
         .flat_map(|f| f.pods.iter())
         .collect();
     let update = facts

@@ -58,6 +58,7 @@ pub const KIND_NAMES: &[&str] = &[
     "crash_loop",
     "image_pull",
     "never_ready",
+    "container_config",
     "pod_terminating",
     "long_grace_period",
     "evicted",

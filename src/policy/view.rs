@@ -894,8 +894,10 @@ impl View {
     /// revision: the new revision failing.
     pub(crate) fn failures_on_update(&self) -> impl Iterator<Item = &FindingFacts> {
         self.findings.iter().filter(|f| {
-            matches!(f.kind, Kind::CrashLoop | Kind::ImagePull | Kind::NeverReady)
-                && f.revision.is_some()
+            matches!(
+                f.kind,
+                Kind::CrashLoop | Kind::ImagePull | Kind::NeverReady | Kind::ContainerConfig
+            ) && f.revision.is_some()
                 && f.revision == self.update_revision
         })
     }

@@ -9,7 +9,9 @@
 
 mod capture;
 mod chaos;
+mod cronjob;
 mod deploy;
+mod kubelet;
 mod rollback;
 mod scale;
 mod stand_aside;

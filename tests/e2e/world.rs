@@ -22,7 +22,7 @@ use stsmend_e2e::{ControlPlane, wait_until};
 #[derive(Debug)]
 pub enum Nodes {
     /// Containers of the node image, each with containerd and a kubelet.
-    Real(RealNodes),
+    Real(Box<RealNodes>),
     /// The simulated kubelet (e2e/src/sim).
     Sim(Sim),
 }
@@ -130,7 +130,7 @@ impl World {
         let nodes = RealNodes::start(&cp, vec![node::NodeSpec::new("node-1")])
             .await
             .expect("a real node");
-        Self::with_nodes(cp, Nodes::Real(nodes), ns).await
+        Self::with_nodes(cp, Nodes::Real(Box::new(nodes)), ns).await
     }
 
     /// A world on three simulated nodes, `node-1` to `node-3`.
