@@ -21,6 +21,10 @@ engine_env=$(bash scripts/engine.sh)
 eval "$engine_env"
 # Stop only what engine.sh started, however the suite ends.
 trap 'bash scripts/engine.sh stop' EXIT
+# Node containers of an earlier run that was killed (a test removes its own
+# when it ends, however it ends, but not when its process is killed).
+leftover=$(docker ps -aq --filter label=stsmend.node)
+[ -z "$leftover" ] || { echo "removing leftover node containers"; docker rm -f $leftover >/dev/null; }
 if [ -z "${STSMEND_E2E_NODE_IMAGE:-}" ]; then
   STSMEND_E2E_NODE_IMAGE=$(bash scripts/node-image.sh "$STSMEND_E2E_ASSETS" | tail -n 1)
   export STSMEND_E2E_NODE_IMAGE

@@ -335,3 +335,40 @@ fn each_failure_says_whether_the_template_change_explains_it() {
     assert!(!c.explains, "{}", c.why);
     assert!(c.depends_on.is_empty());
 }
+
+/// What a real kubelet reports (tests/fixtures/kubelet.yaml): each failure
+/// is named with its cause, blamed on the template change that introduced
+/// it, and rolled back.
+#[test]
+fn real_kubelet_failures_are_named_and_blamed_on_their_change() {
+    let o = plan("kubelet");
+    let cache = failing(&o, "cache");
+    has(cache, &["crash_loop"]);
+    let s = summary(cache, "crash_loop");
+    assert!(s.contains("OOMKilled") && s.contains("32Mi limit"), "{s}");
+
+    let api = failing(&o, "api");
+    has(api, &["container_config"]);
+    let s = summary(api, "container_config");
+    assert!(
+        s.contains("key token of Secret shop/api-creds is missing"),
+        "{s}"
+    );
+
+    let jobs = failing(&o, "jobs");
+    has(jobs, &["crash_loop"]);
+    let s = summary(jobs, "crash_loop");
+    assert!(s.contains("migrate") && s.contains("last exit 3"), "{s}");
+
+    let web = failing(&o, "web");
+    has(web, &["crash_loop"]);
+    let s = summary(web, "crash_loop");
+    assert!(
+        s.contains("failing its startup probe") && s.contains("/tmp/started"),
+        "{s}"
+    );
+
+    for a in [cache, api, jobs, web] {
+        assert_eq!(rung(a), "rollback", "{:?}", kinds(a));
+    }
+}

@@ -97,13 +97,10 @@ pub fn containers(input: &Input<'_>, out: &mut Vec<Finding>) {
             } else if reason == "CreateContainerConfigError" {
                 troubled = true;
                 out.push(container_config(input, pod, c, &obj, field, &message));
-            } else if reason == "CrashLoopBackOff"
-                || (c.restart_count >= CRASH_RESTARTS && !c.ready && last.is_some())
-            {
+            } else if let Some(kill) = restarted(input, pod, c, reason) {
                 troubled = true;
                 let term_reason = last.and_then(|t| t.reason.clone()).unwrap_or_default();
                 let exit = last.map(|t| t.exit_code);
-                let kill = killed_by(input, pod, c, &term_reason);
                 let mut f = Finding::new(
                     Kind::CrashLoop,
                     Confidence::High,
@@ -375,6 +372,29 @@ pub fn disruption(input: &Input<'_>, out: &mut Vec<Finding>) {
             .data("priority_class", priority.unwrap_or_default()),
         );
     }
+}
+
+/// Whether the container crash loops: `Some(why the kubelet ended it, if
+/// it did)`. A container its startup or liveness probe got restarted counts
+/// from its first restart while it is still not ready: a v1.20 kubelet
+/// restarts it only at the pod's next periodic sync, so it may never show
+/// CrashLoopBackOff nor reach the restarts a crashing program does.
+fn restarted(
+    input: &Input<'_>,
+    pod: &Pod,
+    c: &ContainerStatus,
+    reason: &str,
+) -> Option<Option<Kill>> {
+    let Some(last) = c.last_state.as_ref().and_then(|s| s.terminated.as_ref()) else {
+        return (reason == "CrashLoopBackOff").then_some(None);
+    };
+    let term_reason = last.reason.as_deref().unwrap_or_default();
+    let kill = killed_by(input, pod, c, term_reason);
+    let probe_killed = kill.as_ref().is_some_and(|k| k.by != "oom");
+    let looping = reason == "CrashLoopBackOff"
+        || (!c.ready
+            && (c.restart_count >= CRASH_RESTARTS || (probe_killed && c.restart_count >= 1)));
+    looping.then_some(kill)
 }
 
 /// Why the kubelet, not the program, ended a crash-looping container.

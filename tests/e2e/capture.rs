@@ -31,10 +31,14 @@ async fn capture(w: &World, name: &str, what: &str) -> PathBuf {
     assert_eq!(code, 0, "{text}");
     let body = std::fs::read_to_string(&out).unwrap();
     let header: String = what.lines().map(|l| format!("# {l}\n")).collect();
+    let nodes = match w.nodes {
+        crate::world::Nodes::Real(_) => "a real kubelet v1.20.2 (containerd, in a container)",
+        crate::world::Nodes::Sim(_) => "simulated nodes",
+    };
     std::fs::write(
         &out,
         format!(
-            "# Captured by scripts/capture-fixtures.sh with `stsmend snapshot` from a\n# real kube-apiserver v1.20.2 with simulated nodes.\n{header}{body}"
+            "# Captured by scripts/capture-fixtures.sh with `stsmend snapshot` from a\n# real kube-apiserver v1.20.2 with {nodes}.\n{header}{body}"
         ),
     )
     .unwrap();
@@ -391,6 +395,73 @@ async fn capture_cluster_causes() {
         &w,
         "cluster-causes",
         "shop: pinned's template now selects a tainted node it does not tolerate;\nspread (Parallel, pod anti-affinity per node, an HPA) scaled to 4 on 4\nnodes of which one it cannot use; edge's node stopped its heartbeats;\nkube-system/cluster-autoscaler-status reports a GPU group in backoff.",
+    )
+    .await;
+}
+
+/// What only a real kubelet reports, one StatefulSet each (2 replicas,
+/// OrderedReady, so a pod of the current revision runs beside the broken
+/// one): an OOM kill at a memory limit, a missing Secret key, a failing
+/// init container, and a startup probe that never passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
+async fn capture_kubelet() {
+    let w = World::start().await;
+    w.apply("apiVersion: v1\nkind: Secret\nmetadata: {name: api-creds}\nstringData: {user: app}\n")
+        .await;
+    for n in ["cache", "api", "jobs", "web"] {
+        w.apply(&stateful_set(n, 2, &w.image(n, "1"), true, "OrderedReady"))
+            .await;
+    }
+    for n in ["cache", "api", "jobs", "web"] {
+        w.healthy(n, ROLLOUT).await;
+    }
+    let container = |extra: serde_json::Value| {
+        let mut c = json!({"name": "app"});
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        json!({"spec": {"template": {"spec": {"containers": [c]}}}})
+    };
+    w.patch(
+        "cache",
+        container(json!({"image": w.image("cache", "2-oom"), "resources": {"requests": {"memory": "32Mi"}, "limits": {"memory": "32Mi"}}})),
+    )
+    .await;
+    w.patch(
+        "api",
+        container(json!({"env": [{"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "api-creds", "key": "token"}}}]})),
+    )
+    .await;
+    w.patch(
+        "jobs",
+        json!({"spec": {"template": {"spec": {"initContainers": [{
+            "name": "migrate", "image": w.image("jobs", "1"),
+            "command": ["app", "sh", "-c", "echo 'migrate: schema lock held by another writer' >&2; exit 3"]}]}}}}),
+    )
+    .await;
+    w.patch(
+        "web",
+        container(json!({"startupProbe": {"exec": {"command": ["cat", "/tmp/started"]}, "periodSeconds": 1, "failureThreshold": 2}})),
+    )
+    .await;
+    w.pod_waiting_any("cache-1", "CrashLoopBackOff", ROLLOUT)
+        .await;
+    w.pod_waiting_any("api-1", "CreateContainerConfigError", ROLLOUT)
+        .await;
+    w.pod_waiting_any("jobs-1", "CrashLoopBackOff", ROLLOUT)
+        .await;
+    // A v1.20 kubelet restarts for a failed startup probe only at the pod's
+    // next periodic sync (kubernetes issue 98007).
+    w.restarted("web-1", 1, ROLLOUT * 2).await;
+    capture(
+        &w,
+        "kubelet",
+        "shop/cache: a new image that allocates past its new 32Mi limit (OOMKilled).\n\
+         shop/api: a new env var from a key its Secret does not have\n\
+         (CreateContainerConfigError).\n\
+         shop/jobs: a new init container that exits 3 (Init:CrashLoopBackOff).\n\
+         shop/web: a new startup probe that never passes (killed and restarted).",
     )
     .await;
 }

@@ -494,6 +494,31 @@ impl World {
         .unwrap()
     }
 
+    /// Waits until a container of `pod` has restarted at least `times`.
+    pub async fn restarted(&self, pod: &str, times: i32, timeout: Duration) {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        wait_until(format!("pod {pod} restarted {times}x"), timeout, || {
+            let api = api.clone();
+            async move {
+                let p = api.get(pod).await.map_err(|e| e.to_string())?;
+                let restarts: Vec<i32> = p
+                    .status
+                    .and_then(|s| s.container_statuses)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|c| c.restart_count)
+                    .collect();
+                if restarts.iter().any(|r| *r >= times) {
+                    Ok(())
+                } else {
+                    Err(format!("restarts {restarts:?}"))
+                }
+            }
+        })
+        .await
+        .unwrap()
+    }
+
     /// Waits until `pod` reports `reason` as a container's waiting reason.
     pub async fn pod_waiting(&self, pod: &str, reason: &str, timeout: Duration) {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
