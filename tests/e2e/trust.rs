@@ -1,14 +1,16 @@
-//! Scenario 16, causes outside the workload: a rollout that only touched an
-//! annotation fails for a reason no template holds. Rolling back would
-//! rewrite the team's spec and cure nothing: the agent escalates naming the
-//! cause and writes nothing else.
+//! Scenario 16 (issue 12), diagnosis you can trust: causes outside the
+//! workload are named and escalated, never "fixed" by rewriting a team's
+//! spec; a rollback happens only where the template change explains the
+//! failure; and a write the cluster refuses (an eviction a
+//! PodDisruptionBudget forbids) is tried once, so the run still ends in
+//! seconds.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::ROLLOUT;
-use crate::world::World;
+use crate::world::{Run, World};
 
 /// An annotation-only template change, as a CD system's restart does.
 async fn restart(w: &World, name: &str) {
@@ -100,4 +102,85 @@ async fn cordoned_nodes_are_escalated_not_rolled_back() {
     w.unschedulable("db-1", ROLLOUT).await;
     assert_escalated_only(&w, "db", "nodes_cordoned", &["node-1", "node-2", "node-3"]).await;
     assert!(w.pod("db-0").await.metadata.deletion_timestamp.is_none());
+}
+
+/// The assessment of `id` in a run's report.
+fn assessment<'a>(run: &'a Run, id: &str) -> &'a Value {
+    run.report["failing"]
+        .as_array()
+        .and_then(|a| {
+            a.iter().find(|a| {
+                format!(
+                    "{}/{}",
+                    a["namespace"].as_str().unwrap_or_default(),
+                    a["name"].as_str().unwrap_or_default()
+                ) == id
+            })
+        })
+        .unwrap_or_else(|| panic!("{id} is not failing: {:#}", run.report))
+}
+
+/// Issue 12's six-minute run: a crash loop on OrderedReady is rolled back,
+/// and the pod left on the abandoned revision is to be deleted, but a
+/// PodDisruptionBudget with maxUnavailable 0 forbids evicting it. The
+/// eviction is refused with 429; kube's client used to retry that for
+/// minutes. Now it is tried once, the run ends in seconds, and the report
+/// names the budget and what it allows. A crash loop and not a bad image:
+/// the eviction API lets a Pending pod (one that cannot pull) go without
+/// asking its budget, a Running one it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_eviction_is_tried_once_and_names_its_budget() {
+    let w = World::start().await;
+    let id = w.id("db");
+    w.healthy_set("db", 3, "OrderedReady").await;
+    w.apply(
+        "apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata: {name: db-budget}\nspec:\n  maxUnavailable: 0\n  selector: {matchLabels: {app: db}}\n",
+    )
+    .await;
+    w.set_image("db", &w.image("db", "2-crash")).await;
+    w.pod_waiting("db-2", "CrashLoopBackOff", ROLLOUT).await;
+    let config = w.config("");
+    let config = config.to_str().unwrap();
+
+    let first = w.agent(&["run", "--apply", "--config", config]).await;
+    first.assert_did(&id, "rollback", "rollback", "done");
+    let stuck = w.pod("db-2").await;
+
+    let started = Instant::now();
+    let second = w.agent(&["run", "--apply", "--config", config]).await;
+    let took = started.elapsed();
+    eprintln!("the run with the refused eviction took {took:?}");
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    second.assert_did(&id, "delete_stuck_pods", "delete_pods", "disallowed");
+    // A hang detector, not a benchmark: the old client retried the 429 for
+    // about six minutes.
+    assert!(took < Duration::from_secs(60), "the run took {took:?}");
+    let detail = assessment(&second, &id)["executed"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        detail.contains("PodDisruptionBudget shop/db-budget allows 0 disruption(s)"),
+        "{detail}"
+    );
+    assert!(detail.contains("one attempt, not retried"), "{detail}");
+    // One attempt: v1.20 has no policy/v1 Eviction, so the attempt is the
+    // policy/v1 body (refused 400) and then the policy/v1beta1 one (429).
+    let evictions = &second.report["apiRequests"]["by_request"]["create pods/eviction"];
+    assert_eq!(evictions, 2, "{:#}", second.report["apiRequests"]);
+    assert!(
+        !second.stderr.contains("retrying"),
+        "nothing was retried: {}",
+        second.stderr
+    );
+    let after = w.pod("db-2").await;
+    assert_eq!(
+        after.metadata.uid, stuck.metadata.uid,
+        "db-2 is still there"
+    );
+    assert!(after.metadata.deletion_timestamp.is_none());
+    assert_eq!(
+        w.agent_events("db").await,
+        ["StsmendRolledBack", "StsmendActionDeferred"]
+    );
 }
