@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::ROLLOUT;
-use crate::world::{Run, World};
+use crate::world::{Run, World, stateful_set};
 
 /// An annotation-only template change, as a CD system's restart does.
 async fn restart(w: &World, name: &str) {
@@ -120,6 +120,16 @@ fn assessment<'a>(run: &'a Run, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{id} is not failing: {:#}", run.report))
 }
 
+/// The findings of `kind` about `id`.
+fn findings<'a>(run: &'a Run, id: &str, kind: &str) -> Vec<&'a Value> {
+    assessment(run, id)["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["kind"] == kind)
+        .collect()
+}
+
 /// Issue 12's six-minute run: a crash loop on OrderedReady is rolled back,
 /// and the pod left on the abandoned revision is to be deleted, but a
 /// PodDisruptionBudget with maxUnavailable 0 forbids evicting it. The
@@ -183,4 +193,83 @@ async fn a_refused_eviction_is_tried_once_and_names_its_budget() {
         w.agent_events("db").await,
         ["StsmendRolledBack", "StsmendActionDeferred"]
     );
+}
+
+/// A missing PriorityClass, both ways it happens. `db`'s template change
+/// names a class nobody created: the change explains the denial, so the
+/// agent rolls back (one write) and the set is healthy on its old
+/// revision. `cache`'s class was deleted under it and only an annotation
+/// changed: rolling back would re-create pods that the same admission
+/// refuses, so the agent escalates naming the class and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_priority_class_is_rolled_back_only_when_the_change_named_it() {
+    let w = World::start().await;
+    let (db, cache) = (w.id("db"), w.id("cache"));
+    w.cp.apply("apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: silver}\nvalue: 1000\n")
+        .await
+        .unwrap();
+    let good = w.healthy_set("db", 2, "OrderedReady").await;
+    let mut sts = stateful_set("cache", 1, &w.image("cache", "1"), true, "OrderedReady");
+    sts = sts.replace(
+        "      containers:\n",
+        "      priorityClassName: silver\n      containers:\n",
+    );
+    w.apply(&sts).await;
+    w.healthy("cache", ROLLOUT).await;
+
+    w.patch(
+        "db",
+        json!({"spec": {"template": {"spec": {"priorityClassName": "gold"}}}}),
+    )
+    .await;
+    w.cp.kubectl(&["delete", "priorityclass", "silver"])
+        .await
+        .unwrap();
+    restart(&w, "cache").await;
+    for set in ["db", "cache"] {
+        let message = w.event(set, "FailedCreate", ROLLOUT).await;
+        assert!(message.contains("no PriorityClass with name"), "{message}");
+    }
+    let cache_before = w.sts("cache").await;
+
+    let config = w.config("");
+    let config = config.to_str().unwrap();
+    let run = w.agent(&["run", "--apply", "--config", config]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    let missing = findings(&run, &db, "priority_class_missing");
+    assert_eq!(missing.len(), 1, "{:#}", run.report);
+    assert_eq!(missing[0]["data"]["priority_class"], "gold");
+    assert_eq!(missing[0]["change"]["explains"], true, "{:#}", missing[0]);
+    run.assert_did(&db, "rollback", "rollback", "done");
+
+    let missing = findings(&run, &cache, "priority_class_missing");
+    assert_eq!(missing.len(), 1, "{:#}", run.report);
+    assert_eq!(missing[0]["data"]["priority_class"], "silver");
+    assert_eq!(missing[0]["change"]["explains"], false, "{:#}", missing[0]);
+    run.assert_did(&cache, "escalate", "escalate", "done");
+    let plan = assessment(&run, &cache)["plan"].to_string();
+    assert!(
+        plan.contains("PriorityClass silver"),
+        "the escalation names it: {plan}"
+    );
+
+    assert_eq!(
+        w.healthy("db", ROLLOUT).await,
+        good,
+        "back on the old revision"
+    );
+    let sts = w.sts("db").await;
+    assert_eq!(
+        sts.spec.unwrap().template.spec.unwrap().priority_class_name,
+        None
+    );
+    assert_eq!(w.agent_events("db").await, ["StsmendRolledBack"]);
+    let cache_after = w.sts("cache").await;
+    assert_eq!(
+        cache_after.metadata.generation,
+        cache_before.metadata.generation
+    );
+    assert_eq!(cache_after.spec, cache_before.spec);
+    assert_eq!(w.agent_events("cache").await, ["StsmendEscalated"]);
 }
