@@ -188,7 +188,7 @@ async fn capture_mixed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
 async fn capture_limit_range() {
-    let w = World::start_sim().await;
+    let w = World::start().await;
     w.limit_range_mismatch().await;
     capture(
         &w,
@@ -201,11 +201,11 @@ async fn capture_limit_range() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
 async fn capture_quotas() {
-    let w = World::start_sim().await;
+    let w = World::start().await;
     w.apply(&stateful_set(
         "db",
         2,
-        "registry.example/db:1",
+        &w.image("db", "1"),
         true,
         "OrderedReady",
     ))
@@ -213,7 +213,7 @@ async fn capture_quotas() {
     w.apply(&stateful_set(
         "cache",
         2,
-        "registry.example/cache:1",
+        &w.image("cache", "1"),
         true,
         "Parallel",
     ))
@@ -225,7 +225,7 @@ async fn capture_quotas() {
     )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    w.set_image("db", "registry.example/db:2").await;
+    w.set_image("db", &w.image("db", "2")).await;
     w.patch("cache", json!({"spec": {"replicas": 3}})).await;
     w.mismatch("db", Duration::from_secs(2)).await;
     w.event("cache", "FailedCreate", ROLLOUT).await;
@@ -240,21 +240,24 @@ async fn capture_quotas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
 async fn capture_scheduling_and_storage() {
-    let w = World::start_sim().await;
+    let w = World::start().await;
     w.healthy_set("db", 2, "OrderedReady").await;
     w.patch(
         "db",
         json!({"spec": {"template": {"spec": {"nodeSelector": {"disktype": "nvme"}}}}}),
     )
     .await;
-    let pvc = stateful_set("store", 1, "registry.example/store:1", true, "OrderedReady")
+    let pvc = stateful_set("store", 1, &w.image("store", "1"), true, "OrderedReady")
         .replace(
             "  podManagementPolicy",
             "  volumeClaimTemplates:\n  - metadata: {name: data}\n    spec:\n      accessModes: [ReadWriteOnce]\n      storageClassName: fast-ssd\n      resources: {requests: {storage: 1Gi}}\n  podManagementPolicy",
         )
         .replace(
             "      containers:",
-            "      containers:\n      - name: sidecar\n        image: registry.example/sidecar:1\n        volumeMounts: [{name: data, mountPath: /data}]",
+            &format!(
+                "      containers:\n      - name: sidecar\n        image: {}\n        volumeMounts: [{{name: data, mountPath: /data}}]",
+                w.image("sidecar", "1")
+            ),
         );
     w.apply(&pvc).await;
     w.unschedulable("db-1", ROLLOUT).await;
@@ -270,16 +273,20 @@ async fn capture_scheduling_and_storage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
 async fn capture_migration() {
-    let w = World::start_sim().await;
-    let sts = stateful_set("db", 2, "registry.example/db:1", true, "OrderedReady")
-        .replace("terminationGracePeriodSeconds: 1", "terminationGracePeriodSeconds: 600")
+    let w = World::start().await;
+    let sts = stateful_set("db", 2, &w.image("db", "1"), true, "OrderedReady")
         .replace(
-            "      labels: {app: db}\n    spec:",
-            "      labels: {app: db}\n      annotations: {e2e.stsmend.io/fault: slow-terminate}\n    spec:",
+            "terminationGracePeriodSeconds: 1",
+            "terminationGracePeriodSeconds: 600",
+        )
+        // The app migrates for the whole grace period on SIGTERM.
+        .replace(
+            "        resources:",
+            "        env: [{name: SHUTDOWN_SECONDS, value: \"600\"}]\n        resources:",
         );
     w.apply(&sts).await;
     w.healthy("db", ROLLOUT).await;
-    w.set_image("db", "registry.example/db:2").await;
+    w.set_image("db", &w.image("db", "2")).await;
     w.terminating("db-1", ROLLOUT).await;
     capture(
         &w,
@@ -292,10 +299,10 @@ async fn capture_migration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
 async fn capture_controller_down() {
-    let w = World::start_sim().await;
+    let w = World::start().await;
     w.healthy_set("db", 2, "OrderedReady").await;
     w.cp.stop_controller_manager().await.unwrap();
-    w.set_image("db", "registry.example/db:2").await;
+    w.set_image("db", &w.image("db", "2")).await;
     tokio::time::sleep(Duration::from_secs(42)).await;
     capture(
         &w,
