@@ -452,12 +452,10 @@ async fn capture_kubelet() {
         container(json!({"startupProbe": {"exec": {"command": ["cat", "/tmp/started"]}, "periodSeconds": 1, "failureThreshold": 2}})),
     )
     .await;
-    w.pod_waiting_any("cache-1", "CrashLoopBackOff", ROLLOUT)
+    w.pod_waiting("cache-1", "CrashLoopBackOff", ROLLOUT).await;
+    w.pod_waiting("api-1", "CreateContainerConfigError", ROLLOUT)
         .await;
-    w.pod_waiting_any("api-1", "CreateContainerConfigError", ROLLOUT)
-        .await;
-    w.pod_waiting_any("jobs-1", "CrashLoopBackOff", ROLLOUT)
-        .await;
+    w.pod_waiting("jobs-1", "CrashLoopBackOff", ROLLOUT).await;
     // A v1.20 kubelet restarts for a failed startup probe only at the pod's
     // next periodic sync (kubernetes issue 98007).
     w.restarted("web-1", 1, ROLLOUT * 2).await;

@@ -8,33 +8,10 @@ use serde_json::{Value, json};
 use crate::ROLLOUT;
 use crate::world::{Run, World};
 
-/// The findings of `id` as (kind, summary).
-fn findings(run: &Run, id: &str) -> Vec<(String, String)> {
-    run.report["failing"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| {
-            format!(
-                "{}/{}",
-                a["namespace"].as_str().unwrap_or_default(),
-                a["name"].as_str().unwrap_or_default()
-            ) == id
-        })
-        .flat_map(|a| a["findings"].as_array().cloned().unwrap_or_default())
-        .map(|f| {
-            (
-                f["kind"].as_str().unwrap_or_default().to_string(),
-                f["summary"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
 /// Asserts a finding of `kind` whose summary names every one of `names`.
 #[track_caller]
 fn assert_finding(run: &Run, id: &str, kind: &str, names: &[&str]) {
-    let all = findings(run, id);
+    let all = run.findings(id);
     assert!(
         all.iter()
             .any(|(k, s)| k == kind && names.iter().all(|n| s.contains(n))),
@@ -50,32 +27,33 @@ enum Wait {
     Restarted,
 }
 
-/// Breaks `db` (2 replicas, OrderedReady) with `patch`, waits until its top
-/// pod shows it, and returns a dry run's report (and the revision to heal
-/// back to).
-async fn break_it(w: &World, patch: Value, wait: Wait) -> (Run, String) {
+/// Breaks `db` (2 replicas, OrderedReady) with `patch` and waits until its
+/// top pod shows it. A dry run must then find `kind` naming every one of
+/// `names` and choose the rollback rung; apply runs, the first planning
+/// what the dry run planned, must bring the set back to its old revision.
+async fn break_and_mend(w: &World, patch: Value, wait: Wait, kind: &str, names: &[&str]) {
+    let id = w.id("db");
     let good = w.healthy_set("db", 2, "OrderedReady").await;
     w.patch("db", patch).await;
     match wait {
-        Wait::Waiting(reason) => w.pod_waiting_any("db-1", reason, ROLLOUT).await,
+        Wait::Waiting(reason) => w.pod_waiting("db-1", reason, ROLLOUT).await,
         Wait::Restarted => w.restarted("db-1", 1, ROLLOUT * 2).await,
     }
     let config = w.config("");
-    let dry = w
-        .agent(&["run", "--config", config.to_str().unwrap()])
-        .await;
-    assert_eq!(dry.code, 0, "{}", dry.stderr);
-    assert_eq!(dry.failing(), [w.id("db")], "{:#}", dry.report);
-    (dry, good)
-}
-
-/// Apply runs, the first planning what the dry run planned, until the
-/// set is healthy again on the `good` revision.
-async fn mend(w: &World, dry: &Run, good: &str) {
-    let config = w.config("");
     let config = config.to_str().unwrap();
+    let dry = w.agent(&["run", "--config", config]).await;
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert_eq!(dry.failing(), [id.as_str()], "{:#}", dry.report);
+    assert_finding(&dry, &id, kind, names);
+    assert_eq!(
+        dry.rung(&id).as_deref(),
+        Some("rollback"),
+        "{:#}",
+        dry.report
+    );
+
     let apply = w.agent(&["run", "--apply", "--config", config]).await;
-    assert_eq!(apply.planned(&w.id("db")), dry.planned(&w.id("db")));
+    assert_eq!(apply.planned(&id), dry.planned(&id));
     for _ in 0..3 {
         let run = w.agent(&["run", "--apply", "--config", config]).await;
         if run.failing().is_empty() {
@@ -94,24 +72,17 @@ async fn mend(w: &World, dry: &Run, good: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oom_killed_rolls_back() {
     let w = World::start().await;
-    let id = w.id("db");
     let patch = json!({"spec": {"template": {"spec": {"containers": [{
         "name": "app", "image": w.image("db", "2-oom"),
         "resources": {"requests": {"memory": "32Mi"}, "limits": {"memory": "32Mi"}}}]}}}});
-    let (dry, good) = break_it(&w, patch, Wait::Waiting("CrashLoopBackOff")).await;
-    assert_finding(
-        &dry,
-        &id,
+    break_and_mend(
+        &w,
+        patch,
+        Wait::Waiting("CrashLoopBackOff"),
         "crash_loop",
         &["db-1", "OOMKilled", "32Mi limit"],
-    );
-    assert_eq!(
-        dry.rung(&id).as_deref(),
-        Some("rollback"),
-        "{:#}",
-        dry.report
-    );
-    mend(&w, &dry, &good).await;
+    )
+    .await;
 }
 
 /// The new template reads a key its Secret does not have: the kubelet
@@ -120,26 +91,19 @@ async fn oom_killed_rolls_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_secret_key_rolls_back() {
     let w = World::start().await;
-    let id = w.id("db");
     w.apply("apiVersion: v1\nkind: Secret\nmetadata: {name: db-creds}\nstringData: {user: app}\n")
         .await;
     let patch = json!({"spec": {"template": {"spec": {"containers": [{
         "name": "app",
         "env": [{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db-creds", "key": "password"}}}]}]}}}});
-    let (dry, good) = break_it(&w, patch, Wait::Waiting("CreateContainerConfigError")).await;
-    assert_finding(
-        &dry,
-        &id,
+    break_and_mend(
+        &w,
+        patch,
+        Wait::Waiting("CreateContainerConfigError"),
         "container_config",
         &["db-1", "shop/db-creds", "password"],
-    );
-    assert_eq!(
-        dry.rung(&id).as_deref(),
-        Some("rollback"),
-        "{:#}",
-        dry.report
-    );
-    mend(&w, &dry, &good).await;
+    )
+    .await;
 }
 
 /// A new init container that fails: the pod stays in Init:CrashLoopBackOff.
@@ -147,19 +111,17 @@ async fn missing_secret_key_rolls_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_init_container_rolls_back() {
     let w = World::start().await;
-    let id = w.id("db");
     let patch = json!({"spec": {"template": {"spec": {"initContainers": [{
         "name": "migrate", "image": w.image("db", "1"),
         "command": ["app", "sh", "-c", "echo 'migrate: schema lock held by another writer' >&2; exit 3"]}]}}}});
-    let (dry, good) = break_it(&w, patch, Wait::Waiting("CrashLoopBackOff")).await;
-    assert_finding(&dry, &id, "crash_loop", &["db-1", "migrate", "exit 3"]);
-    assert_eq!(
-        dry.rung(&id).as_deref(),
-        Some("rollback"),
-        "{:#}",
-        dry.report
-    );
-    mend(&w, &dry, &good).await;
+    break_and_mend(
+        &w,
+        patch,
+        Wait::Waiting("CrashLoopBackOff"),
+        "crash_loop",
+        &["db-1", "migrate", "exit 3"],
+    )
+    .await;
 }
 
 /// A startup probe that never passes: the kubelet kills and restarts the
@@ -168,25 +130,18 @@ async fn failing_init_container_rolls_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_startup_probe_rolls_back() {
     let w = World::start().await;
-    let id = w.id("db");
     let patch = json!({"spec": {"template": {"spec": {"containers": [{
         "name": "app",
         "startupProbe": {"exec": {"command": ["cat", "/tmp/started"]}, "periodSeconds": 1, "failureThreshold": 2}}]}}}});
     // A v1.20 kubelet restarts a container for a failed startup probe only
     // at the pod's next periodic sync (about a minute; kubernetes issue
     // 98007), so it is seen restarting rather than in CrashLoopBackOff.
-    let (dry, good) = break_it(&w, patch, Wait::Restarted).await;
-    assert_finding(
-        &dry,
-        &id,
+    break_and_mend(
+        &w,
+        patch,
+        Wait::Restarted,
         "crash_loop",
         &["db-1", "startup probe", "/tmp/started"],
-    );
-    assert_eq!(
-        dry.rung(&id).as_deref(),
-        Some("rollback"),
-        "{:#}",
-        dry.report
-    );
-    mend(&w, &dry, &good).await;
+    )
+    .await;
 }

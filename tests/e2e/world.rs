@@ -82,6 +82,21 @@ impl Run {
         );
     }
 
+    /// The findings of `id` as (kind, summary).
+    pub fn findings(&self, id: &str) -> Vec<(String, String)> {
+        self.assessment(id)
+            .and_then(|a| a["findings"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|f| {
+                (
+                    f["kind"].as_str().unwrap_or_default().to_string(),
+                    f["summary"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
     pub fn rung(&self, id: &str) -> Option<String> {
         self.assessment(id)
             .and_then(|a| a["plan"]["rung"].as_str().map(str::to_string))
@@ -469,7 +484,7 @@ impl World {
 
     /// Waits until `pod` reports `reason` as the waiting reason of a
     /// container or an init container.
-    pub async fn pod_waiting_any(&self, pod: &str, reason: &str, timeout: Duration) {
+    pub async fn pod_waiting(&self, pod: &str, reason: &str, timeout: Duration) {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
         wait_until(format!("pod {pod} {reason}"), timeout, || {
             let api = api.clone();
@@ -512,31 +527,6 @@ impl World {
                     Ok(())
                 } else {
                     Err(format!("restarts {restarts:?}"))
-                }
-            }
-        })
-        .await
-        .unwrap()
-    }
-
-    /// Waits until `pod` reports `reason` as a container's waiting reason.
-    pub async fn pod_waiting(&self, pod: &str, reason: &str, timeout: Duration) {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
-        wait_until(format!("pod {pod} {reason}"), timeout, || {
-            let api = api.clone();
-            async move {
-                let p = api.get(pod).await.map_err(|e| e.to_string())?;
-                let waiting: Vec<String> = p
-                    .status
-                    .and_then(|s| s.container_statuses)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|c| c.state?.waiting?.reason)
-                    .collect();
-                if waiting.iter().any(|w| w == reason) {
-                    Ok(())
-                } else {
-                    Err(format!("waiting reasons {waiting:?}"))
                 }
             }
         })
