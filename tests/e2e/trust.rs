@@ -7,7 +7,10 @@
 
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::Api;
 use serde_json::{Value, json};
+use stsmend_e2e::wait_until;
 
 use crate::ROLLOUT;
 use crate::world::{Run, World, stateful_set};
@@ -272,4 +275,118 @@ async fn a_missing_priority_class_is_rolled_back_only_when_the_change_named_it()
     );
     assert_eq!(cache_after.spec, cache_before.spec);
     assert_eq!(w.agent_events("cache").await, ["StsmendEscalated"]);
+}
+
+/// Issue 12's lost volume: a replica whose local volume was provisioned on
+/// a node that is gone. The test plays a local-volume provisioner (as
+/// local-path-provisioner does): the StorageClass binds on first use, the
+/// scheduler picks a node and writes it on the claim, and a PersistentVolume
+/// pinned to that node is created for the claim. The node is then deleted;
+/// the pod garbage collector removes the pod, and its replacement cannot be
+/// placed anywhere ("volume node affinity conflict"). Only the node's owner
+/// can help: the agent names the claim, the volume and the lost node, and
+/// escalates without writing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_pinned_to_a_lost_node_is_escalated() {
+    let w = World::start_sim().await;
+    let id = w.id("db");
+    w.cp.apply(
+        "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: local-disk}\nprovisioner: e2e.stsmend.io/local\nvolumeBindingMode: WaitForFirstConsumer\n",
+    )
+    .await
+    .unwrap();
+    let mut sts = stateful_set("db", 1, &w.image("db", "1"), true, "OrderedReady");
+    sts.push_str(
+        "  volumeClaimTemplates:\n  - metadata: {name: data}\n    spec:\n      accessModes: [ReadWriteOnce]\n      storageClassName: local-disk\n      resources: {requests: {storage: 1Gi}}\n",
+    );
+    w.apply(&sts).await;
+    let node = provision_local_volume(&w, "data-db-0", "db-data-0").await;
+    w.healthy("db", ROLLOUT).await;
+    assert_eq!(
+        w.pod("db-0").await.spec.unwrap().node_name.as_deref(),
+        Some(node.as_str())
+    );
+
+    w.sim().remove_node(&node).await.unwrap();
+    // The pod garbage collector deletes pods of a deleted node after 40 s.
+    w.unschedulable("db-0", Duration::from_secs(150)).await;
+    let before = w.sts("db").await;
+
+    let config = w.config("");
+    let run = w
+        .agent(&["run", "--apply", "--config", config.to_str().unwrap()])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let conflict = findings(&run, &id, "volume_node_conflict");
+    assert_eq!(conflict.len(), 1, "{:#}", run.report);
+    assert_eq!(conflict[0]["pods"], json!(["db-0"]));
+    assert_eq!(
+        conflict[0]["data"]["volumes"],
+        json!([{"claim": "data-db-0", "volume": "db-data-0", "node": node, "node_exists": false, "zone": null}]),
+        "{:#}",
+        conflict[0]
+    );
+    assert_eq!(
+        conflict[0]["change"]["explains"], false,
+        "{:#}",
+        conflict[0]
+    );
+    assert!(
+        findings(&run, &id, "unschedulable").is_empty(),
+        "not misread as a node selector: {:#}",
+        run.report
+    );
+    run.assert_did(&id, "escalate", "escalate", "done");
+    let plan = assessment(&run, &id)["plan"].to_string();
+    assert!(plan.contains("data-db-0"), "{plan}");
+    assert!(plan.contains(&node), "{plan}");
+    let after = w.sts("db").await;
+    assert_eq!(after.metadata.generation, before.metadata.generation);
+    assert_eq!(after.spec, before.spec);
+    assert_eq!(w.agent_events("db").await, ["StsmendEscalated"]);
+}
+
+/// What a local-volume provisioner does for `claim`: waits for the
+/// scheduler to choose a node for it, then creates `volume` on that node,
+/// pre-bound to the claim. Returns the node.
+async fn provision_local_volume(w: &World, claim: &str, volume: &str) -> String {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(w.client.clone(), &w.ns);
+    let node = wait_until(
+        format!("a node selected for claim {claim}"),
+        ROLLOUT,
+        || {
+            let claims = claims.clone();
+            async move {
+                let c = claims.get(claim).await.map_err(|e| e.to_string())?;
+                c.metadata
+                    .annotations
+                    .and_then(|a| a.get("volume.kubernetes.io/selected-node").cloned())
+                    .ok_or_else(|| "no node selected yet".to_string())
+            }
+        },
+    )
+    .await
+    .unwrap();
+    w.cp.apply(&format!(
+        r#"apiVersion: v1
+kind: PersistentVolume
+metadata: {{name: {volume}}}
+spec:
+  capacity: {{storage: 1Gi}}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: local-disk
+  claimRef: {{namespace: {ns}, name: {claim}}}
+  local: {{path: /mnt/disks/{volume}}}
+  nodeAffinity:
+    required:
+      nodeSelectorTerms:
+      - matchExpressions:
+        - {{key: kubernetes.io/hostname, operator: In, values: [{node}]}}
+"#,
+        ns = w.ns
+    ))
+    .await
+    .unwrap();
+    node
 }
