@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::Api;
 use serde_json::{Value, json};
+use stsmend_e2e::sim::{NodeSpec, node_group};
 use stsmend_e2e::wait_until;
 
 use crate::ROLLOUT;
@@ -389,4 +390,60 @@ spec:
     .await
     .unwrap();
     node
+}
+
+/// A GPU node group whose machines never become Nodes (the cloud is out
+/// of them): the agent scales it once, waits while the new node has
+/// `readyWithin` to turn Ready, and past it escalates instead of adding
+/// yet another machine that would not come either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_group_whose_nodes_never_come_is_scaled_once_then_escalated() {
+    let w = World::start_sim().await;
+    let id = w.id("trainer");
+    node_group::install_crd(&w.client).await.unwrap();
+    let mut md = node_group::manifest(&w.ns, "gpu", 0, &NodeSpec::new("gpu").gpus(1));
+    md["metadata"]["annotations"] = json!({"e2e.stsmend.io/fault": "provision-fails"});
+    node_group::create_from(&w.client, &md).await.unwrap();
+    w.healthy_set("trainer", 1, "OrderedReady").await;
+    w.patch(
+        "trainer",
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}}}),
+    )
+    .await;
+    w.unschedulable("trainer-0", ROLLOUT).await;
+    let before = w.sts("trainer").await;
+    let config = w.config(
+        "nodeGroups:\n- name: gpu\n  resource: {apiVersion: cluster.x-k8s.io/v1beta1, kind: MachineDeployment, namespace: shop, name: gpu}\n  max: 3\n  readyWithin: 20s\n  provides:\n    resources: {nvidia.com/gpu: \"1\"}\n",
+    );
+    let config = config.to_str().unwrap();
+    let mds = node_group::api(&w.client, &w.ns);
+    let replicas = || async { mds.get("gpu").await.unwrap().data["spec"]["replicas"].clone() };
+
+    let first = w.agent(&["run", "--apply", "--config", config]).await;
+    let scaled = Instant::now();
+    first.assert_did(&id, "scale_nodes", "scale_nodes", "done");
+    assert_eq!(replicas().await, 1);
+    w.event("gpu", "FailedCreate", ROLLOUT).await;
+
+    let second = w.agent(&["run", "--apply", "--config", config]).await;
+    second.assert_did(&id, "scale_nodes", "wait", "done");
+    let plan = assessment(&second, &id)["plan"].to_string();
+    assert!(plan.contains("node group gpu was scaled out"), "{plan}");
+    assert_eq!(replicas().await, 1, "not scaled again while it may come");
+
+    tokio::time::sleep(
+        (scaled + Duration::from_secs(22)).saturating_duration_since(Instant::now()),
+    )
+    .await;
+    let third = w.agent(&["run", "--apply", "--config", config]).await;
+    third.assert_did(&id, "scale_nodes", "escalate", "done");
+    let plan = assessment(&third, &id)["plan"].to_string();
+    assert!(plan.contains("not scaling it again"), "{plan}");
+    assert!(plan.contains("within 20s"), "{plan}");
+    assert_eq!(replicas().await, 1, "scaled once in all");
+    assert_eq!(w.sts("trainer").await.spec, before.spec);
+    assert_eq!(
+        w.agent_events("trainer").await,
+        ["StsmendScaledNodes", "StsmendWaiting", "StsmendEscalated"]
+    );
 }
