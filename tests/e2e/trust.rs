@@ -125,7 +125,7 @@ fn assessment<'a>(run: &'a Run, id: &str) -> &'a Value {
 }
 
 /// The findings of `kind` about `id`.
-fn findings<'a>(run: &'a Run, id: &str, kind: &str) -> Vec<&'a Value> {
+fn findings_of<'a>(run: &'a Run, id: &str, kind: &str) -> Vec<&'a Value> {
     assessment(run, id)["findings"]
         .as_array()
         .into_iter()
@@ -241,13 +241,13 @@ async fn a_missing_priority_class_is_rolled_back_only_when_the_change_named_it()
     let run = w.agent(&["run", "--apply", "--config", config]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
 
-    let missing = findings(&run, &db, "priority_class_missing");
+    let missing = findings_of(&run, &db, "priority_class_missing");
     assert_eq!(missing.len(), 1, "{:#}", run.report);
     assert_eq!(missing[0]["data"]["priority_class"], "gold");
     assert_eq!(missing[0]["change"]["explains"], true, "{:#}", missing[0]);
     run.assert_did(&db, "rollback", "rollback", "done");
 
-    let missing = findings(&run, &cache, "priority_class_missing");
+    let missing = findings_of(&run, &cache, "priority_class_missing");
     assert_eq!(missing.len(), 1, "{:#}", run.report);
     assert_eq!(missing[0]["data"]["priority_class"], "silver");
     assert_eq!(missing[0]["change"]["explains"], false, "{:#}", missing[0]);
@@ -318,7 +318,7 @@ async fn a_volume_pinned_to_a_lost_node_is_escalated() {
         .agent(&["run", "--apply", "--config", config.to_str().unwrap()])
         .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let conflict = findings(&run, &id, "volume_node_conflict");
+    let conflict = findings_of(&run, &id, "volume_node_conflict");
     assert_eq!(conflict.len(), 1, "{:#}", run.report);
     assert_eq!(conflict[0]["pods"], json!(["db-0"]));
     assert_eq!(
@@ -333,7 +333,7 @@ async fn a_volume_pinned_to_a_lost_node_is_escalated() {
         conflict[0]
     );
     assert!(
-        findings(&run, &id, "unschedulable").is_empty(),
+        findings_of(&run, &id, "unschedulable").is_empty(),
         "not misread as a node selector: {:#}",
         run.report
     );
