@@ -112,8 +112,26 @@ async fn a_real_kubelet_runs_and_fails_pods() {
         .unwrap();
     assert_eq!(last.exit_code, 1);
     assert_eq!(last.reason.as_deref(), Some("Error"));
-    let logs = cp.kubectl(&["logs", "crash", "--previous"]).await.unwrap();
-    assert!(logs.contains("cannot parse /etc/app/config.yaml"), "{logs}");
+    // The log reaches the API through the kubelet and containerd's log
+    // files; ask until the previous run's last line is there.
+    let logs = wait_until(
+        "the crashed container's previous log",
+        Duration::from_secs(30),
+        || async {
+            let logs = cp
+                .kubectl(&["logs", "crash", "--previous"])
+                .await
+                .map_err(|e| e.to_string())?;
+            if logs.contains("cannot parse /etc/app/config.yaml") {
+                Ok(logs)
+            } else {
+                Err(logs)
+            }
+        },
+    )
+    .await
+    .unwrap();
+    assert!(logs.contains("app 2: starting"), "{logs}");
 
     pod_status(&api, "missing", |p| {
         waiting("ErrImagePull")(p) || waiting("ImagePullBackOff")(p)
