@@ -179,7 +179,6 @@ pub struct RealNodes {
     pki: crate::pki::Pki,
     client: kube::Client,
     prefix: String,
-    started: usize,
 }
 
 impl std::fmt::Debug for RealNodes {
@@ -226,7 +225,6 @@ impl RealNodes {
             pki: cp.pki().clone(),
             client: cp.client(),
             prefix,
-            started: 0,
         };
         for spec in specs {
             nodes.add_node(spec).await?;
@@ -236,8 +234,8 @@ impl RealNodes {
 
     /// Starts one more node and waits until it is Ready.
     pub async fn add_node(&mut self, spec: NodeSpec) -> Result<()> {
-        self.started += 1;
-        let index = self.started;
+        // Nodes are only ever added, so their count numbers the subnets.
+        let index = self.nodes.len() + 1;
         let name = spec.name.clone();
         let dir = self.work.join(&name);
         let etc = dir.join("etc");

@@ -207,15 +207,7 @@ pub fn quotas(input: &Input<'_>, out: &mut Vec<Finding>) {
         f.kind == Kind::RevisionChange
             && f.data.get("unrecorded").and_then(|v| v.as_bool()) == Some(true)
     });
-    let denied = out.iter().any(|f| {
-        matches!(
-            f.kind,
-            Kind::AdmissionDenied
-                | Kind::WebhookUnavailable
-                | Kind::PriorityClassMissing
-                | Kind::ServiceAccountMissing
-        )
-    });
+    let denied = out.iter().any(|f| f.kind.refuses_pods());
     let blocks_this_rollout = unrecorded || (input.has_mismatch() && !denied);
     for q in &input.facts.resource_quotas {
         let qname = q.metadata.name.as_deref().unwrap_or_default();

@@ -53,15 +53,10 @@ pub fn controller(input: &Input<'_>, out: &mut Vec<Finding>) {
     // Without a lease to read, an unexplained mismatch with no controller
     // activity since it began points at the controller.
     let explained = out.iter().any(|f| {
-        matches!(
-            f.kind,
-            Kind::AdmissionDenied
-                | Kind::WebhookUnavailable
-                | Kind::PriorityClassMissing
-                | Kind::ServiceAccountMissing
-        ) || (f.kind == Kind::QuotaExhausted
-            && f.data.get("resource").and_then(|v| v.as_str())
-                == Some("count/controllerrevisions.apps"))
+        f.kind.refuses_pods()
+            || (f.kind == Kind::QuotaExhausted
+                && f.data.get("resource").and_then(|v| v.as_str())
+                    == Some("count/controllerrevisions.apps"))
     });
     if explained {
         return;

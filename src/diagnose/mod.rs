@@ -58,6 +58,19 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The API server refused to create the pods (or to let them through
+    /// admission): an explanation of a mismatch that needs no quota on
+    /// revisions and no stopped controller.
+    pub fn refuses_pods(self) -> bool {
+        matches!(
+            self,
+            Kind::AdmissionDenied
+                | Kind::WebhookUnavailable
+                | Kind::PriorityClassMissing
+                | Kind::ServiceAccountMissing
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::GenerationMismatch => "generation_mismatch",

@@ -363,63 +363,70 @@ fn insufficient(
 }
 
 fn nodes_cordoned(input: &Input<'_>, who: &str) -> Finding {
-    let cordoned: Vec<&str> = input
-        .facts
-        .nodes
-        .iter()
-        .filter(|n| n.unschedulable)
-        .map(|n| n.name.as_str())
-        .collect();
-    let mut f = Finding::new(
-        Kind::NodesCordoned,
-        Confidence::High,
-        format!(
-            "{who} unschedulable: nodes are cordoned{}",
-            if cordoned.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", cordoned.join(", "))
-            }
-        ),
+    nodes_out_of_service(
+        input,
+        who,
+        NodesOut {
+            kind: Kind::NodesCordoned,
+            are: "cordoned",
+            key: "nodes_cordoned",
+            out: |n| n.unschedulable,
+            field: "spec.unschedulable",
+            value: "true",
+        },
     )
-    .data("nodes_cordoned", cordoned.clone());
-    for n in cordoned {
-        f = f.with(Evidence::field(
-            format!("Node {n}"),
-            "spec.unschedulable",
-            "true",
-        ));
-    }
-    f
 }
 
 fn nodes_not_ready(input: &Input<'_>, who: &str) -> Finding {
-    let down: Vec<&str> = input
+    nodes_out_of_service(
+        input,
+        who,
+        NodesOut {
+            kind: Kind::NodesNotReady,
+            are: "not Ready",
+            key: "nodes_not_ready",
+            out: |n| !n.ready,
+            field: "status.conditions[Ready]",
+            value: "not True",
+        },
+    )
+}
+
+/// One way nodes are out of service, and how a finding names it.
+struct NodesOut {
+    kind: Kind,
+    are: &'static str,
+    key: &'static str,
+    out: fn(&crate::facts::NodeSummary) -> bool,
+    field: &'static str,
+    value: &'static str,
+}
+
+/// The nodes out of service in `how`'s way, each with its field as evidence.
+fn nodes_out_of_service(input: &Input<'_>, who: &str, how: NodesOut) -> Finding {
+    let names: Vec<&str> = input
         .facts
         .nodes
         .iter()
-        .filter(|n| !n.ready)
+        .filter(|n| (how.out)(n))
         .map(|n| n.name.as_str())
         .collect();
     let mut f = Finding::new(
-        Kind::NodesNotReady,
+        how.kind,
         Confidence::High,
         format!(
-            "{who} unschedulable: nodes are not Ready{}",
-            if down.is_empty() {
+            "{who} unschedulable: nodes are {}{}",
+            how.are,
+            if names.is_empty() {
                 String::new()
             } else {
-                format!(" ({})", down.join(", "))
+                format!(" ({})", names.join(", "))
             }
         ),
     )
-    .data("nodes_not_ready", down.clone());
-    for n in down {
-        f = f.with(Evidence::field(
-            format!("Node {n}"),
-            "status.conditions[Ready]",
-            "not True",
-        ));
+    .data(how.key, names.clone());
+    for n in names {
+        f = f.with(Evidence::field(format!("Node {n}"), how.field, how.value));
     }
     f
 }
