@@ -42,6 +42,13 @@ pub struct Config {
     /// How long one `stsmend run` may take, its report and state included:
     /// shorter than the CronJob's schedule, so runs never overlap.
     pub deadline: Span,
+    /// Where escalations and failed actions are posted as alerts; none:
+    /// Events only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alertmanager: Option<crate::notify::AlertmanagerConfig>,
+    /// Where the run's figures are pushed.
+    #[serde(skip_serializing_if = "crate::notify::MetricsConfig::is_empty")]
+    pub metrics: crate::notify::MetricsConfig,
 }
 
 impl Default for Config {
@@ -59,6 +66,8 @@ impl Default for Config {
             opt_in_selector: None,
             pause: false,
             deadline: Span::minutes(4),
+            alertmanager: None,
+            metrics: crate::notify::MetricsConfig::default(),
         }
     }
 }
@@ -150,6 +159,14 @@ impl Config {
         {
             config.policies = Some(dir.join(p));
         }
+        if let Some(dir) = path.parent() {
+            if let Some(am) = &mut config.alertmanager {
+                am.resolve_paths(dir);
+            }
+            if let Some(pg) = &mut config.metrics.pushgateway {
+                pg.resolve_paths(dir);
+            }
+        }
         config.validate(path)?;
         Ok(config)
     }
@@ -201,6 +218,14 @@ impl Config {
                 "limits.stormMaxShare: {} is not a share between 0 and 1",
                 self.limits.storm_max_share
             )));
+        }
+        if let Some(am) = &self.alertmanager {
+            am.validate()
+                .map_err(|m| bad(format!("alertmanager.{m}")))?;
+        }
+        if let Some(pg) = &self.metrics.pushgateway {
+            pg.validate()
+                .map_err(|m| bad(format!("metrics.pushgateway.{m}")))?;
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, g) in self.node_groups.iter().enumerate() {
@@ -296,6 +321,56 @@ mod tests {
             ("limits: {stormMinFailing: 1}\n", "limits.stormMinFailing"),
             ("limits: {stormMax: 2}\n", "stormMax"),
             ("policy: x.rhai\n", "policy"),
+        ] {
+            let err = Config::parse(Path::new("c.yaml"), text)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn reads_alertmanager_and_pushgateway() {
+        let c = Config::parse(
+            Path::new("/etc/stsmend/config.yaml"),
+            "alertmanager:\n  url: https://am.monitoring:9093\n  bearerTokenFile: token\n  labels: {team: db}\nmetrics:\n  pushgateway:\n    url: http://pgw:9091\n    instance: prod\n",
+        )
+        .unwrap();
+        let am = c.alertmanager.unwrap();
+        assert_eq!(am.url, "https://am.monitoring:9093");
+        assert_eq!(
+            am.bearer_token_file,
+            Some(PathBuf::from("/etc/stsmend/token"))
+        );
+        assert_eq!(am.labels["team"], "db");
+        assert_eq!(am.resend_within, Span::minutes(30));
+        let pg = c.metrics.pushgateway.unwrap();
+        assert_eq!(pg.job, "stsmend");
+        assert_eq!(pg.instance.as_deref(), Some("prod"));
+    }
+
+    #[test]
+    fn bad_notification_keys_are_errors_naming_them() {
+        for (text, needle) in [
+            ("alertmanager: {url: 'am:9093'}\n", "alertmanager.url"),
+            ("alertmanager: {}\n", "url"),
+            (
+                "alertmanager: {url: 'http://am', labels: {alertname: x}}\n",
+                "alertmanager.labels.alertname",
+            ),
+            (
+                "alertmanager: {url: 'http://am', resendWithin: 0s}\n",
+                "alertmanager.resendWithin",
+            ),
+            (
+                "metrics: {pushgateway: {url: 'ftp://x'}}\n",
+                "metrics.pushgateway.url",
+            ),
+            (
+                "metrics: {pushgateway: {url: 'http://x', job: ''}}\n",
+                "metrics.pushgateway.job",
+            ),
+            ("metrics: {pushgatway: {}}\n", "pushgatway"),
         ] {
             let err = Config::parse(Path::new("c.yaml"), text)
                 .unwrap_err()

@@ -16,6 +16,7 @@ pub mod execution;
 pub mod facts;
 pub mod guard;
 pub mod inventory;
+pub mod notify;
 pub mod pipeline;
 pub mod policy;
 pub mod quantity;

@@ -24,7 +24,7 @@ use stsmend::report::Report;
 use stsmend::scope::Scope;
 use stsmend::selector::Selector;
 use stsmend::state::{self, State};
-use stsmend::{Error, snapshot, source, undo};
+use stsmend::{Error, notify, snapshot, source, undo};
 
 const EXIT_BAD_INPUT: u8 = 2;
 const EXIT_FAILURE: u8 = 3;
@@ -179,6 +179,8 @@ struct Assessed {
     next_state: State,
     /// The client of a live run, and its request counter.
     client: Option<(kube::Client, cluster::metrics::Counter)>,
+    /// The alerts open in Alertmanager before this run, by StatefulSet.
+    open_alerts: std::collections::BTreeMap<String, notify::alerts::OpenAlert>,
 }
 
 impl Assessed {
@@ -196,6 +198,7 @@ impl Assessed {
             outcome: self.outcome,
             skipped_kinds: self.skipped,
             api_requests: self.client.map(|(_, counter)| counter.snapshot()),
+            alerts: None,
         }
     }
 }
@@ -247,6 +250,11 @@ async fn assess(
         None => snapshot::taken_at(&inv)?.unwrap_or_else(jiff::Timestamp::now),
     };
     let state = state_of(&inv, &config)?;
+    let open_alerts = state
+        .iter()
+        .flat_map(|s| &s.records)
+        .filter_map(|(id, r)| Some((id.clone(), r.alert.clone()?)))
+        .collect();
     let opts = Options {
         now,
         threshold,
@@ -278,6 +286,7 @@ async fn assess(
         inv,
         next_state,
         client: live,
+        open_alerts,
     })
 }
 
@@ -368,8 +377,46 @@ async fn explain(args: ExplainArgs) -> anyhow::Result<u8> {
     })
 }
 
-/// One CronJob run: assess, then carry out admitted plans, then save state.
+/// What a run leaves for its metrics, however far it got.
+#[derive(Default)]
+struct Ran {
+    report: Option<Report>,
+    open_alerts: Option<usize>,
+    alert_delivery_failures: Option<usize>,
+}
+
+/// One CronJob run, then its figures pushed to the Pushgateway (if
+/// configured), whether it succeeded or not.
 async fn run_once(args: RunArgs) -> anyhow::Result<u8> {
+    let started = std::time::Instant::now();
+    let config = load_config(&args.scope)?;
+    let mut ran = Ran::default();
+    let result = run_and_act(args, &config, &mut ran).await;
+    if let Some(pushgateway) = &config.metrics.pushgateway {
+        let finished_at = jiff::Timestamp::now();
+        let succeeded = matches!(result, Ok(0));
+        let text = notify::metrics::run(
+            ran.report.as_ref(),
+            &notify::metrics::RunFigures {
+                duration_seconds: started.elapsed().as_secs_f64(),
+                succeeded,
+                open_alerts: ran.open_alerts,
+                alert_delivery_failures: ran.alert_delivery_failures,
+                finished_at,
+            },
+        );
+        let success = succeeded.then(|| notify::metrics::success(finished_at));
+        let instance = pushgateway.instance_or(&config.state_namespace);
+        match notify::http::push_metrics(pushgateway, instance, text, success).await {
+            Ok(()) => tracing::debug!(url = %pushgateway.url, "metrics pushed"),
+            Err(e) => tracing::warn!(error = %e, "metrics not pushed"),
+        }
+    }
+    result
+}
+
+/// Assess, then carry out admitted plans, send alerts, then save state.
+async fn run_and_act(args: RunArgs, config: &Config, ran: &mut Ran) -> anyhow::Result<u8> {
     let mode = match (args.apply, args.dry_run) {
         (true, _) => Mode::Apply,
         (false, Some(DryRun::Server)) => Mode::ServerDryRun,
@@ -380,10 +427,7 @@ async fn run_once(args: RunArgs) -> anyhow::Result<u8> {
         kubeconfig: args.cluster.kubeconfig.clone(),
         context: args.cluster.context.clone(),
     };
-    let budget = args
-        .deadline
-        .unwrap_or(load_config(&args.scope)?.deadline)
-        .as_secs();
+    let budget = args.deadline.unwrap_or(config.deadline).as_secs();
     let deadline = Deadline::new(std::time::Duration::from_secs(budget));
     let assessed = tokio::time::timeout(
         deadline.for_work(),
@@ -468,6 +512,46 @@ async fn run_once(args: RunArgs) -> anyhow::Result<u8> {
         }
         assessment.executed = done.executed;
     }
+    // Alerts before the state, which remembers the ones left open.
+    let mut delivery = None;
+    match &a.config.alertmanager {
+        Some(am) => {
+            let postings = notify::alerts::plan(&a.outcome, &a.open_alerts, a.now, am);
+            let d = notify::http::deliver_alerts(am, &postings).await;
+            match &d.error {
+                Some(e) => tracing::error!(
+                    error = %e,
+                    "alerts not delivered; the next run sends them again"
+                ),
+                None if !postings.is_empty() => {
+                    tracing::info!(firing = d.firing, resolved = d.resolved, "alerts delivered")
+                }
+                None => {}
+            }
+            let mut open = notify::alerts::still_open(&postings, d.delivered);
+            ran.open_alerts = Some(open.len());
+            ran.alert_delivery_failures = Some(usize::from(!d.delivered));
+            for (id, record) in &mut a.next_state.records {
+                record.alert = open.remove(id);
+            }
+            // A healed set whose resolution did not go out.
+            for (id, alert) in open {
+                a.next_state.records.insert(
+                    id,
+                    state::Record {
+                        alert: Some(alert),
+                        ..Default::default()
+                    },
+                );
+            }
+            delivery = Some(d);
+        }
+        None => {
+            for record in a.next_state.records.values_mut() {
+                record.alert = None;
+            }
+        }
+    }
     // The state is saved in every mode: a dry run must count runs for the
     // debounce the same way, or its report would differ from an apply run's.
     let saved = tokio::time::timeout(deadline.left().max(CLOSING_MIN), async {
@@ -491,7 +575,9 @@ async fn run_once(args: RunArgs) -> anyhow::Result<u8> {
         tracing::error!(error = %e, "state not saved; the next run starts its timers again");
         failed = true;
     }
-    let report = a.into_report(Some(mode));
+    let mut report = a.into_report(Some(mode));
+    report.alerts = delivery;
+    ran.report = Some(report.clone());
     if let Some(path) = &args.report {
         std::fs::write(path, report.render(args.report_format)?)
             .with_context(|| format!("writing report {}", path.display()))?;

@@ -31,6 +31,10 @@ pub struct Record {
     /// The agent's last write to it (cooldown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_action: Option<LastAction>,
+    /// The alert open in Alertmanager about it, kept until it is resolved
+    /// (src/notify/alerts.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<crate::notify::alerts::OpenAlert>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -138,6 +142,11 @@ mod tests {
                     at: "2026-11-22T10:05:00Z".parse().unwrap(),
                     action: "rollback".into(),
                     why: "crash loop".into(),
+                }),
+                alert: Some(crate::notify::alerts::OpenAlert {
+                    labels: [("alertname".to_string(), "StsmendEscalation".to_string())].into(),
+                    annotations: Default::default(),
+                    starts_at: "2026-11-22T10:05:00Z".parse().unwrap(),
                 }),
             },
         );

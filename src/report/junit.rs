@@ -370,6 +370,7 @@ pub(crate) mod tests {
             outcome,
             skipped_kinds: Default::default(),
             api_requests: None,
+            alerts: None,
         }
     }
 

@@ -55,6 +55,10 @@ pub struct Report {
     /// API requests the run made (live runs only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_requests: Option<crate::cluster::metrics::Counts>,
+    /// What became of the run's Alertmanager alerts (`stsmend run` with
+    /// `alertmanager` configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<crate::notify::Delivery>,
 }
 
 /// One line on the guards' verdict and what became of each action, shared

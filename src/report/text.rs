@@ -44,6 +44,25 @@ pub fn render(r: &Report) -> String {
             }
         }
     }
+    if let Some(d) = &r.alerts {
+        let _ = writeln!(s);
+        match &d.error {
+            None => {
+                let _ = writeln!(
+                    s,
+                    "alerts: {} firing, {} resolved, sent to {}",
+                    d.firing, d.resolved, d.url
+                );
+            }
+            Some(e) => {
+                let _ = writeln!(
+                    s,
+                    "alerts NOT delivered ({} firing, {} resolved): {e}",
+                    d.firing, d.resolved
+                );
+            }
+        }
+    }
     if !o.exempt.is_empty() {
         let _ = writeln!(s);
         for e in &o.exempt {
