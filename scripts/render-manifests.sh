@@ -79,6 +79,7 @@ def join(*texts):
 
 plain = {"createNamespace": True}
 docs = render(plain)
+notify_default_has_rule = bool(docs.get("prometheusrule.yaml"))
 files = {
     "rbac.yaml": join(docs["namespace.yaml"], docs["serviceaccount.yaml"], docs["rbac.yaml"]),
     "configmap.yaml": join(docs["configmap.yaml"]),
@@ -86,7 +87,15 @@ files = {
     "v1.20/cronjob.yaml": join(
         render({**plain, "cronJob": {"apiVersion": "batch/v1beta1"}})["cronjob.yaml"]
     ),
+    # For prometheus-operator users without Helm (needs its CRD).
+    "monitoring/prometheusrule.yaml": join(
+        render({**plain, "prometheusRule": {"enabled": True}})["prometheusrule.yaml"]
+    ),
 }
+# The PrometheusRule holds exactly the plain rules file's groups.
+rule = yaml.safe_load(files["monitoring/prometheusrule.yaml"])
+plain_rules = yaml.safe_load(Path("deploy/prometheus/stsmend-rules.yaml").read_text())
+assert rule["spec"]["groups"] == plain_rules["groups"], "PrometheusRule differs from deploy/prometheus/stsmend-rules.yaml"
 for name, text in files.items():
     path = out / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,6 +127,25 @@ if mode == "--check":
     names = {d["metadata"]["name"] for d in yaml.safe_load_all(other["rbac.yaml"])}
     assert "stsmend-act" not in names, "rbac.act=false binds no writes"
     assert "no-pod-deletion.rhai" in yaml.safe_load(other["policies-configmap.yaml"])["data"]
+    # Alertmanager with a token, a Pushgateway, and the PrometheusRule's
+    # thresholds and job.
+    notify = render({
+        "alertmanager": {"url": "https://am.monitoring:9093", "tokenSecret": "am-token", "labels": {"team": "db"}},
+        "metrics": {"pushgateway": {"url": "http://pgw.monitoring:9091", "job": "stsmend-prod"}},
+        "prometheusRule": {"enabled": True, "missedSchedules": 4, "scheduleSeconds": 600, "labels": {"release": "kps"}},
+    })
+    config = yaml.safe_load(yaml.safe_load(notify["configmap.yaml"])["data"]["config.yaml"])
+    assert config["alertmanager"] == {
+        "url": "https://am.monitoring:9093", "severity": "critical", "resendWithin": "30m",
+        "labels": {"team": "db"}, "bearerTokenFile": "/etc/stsmend/alertmanager/token"}, config
+    assert config["metrics"] == {"pushgateway": {"url": "http://pgw.monitoring:9091", "job": "stsmend-prod"}}
+    pod = yaml.safe_load(notify["cronjob.yaml"])["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert {"name": "alertmanager", "secret": {"secretName": "am-token", "items": [{"key": "token", "path": "token"}]}} in pod["volumes"]
+    rule = yaml.safe_load(notify["prometheusrule.yaml"])
+    assert rule["metadata"]["labels"]["release"] == "kps"
+    text = yaml.safe_dump(rule["spec"])
+    assert "> 4 * 600" in text and 'job="stsmend-prod"' in text and 'job="stsmend"' not in text, text
+    assert not notify_default_has_rule, "prometheusRule is off by default"
 PY
 
 if [ "$mode" = --check ]; then

@@ -74,6 +74,17 @@ else
     "the CronJob scenario will fail for want of the runtime image"
 fi
 
+step "Prometheus: alertmanager, pushgateway, promtool (Debian); promtool check and test the rules"
+# The alerting scenarios (tests/e2e/alerts.rs) run the same script to find
+# the binaries; without apt they fail, naming it.
+if bash scripts/prometheus.sh --check; then
+  echo "deploy/prometheus/stsmend-rules.yaml: promtool check rules and test rules pass"
+else
+  rc=$?
+  [ "$rc" = 4 ] || exit "$rc"
+  echo "SKIPPED: promtool checks (prometheus packages not installable from Debian)"
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
