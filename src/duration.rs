@@ -13,6 +13,12 @@ use crate::error::Error;
 pub struct Span(pub u64);
 
 impl Span {
+    /// The longest span read from text: 100 years. Every consumer (the
+    /// clock a run's deadline is set on, timestamps a cooldown is added
+    /// to, a policy's integers) can hold it; 2^64 seconds overflowed the
+    /// deadline's clock.
+    pub const MAX: Span = Span(36_525 * 86_400);
+
     pub const fn seconds(s: u64) -> Self {
         Span(s)
     }
@@ -67,6 +73,9 @@ impl FromStr for Span {
         if !digits.is_empty() {
             return Err(bad("a number needs a unit (d, h, m or s)"));
         }
+        if total > Span::MAX.0 {
+            return Err(bad("longer than 100 years (36525d)"));
+        }
         Ok(Span(total))
     }
 }
@@ -119,6 +128,15 @@ mod tests {
     #[test]
     fn rejects_what_it_cannot_read() {
         for bad in ["", "10", "m", "5x", "100ms", "1.5h"] {
+            assert!(bad.parse::<Span>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rejects_spans_longer_than_a_century() {
+        assert_eq!("36525d".parse::<Span>().unwrap(), Span::MAX);
+        assert_eq!(Span::MAX.to_string().parse::<Span>().unwrap(), Span::MAX);
+        for bad in ["36525d1s", "18446744073709551615s", "213503982334601d"] {
             assert!(bad.parse::<Span>().is_err(), "{bad}");
         }
     }

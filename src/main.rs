@@ -226,13 +226,26 @@ async fn assess(
             context: source.context.clone(),
         };
         let (client, label) = target.client(&counter).await?;
-        let inv = cluster::read::read(
+        let mut inv = cluster::read::read(
             &client,
             &scope,
             (&config.state_namespace, state::CONFIG_MAP),
             cluster::read::Keep::Facts,
         )
         .await?;
+        // The reader skips the state when nothing is suspect; alerts still
+        // open about StatefulSets that healed are resolved from it.
+        if config.alertmanager.is_some() && state_of(&inv, &config)?.is_none() {
+            let api = kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
+                client.clone(),
+                &config.state_namespace,
+            );
+            let cm = api
+                .get_opt(state::CONFIG_MAP)
+                .await
+                .map_err(|e| Error::api(format!("reading ConfigMap {}", state::CONFIG_MAP), e))?;
+            inv.config_maps.extend(cm);
+        }
         live = Some((client, counter.clone()));
         (inv, label)
     } else {

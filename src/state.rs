@@ -189,7 +189,11 @@ pub fn observe(prior: &State, outcome: &crate::pipeline::Outcome, now: Timestamp
         let mut record = old.cloned().unwrap_or_default();
         record.uid = a.uid.clone();
         let failing = outcome.failing.iter().any(|f| f.id() == id);
-        record.failing_runs = if failing { record.failing_runs + 1 } else { 0 };
+        record.failing_runs = if failing {
+            record.failing_runs.saturating_add(1)
+        } else {
+            0
+        };
         record.mismatch = mismatch.map(|generation| match &record.mismatch {
             Some(seen) if seen.generation == generation => seen.clone(),
             _ => Seen {

@@ -236,7 +236,7 @@ fn candidate(
             .iter()
             .enumerate()
             .map(|(i, action)| match a.executed.get(i) {
-                Some(e) if e.detail.is_empty() => {
+                Some(e) if e.detail.is_empty() || e.detail == action.describe() => {
                     format!("{} ({})", action.describe(), e.status.as_str())
                 }
                 Some(e) => format!(

@@ -7,6 +7,7 @@
 //! Needs the control-plane binaries: `bash scripts/test.sh` builds them, or
 //! point STSMEND_E2E_ASSETS at them.
 
+mod alerts;
 mod capture;
 mod chaos;
 mod cronjob;
