@@ -38,6 +38,30 @@ pub struct Executed {
     pub action: String,
     pub status: Status,
     pub detail: String,
+    /// The steps of an action that is more than one write: a forced
+    /// rollback's revert, its wait for the controller, its evictions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
+}
+
+/// One step of a remediation and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    /// `revert`, `observe` or `evict`.
+    pub step: String,
+    pub status: Status,
+    pub detail: String,
+}
+
+impl Step {
+    pub fn new(step: &str, status: Status, detail: impl Into<String>) -> Self {
+        Self {
+            step: step.to_string(),
+            status,
+            detail: detail.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -81,7 +105,20 @@ impl Executed {
             action: action.name().to_string(),
             status,
             detail: detail.into(),
+            steps: Vec::new(),
         }
+    }
+
+    pub fn with_steps(mut self, steps: Vec<Step>) -> Self {
+        self.steps = steps;
+        self
+    }
+
+    /// Whether it changed the cluster: it was done, or a step of it was
+    /// (a forced rollback whose revert landed and whose eviction a
+    /// PodDisruptionBudget refused still rolled back).
+    pub fn wrote(&self) -> bool {
+        self.status == Status::Done || self.steps.iter().any(|s| s.status == Status::Done)
     }
 
     /// Whether the plan may go on to its next action.

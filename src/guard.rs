@@ -20,7 +20,8 @@ pub const PAUSE_ANNOTATION: &str = "stsmend.io/pause";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Limits {
-    /// Mutating actions per run, across all StatefulSets.
+    /// Remediations per run, across all StatefulSets: each admitted plan
+    /// with writes is one (a forced rollback's revert and evictions too).
     pub max_actions: usize,
     /// After acting on a StatefulSet, leave it alone this long.
     pub cooldown: Span,
@@ -34,6 +35,11 @@ pub struct Limits {
     /// Fewer failing than this is never a storm, whatever the share: two
     /// broken of two in a namespace-scoped run are two broken workloads.
     pub storm_min_failing: usize,
+    /// Judge causes, not only counts: a StatefulSet failing on its own
+    /// template change (a bad release) does not count towards a storm;
+    /// those that share a cause outside the workload, or have no cause
+    /// found, do. `false` counts every failing StatefulSet.
+    pub storm_judges_causes: bool,
 }
 
 impl Default for Limits {
@@ -45,6 +51,7 @@ impl Default for Limits {
             storm_max_failing: 10,
             storm_max_share: 0.5,
             storm_min_failing: 3,
+            storm_judges_causes: true,
         }
     }
 }
@@ -54,11 +61,37 @@ impl Default for Limits {
 #[serde(tag = "guard", rename_all = "snake_case")]
 pub enum Blocked {
     NotOptedIn,
-    Paused { by: String },
-    Storm { failing: usize, scanned: usize },
-    MaxActions { limit: usize },
-    Cooldown { until: Timestamp },
-    Debounce { seen_runs: u32, needed: u32 },
+    Paused {
+        by: String,
+    },
+    Storm {
+        /// The StatefulSets that count towards the storm.
+        failing: usize,
+        scanned: usize,
+        /// The cause outside the workload most of them share, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        shared_cause: Option<String>,
+        /// How many of them share it.
+        #[serde(skip_serializing_if = "is_zero")]
+        sharing: usize,
+        /// How many have no cause found at all.
+        #[serde(skip_serializing_if = "is_zero")]
+        unexplained: usize,
+        /// StatefulSets failing on their own template change besides,
+        /// not counted: a bad release.
+        #[serde(skip_serializing_if = "is_zero")]
+        own_change: usize,
+    },
+    MaxActions {
+        limit: usize,
+    },
+    Cooldown {
+        until: Timestamp,
+    },
+    Debounce {
+        seen_runs: u32,
+        needed: u32,
+    },
 }
 
 impl Blocked {
@@ -68,9 +101,39 @@ impl Blocked {
                 "not opted in (label {OPT_IN_LABEL}=true on the StatefulSet or its namespace, or the configured selector)"
             ),
             Blocked::Paused { by } => format!("paused by {by}"),
-            Blocked::Storm { failing, scanned } => {
+            Blocked::Storm {
+                failing,
+                scanned,
+                shared_cause,
+                sharing,
+                unexplained,
+                own_change,
+            } => {
+                let mut why = Vec::new();
+                if let Some(cause) = shared_cause {
+                    why.push(format!(
+                        "{sharing} share a cause outside the workload: {cause}"
+                    ));
+                }
+                if *unexplained > 0 {
+                    why.push(format!(
+                        "{unexplained} fail with no cause in their own template change"
+                    ));
+                }
+                let besides = if *own_change > 0 {
+                    format!(
+                        "; {own_change} more fail on their own template change (a bad release), and are held too while the cluster is in doubt"
+                    )
+                } else {
+                    String::new()
+                };
                 format!(
-                    "storm protection: {failing} of {scanned} StatefulSets failing at once; the cause is likely the cluster"
+                    "storm protection: {failing} of {scanned} StatefulSets failing at once{}{besides}; the cause is likely the cluster",
+                    if why.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", why.join("; "))
+                    }
                 )
             }
             Blocked::MaxActions { limit } => {
@@ -97,10 +160,69 @@ pub struct Subject {
     pub seen_runs: u32,
     /// How many mutating actions its plan holds; zero needs no admission.
     pub writes: usize,
+    /// Its plan finishes the agent's own forced rollback (only evictions,
+    /// after the agent's rollback whose evictions did not happen then):
+    /// part of that remediation, so its cooldown does not hold it.
+    pub finishes_own: bool,
 }
 
-/// Whether the run as a whole is a storm.
-pub fn storm(limits: &Limits, failing: usize, scanned: usize) -> Option<Blocked> {
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// What a failing StatefulSet's findings blame, as storm protection needs
+/// it (see [`crate::pipeline::cause_of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    /// A failure its own template change explains: one broken workload,
+    /// however many others break beside it.
+    OwnChange,
+    /// Causes outside the workload, each as a key another StatefulSet
+    /// failing on the same cause has too (`webhook x`, `node n cordoned`,
+    /// `zone z`, `kube-controller-manager`).
+    Outside(Vec<String>),
+    /// No cause found: nothing in its own template change, nothing named
+    /// outside it.
+    Unexplained,
+}
+
+/// Whether the run as a whole is a storm: many StatefulSets failing that
+/// share a cause outside the workload or have no cause found. Those each
+/// failing on their own template change are a bad release and do not
+/// count (unless `storm_judges_causes` is off). The count is the sets with
+/// the most shared cause plus the unexplained ones, judged against
+/// `storm_min_failing`, `storm_max_failing` and `storm_max_share`.
+pub fn storm(limits: &Limits, causes: &[Cause], scanned: usize) -> Option<Blocked> {
+    let own_change = causes.iter().filter(|c| **c == Cause::OwnChange).count();
+    let unexplained = causes.iter().filter(|c| **c == Cause::Unexplained).count();
+    let mut shared: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in causes {
+        if let Cause::Outside(keys) = c {
+            let distinct: std::collections::BTreeSet<&str> =
+                keys.iter().map(String::as_str).collect();
+            for k in distinct {
+                *shared.entry(k).or_default() += 1;
+            }
+        }
+    }
+    // The most shared cause; the first by name on a tie, so reports are
+    // stable.
+    let top = shared
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+        .map(|(k, n)| (k.to_string(), *n));
+    let (failing, shared_cause, sharing, unexplained, own) = if limits.storm_judges_causes {
+        let sharing = top.as_ref().map_or(0, |t| t.1);
+        (
+            sharing + unexplained,
+            top.map(|t| t.0),
+            sharing,
+            unexplained,
+            own_change,
+        )
+    } else {
+        (causes.len(), None, 0, 0, 0)
+    };
     let share = if scanned == 0 {
         0.0
     } else {
@@ -108,10 +230,19 @@ pub fn storm(limits: &Limits, failing: usize, scanned: usize) -> Option<Blocked>
     };
     (failing >= limits.storm_min_failing
         && (failing > limits.storm_max_failing || share > limits.storm_max_share))
-        .then_some(Blocked::Storm { failing, scanned })
+        .then_some(Blocked::Storm {
+            failing,
+            scanned,
+            shared_cause,
+            sharing,
+            unexplained,
+            own_change: own,
+        })
 }
 
-/// Admits subjects in order until the run's action budget is spent.
+/// Admits subjects in order until the run's action budget is spent. The
+/// budget counts remediations: a plan's writes are admitted whole, and a
+/// forced rollback (revert, then evictions) is one.
 pub fn admit(
     limits: &Limits,
     subjects: &[Subject],
@@ -140,7 +271,9 @@ pub fn admit(
                     needed: limits.debounce_runs,
                 });
             }
-            if let Some(last) = s.last_action_at {
+            if let Some(last) = s.last_action_at
+                && !s.finishes_own
+            {
                 let until = last
                     .checked_add(jiff::SignedDuration::from_secs(
                         limits.cooldown.as_secs() as i64
@@ -150,12 +283,12 @@ pub fn admit(
                     return Err(Blocked::Cooldown { until });
                 }
             }
-            if s.writes > budget {
+            if budget == 0 {
                 return Err(Blocked::MaxActions {
                     limit: limits.max_actions,
                 });
             }
-            budget -= s.writes;
+            budget -= 1;
             Ok(())
         })
         .collect()
@@ -214,6 +347,7 @@ mod tests {
             last_action_at: None,
             seen_runs: 2,
             writes: 1,
+            finishes_own: false,
         }
     }
 
@@ -288,26 +422,157 @@ mod tests {
         assert_eq!(r[2], Err(Blocked::MaxActions { limit: 2 }));
     }
 
+    fn unexplained(n: usize) -> Vec<Cause> {
+        vec![Cause::Unexplained; n]
+    }
+
+    fn outside(keys: &[&str]) -> Cause {
+        Cause::Outside(keys.iter().map(|k| k.to_string()).collect())
+    }
+
     #[test]
     fn storm_blocks_every_write() {
         let limits = Limits::default();
-        assert_eq!(storm(&limits, 1, 1), None, "one failure is never a storm");
-        assert_eq!(storm(&limits, 3, 100), None);
-        let s = storm(&limits, 11, 100).expect("over the count");
-        assert!(storm(&limits, 6, 10).is_some(), "over the share");
         assert_eq!(
-            storm(&limits, 2, 2),
+            storm(&limits, &unexplained(1), 1),
+            None,
+            "one failure is never a storm"
+        );
+        assert_eq!(storm(&limits, &unexplained(3), 100), None);
+        let s = storm(&limits, &unexplained(11), 100).expect("over the count");
+        assert!(
+            storm(&limits, &unexplained(6), 10).is_some(),
+            "over the share"
+        );
+        assert_eq!(
+            storm(&limits, &unexplained(2), 2),
             None,
             "two of two is under the minimum"
         );
-        assert!(storm(&limits, 3, 4).is_some());
+        assert!(storm(&limits, &unexplained(3), 4).is_some());
         let two = Limits {
             storm_min_failing: 2,
             ..Limits::default()
         };
-        assert!(storm(&two, 2, 2).is_some());
+        assert!(storm(&two, &unexplained(2), 2).is_some());
         let r = admit(&limits, &[ready()], now(), Some(&s));
         assert_eq!(r[0], Err(s));
+    }
+
+    #[test]
+    fn a_bad_release_is_no_storm() {
+        // Issue 13: six of nine broken, each by its own template change.
+        let limits = Limits::default();
+        let release = vec![Cause::OwnChange; 6];
+        assert_eq!(storm(&limits, &release, 9), None);
+        // Counted as before when the operator turns judging off.
+        let counting = Limits {
+            storm_judges_causes: false,
+            ..Limits::default()
+        };
+        let s = storm(&counting, &release, 9).expect("six of nine by count");
+        assert!(s.describe().contains("6 of 9"), "{}", s.describe());
+    }
+
+    #[test]
+    fn a_shared_cause_outside_the_workload_is_a_storm() {
+        let limits = Limits::default();
+        let causes = vec![
+            outside(&["webhook policy.example.com"]),
+            outside(&["webhook policy.example.com", "node n1 cordoned"]),
+            outside(&["webhook policy.example.com"]),
+            outside(&["webhook policy.example.com"]),
+            Cause::OwnChange,
+        ];
+        let s = storm(&limits, &causes, 6).expect("four of six share the webhook");
+        assert_eq!(
+            s,
+            Blocked::Storm {
+                failing: 4,
+                scanned: 6,
+                shared_cause: Some("webhook policy.example.com".into()),
+                sharing: 4,
+                unexplained: 0,
+                own_change: 1,
+            }
+        );
+        let why = s.describe();
+        assert!(
+            why.contains("4 share a cause outside the workload: webhook policy.example.com"),
+            "{why}"
+        );
+        assert!(
+            why.contains("1 more fail on their own template change"),
+            "{why}"
+        );
+        // Causes outside the workload that are each a different one are
+        // separate troubles, not one storm.
+        let apart = vec![
+            outside(&["webhook a"]),
+            outside(&["webhook b"]),
+            outside(&["node n1 cordoned"]),
+            outside(&["zone z1"]),
+        ];
+        assert_eq!(storm(&limits, &apart, 6), None);
+        // Unexplained failures join the largest shared cause.
+        let mixed = vec![
+            outside(&["zone z1"]),
+            outside(&["zone z1"]),
+            Cause::Unexplained,
+            Cause::OwnChange,
+            Cause::OwnChange,
+        ];
+        let s = storm(&limits, &mixed, 5).expect("three of five");
+        assert!(
+            matches!(
+                s,
+                Blocked::Storm {
+                    failing: 3,
+                    sharing: 2,
+                    unexplained: 1,
+                    ..
+                }
+            ),
+            "{s:?}"
+        );
+    }
+
+    #[test]
+    fn the_budget_counts_remediations_and_a_forced_rollback_is_one() {
+        let limits = Limits {
+            max_actions: 2,
+            ..Limits::default()
+        };
+        let forced = Subject {
+            writes: 2,
+            ..ready()
+        };
+        let r = admit(
+            &limits,
+            &[forced.clone(), forced.clone(), forced],
+            now(),
+            None,
+        );
+        assert_eq!(r[0], Ok(()));
+        assert_eq!(r[1], Ok(()));
+        assert_eq!(r[2], Err(Blocked::MaxActions { limit: 2 }));
+    }
+
+    #[test]
+    fn finishing_the_own_forced_rollback_is_not_held_by_its_cooldown() {
+        let recent = Subject {
+            last_action_at: Some("2026-11-22T09:50:00Z".parse().unwrap()),
+            finishes_own: true,
+            ..ready()
+        };
+        assert_eq!(one(recent.clone()), Ok(()));
+        assert!(matches!(
+            one(Subject {
+                finishes_own: false,
+                ..recent
+            }),
+            Err(Blocked::Cooldown { .. })
+        ));
     }
 
     #[test]

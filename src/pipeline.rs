@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::config::NodeGroup;
 use crate::detect::{self, Detection, Exemption, Screen};
-use crate::diagnose::{self, Finding};
+use crate::diagnose::{self, Confidence, Finding, Kind};
 use crate::duration::Span;
 use crate::facts::{self, Facts};
 use crate::guard::{self, Blocked, Limits};
@@ -169,16 +169,129 @@ impl Default for DecideOptions {
     }
 }
 
-/// What the whole run says to every policy: the time, and whether so many
-/// StatefulSets fail that the cause is likely the cluster.
+/// What a failing StatefulSet's findings blame, for storm protection: its
+/// own template change (a failure of medium or high confidence whose
+/// `change` explains it), else the causes outside the workload it names,
+/// else nothing. Pure.
+pub fn cause_of(findings: &[Finding]) -> guard::Cause {
+    let mut keys = Vec::new();
+    for f in findings {
+        let Some(change) = &f.change else { continue };
+        if f.confidence == Confidence::Low {
+            continue;
+        }
+        if change.explains {
+            return guard::Cause::OwnChange;
+        }
+        keys.extend(outside_keys(f));
+    }
+    if keys.is_empty() {
+        guard::Cause::Unexplained
+    } else {
+        keys.sort();
+        keys.dedup();
+        guard::Cause::Outside(keys)
+    }
+}
+
+/// The causes outside the workload a finding names, each as a key that a
+/// finding about another StatefulSet failing on the same cause has too.
+/// Empty for a failure that is the workload's own (a crash loop the
+/// template change does not explain has no cause named outside it).
+fn outside_keys(f: &Finding) -> Vec<String> {
+    let text = |k: &str| f.data.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+    let names = |k: &str| -> Vec<String> {
+        f.data
+            .get(k)
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    };
+    let per_node = |k: &str, what: &str| -> Vec<String> {
+        let nodes = names(k);
+        if nodes.is_empty() {
+            vec![format!("nodes {what}")]
+        } else {
+            nodes.iter().map(|n| format!("node {n} {what}")).collect()
+        }
+    };
+    match f.kind {
+        Kind::WebhookUnavailable => vec![format!("webhook {} cannot be called", text("webhook"))],
+        Kind::NodesCordoned => per_node("nodes_cordoned", "cordoned"),
+        Kind::NodesNotReady => per_node("nodes_not_ready", "not Ready"),
+        Kind::NodeNotReady => vec![format!("node {} not Ready", text("node"))],
+        Kind::NodesFull => vec!["nodes full of other workloads".into()],
+        Kind::ControllerNotProcessing => vec!["kube-controller-manager not processing".into()],
+        Kind::VolumeNodeConflict => f
+            .data
+            .get("volumes")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .map(|v| {
+                let zone = v.get("zone").and_then(|z| z.as_str()).unwrap_or_default();
+                let node = v.get("node").and_then(|n| n.as_str()).unwrap_or_default();
+                if zone.is_empty() {
+                    format!("node {node} holding volumes")
+                } else {
+                    format!("zone {zone}")
+                }
+            })
+            .collect(),
+        Kind::StorageClassMissing | Kind::PvcPending => {
+            vec![format!("storage class {}", text("storage_class"))]
+        }
+        Kind::PriorityClassMissing => vec![format!("PriorityClass {}", text("priority_class"))],
+        // Named outside the workload, but about this StatefulSet alone (a
+        // claim, a namespace's ServiceAccount or quota, an admission).
+        Kind::PvcLost
+        | Kind::ServiceAccountMissing
+        | Kind::QuotaExhausted
+        | Kind::AdmissionDenied
+        | Kind::Preempted
+        | Kind::Evicted
+        | Kind::Unschedulable => {
+            let depends = crate::diagnose::change::depends_on(f).unwrap_or_default();
+            if depends.is_empty()
+                || f.kind == Kind::PvcLost
+                || f.kind == Kind::ServiceAccountMissing
+            {
+                vec![format!("{}: {}", f.kind.as_str(), f.summary)]
+            } else {
+                Vec::new()
+            }
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// What storm protection judges: each failing StatefulSet's cause.
+pub fn causes(outcome: &Outcome) -> Vec<guard::Cause> {
+    outcome
+        .failing
+        .iter()
+        .map(|a| cause_of(&a.findings))
+        .collect()
+}
+
+/// What the whole run says to every policy: the time, whether so many
+/// StatefulSets fail on a cause outside their workloads that the cluster
+/// is likely the cause, and how many fail on their own template change.
 pub fn run_context(outcome: &Outcome, opts: &Options, decide: &DecideOptions) -> RunContext {
     let failing = outcome.failing.len();
+    let causes = causes(outcome);
     RunContext {
         now: opts.now,
         threshold: opts.threshold,
         failing,
         scanned: outcome.scanned,
-        storm: guard::storm(&decide.limits, failing, outcome.scanned),
+        storm: guard::storm(&decide.limits, &causes, outcome.scanned),
+        own_change: causes
+            .iter()
+            .filter(|c| **c == guard::Cause::OwnChange)
+            .count(),
         migration_annotations: opts.migration_annotations.clone(),
         rollback_unsafe_annotations: decide.rollback_unsafe_annotations.clone(),
     }
@@ -197,7 +310,7 @@ pub fn decide(outcome: &mut Outcome, policies: &Policies, opts: &Options, decide
 impl Outcome {
     /// Whether the run is a storm, as the policies were told.
     pub fn storm(&self, decide: &DecideOptions) -> Option<Blocked> {
-        guard::storm(&decide.limits, self.failing.len(), self.scanned)
+        guard::storm(&decide.limits, &causes(self), self.scanned)
     }
 
     /// Policy failures in this run's plans.
@@ -244,7 +357,7 @@ pub fn guard(
     opts: &GuardOptions,
     now: Timestamp,
 ) {
-    let storm = guard::storm(&opts.limits, outcome.failing.len(), outcome.scanned);
+    let storm = guard::storm(&opts.limits, &causes(outcome), outcome.scanned);
     let subjects: Vec<guard::Subject> = outcome
         .failing
         .iter()
@@ -270,6 +383,7 @@ pub fn guard(
                 last_action_at: record.and_then(|r| r.last_action.as_ref()).map(|l| l.at),
                 seen_runs: record.map_or(0, |r| r.failing_runs),
                 writes: a.plan.as_ref().map_or(0, Decision::writes),
+                finishes_own: finishes_own(a, record),
             }
         })
         .collect();
@@ -281,5 +395,109 @@ pub fn guard(
             opted_in: s.opted_in,
             seen_runs: s.seen_runs,
         });
+    }
+}
+
+/// Whether a plan only evicts pods after the agent's own rollback: the
+/// evictions of a forced rollback that its run could not finish (the
+/// controller observed the revert too late), which belong to that
+/// remediation and so are not held by its cooldown.
+fn finishes_own(a: &Assessment, record: Option<&crate::state::Record>) -> bool {
+    let own_rollback = record
+        .and_then(|r| r.last_action.as_ref())
+        .is_some_and(|l| l.action == "rollback");
+    let only_evictions = a.plan.as_ref().is_some_and(|p| {
+        !p.actions.is_empty()
+            && p.actions
+                .iter()
+                .all(|x| matches!(x, crate::policy::Action::DeletePods { any_pod: false, .. }))
+    });
+    own_rollback && only_evictions
+}
+
+#[cfg(test)]
+mod tests {
+    //! Storm protection's judgement of causes, on the shipped policy cases'
+    //! objects (captured from a real API server).
+
+    use std::path::Path;
+
+    use super::*;
+    use crate::guard::Cause;
+
+    fn outcome(case: &str) -> Outcome {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("policies/tests/ladder")
+            .join(case)
+            .join("objects.yaml");
+        let inv = crate::source::files::load(&[path]).expect("case objects");
+        let opts = Options {
+            now: "2026-11-22T10:00:00Z".parse().unwrap(),
+            threshold: Span::minutes(10),
+            scope: Default::default(),
+            node_groups: Vec::new(),
+            migration_annotations: Vec::new(),
+        };
+        evaluate(&inv, None, &opts)
+    }
+
+    #[test]
+    fn a_failure_the_template_change_explains_is_its_own() {
+        let o = outcome("e-rollback-crash-loop");
+        assert_eq!(causes(&o), [Cause::OwnChange]);
+    }
+
+    #[test]
+    fn causes_outside_the_workload_are_named_by_what_they_share() {
+        let o = causes(&outcome("e-escalate-webhook-unavailable"));
+        let [Cause::Outside(keys)] = o.as_slice() else {
+            panic!("{o:?}");
+        };
+        assert!(
+            keys.iter()
+                .any(|k| k.starts_with("webhook ") && k.ends_with("cannot be called")),
+            "{keys:?}"
+        );
+        let o = causes(&outcome("e-escalate-nodes-cordoned"));
+        let [Cause::Outside(keys)] = o.as_slice() else {
+            panic!("{o:?}");
+        };
+        assert!(
+            keys.iter()
+                .any(|k| k.starts_with("node ") && k.ends_with(" cordoned")),
+            "{keys:?}"
+        );
+    }
+
+    #[test]
+    fn three_of_four_broken_by_their_own_changes_are_a_bad_release() {
+        let o = outcome("e-rollback-bad-release-not-a-storm");
+        assert_eq!(o.failing.len(), 3);
+        let decide = DecideOptions::default();
+        assert_eq!(o.storm(&decide), None);
+        let counting = DecideOptions {
+            limits: Limits {
+                storm_judges_causes: false,
+                ..Limits::default()
+            },
+            ..DecideOptions::default()
+        };
+        assert!(o.storm(&counting).is_some(), "by count alone it is one");
+        let opts = Options {
+            now: "2026-11-22T10:00:00Z".parse().unwrap(),
+            threshold: Span::minutes(10),
+            scope: Default::default(),
+            node_groups: Vec::new(),
+            migration_annotations: Vec::new(),
+        };
+        assert_eq!(run_context(&o, &opts, &decide).own_change, 3);
+    }
+
+    #[test]
+    fn a_set_with_no_cause_found_is_unexplained() {
+        let mut o = outcome("e-rollback-crash-loop");
+        let a = &mut o.failing[0];
+        a.findings.retain(|f| f.change.is_none());
+        assert_eq!(cause_of(&a.findings), Cause::Unexplained);
     }
 }

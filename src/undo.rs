@@ -37,6 +37,21 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation_after: Option<i64>,
     pub prior: Prior,
+    /// The steps of a remediation of more than one write (a forced
+    /// rollback: revert, observe, evict), as they went.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
+}
+
+impl Record {
+    /// The action with its steps, for `stsmend undo`'s messages.
+    pub fn what(&self) -> String {
+        if self.steps.is_empty() {
+            self.action.clone()
+        } else {
+            format!("{} (steps: {})", self.action, self.steps.join("; "))
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,6 +164,7 @@ mod tests {
             uid: Some("u1".into()),
             generation_after: Some(generation_after),
             prior: prior_spec(before).unwrap(),
+            steps: Vec::new(),
         }
     }
 

@@ -34,7 +34,7 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 const CRASH_LOOP: &str = "policies/tests/ladder/e-rollback-crash-loop/objects.yaml";
-const STORM: &str = "policies/tests/ladder/b-stand-aside-storm/objects.yaml";
+const STORM: &str = "policies/tests/ladder/e-rollback-bad-release-not-a-storm/objects.yaml";
 
 #[test]
 fn every_shipped_policy_case_passes() {
@@ -111,7 +111,7 @@ fn plan_shows_the_plan_and_trace_in_every_format() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("1. roll back to revision 1 (db-5d8f7c9b6d): the new revision fails"),
+        stdout.contains("1. roll back to revision 1 (db-5d8f7c9b6d), wait until the controller has observed it, then evict db-2 (a forced rollback): the new revision fails"),
         "{stdout}"
     );
     assert!(stdout.contains("wait_for_migration skipped"), "{stdout}");
@@ -133,6 +133,7 @@ fn plan_shows_the_plan_and_trace_in_every_format() {
     assert_eq!(plan["actions"][0]["action"], "rollback");
     assert_eq!(plan["actions"][0]["revision"], 1);
     assert_eq!(plan["actions"][0]["name"], "db-5d8f7c9b6d");
+    assert_eq!(plan["actions"][0]["evict"], serde_json::json!(["db-2"]));
     assert_eq!(plan["trace"].as_array().unwrap().len(), 7);
     assert_eq!(plan["trace"][4]["status"], "chosen");
     assert_eq!(v["policies"][0]["name"], "ladder");

@@ -11,7 +11,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use crate::cluster::write::{self, Writer};
 use crate::config::NodeGroup;
 use crate::error::{Error, Result};
-use crate::execution::{Executed, Mode, Status, event_reason, pod_not_deletable};
+use crate::execution::{Executed, Mode, Status, Step, event_reason, pod_not_deletable};
 use crate::pipeline::Assessment;
 use crate::policy::Action;
 use crate::state::LastAction;
@@ -22,6 +22,13 @@ use crate::undo::{self, Book, Prior};
 /// is conditional, so a retry of a write that did land ends as a conflict,
 /// never as a second change.
 const ATTEMPTS: u32 = 3;
+
+/// How long a forced rollback waits for the controller to observe its
+/// revert before it evicts the pods stuck on the abandoned revision. The
+/// controller observes a spec change within a second when it runs; past
+/// this the evictions are left to a later run (and the report says so).
+pub const OBSERVE_WITHIN: Duration = Duration::from_secs(60);
+const OBSERVE_POLL: Duration = Duration::from_secs(1);
 
 pub struct Actor<'a> {
     pub mode: Mode,
@@ -52,6 +59,7 @@ impl Actor<'_> {
         let Some(plan) = &a.plan else {
             return done;
         };
+        let started = std::time::Instant::now();
         let gate = a.gate.as_ref();
         let rung = plan.rung.as_deref().unwrap_or("-");
         let blocked = !gate.is_some_and(|g| g.admitted);
@@ -79,9 +87,12 @@ impl Actor<'_> {
                 Mode::DryRun => self.dry_run(a, action),
                 _ => self.execute(a, rung, action).await,
             };
-            if result.status == Status::Done && action.is_mutating() {
+            if action.is_mutating() && result.wrote() {
+                // The cooldown starts when the remediation ends: a forced
+                // rollback's wait and evictions are part of it.
+                let elapsed = jiff::SignedDuration::from_secs(started.elapsed().as_secs() as i64);
                 done.last_action = Some(LastAction {
-                    at: self.now,
+                    at: self.now.checked_add(elapsed).unwrap_or(self.now),
                     action: action.name().to_string(),
                     why: action.why().to_string(),
                 });
@@ -100,6 +111,56 @@ impl Actor<'_> {
 
     /// The same checks an apply run makes on the same data, without writing.
     fn dry_run(&self, a: &Assessment, action: &Action) -> Executed {
+        if let Action::Rollback {
+            revision,
+            name,
+            evict,
+            ..
+        } = action
+            && !evict.is_empty()
+        {
+            let after = as_observed(&a.facts.stateful_set, name);
+            let (may, refused) = evictable(a, &after, evict);
+            let evict_step = if may.is_empty() {
+                Step::new("evict", Status::Conflict, refused.join("; "))
+            } else {
+                Step::new(
+                    "evict",
+                    Status::DryRun,
+                    format!(
+                        "would evict {}{}",
+                        may.join(", "),
+                        if refused.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; {}", refused.join("; "))
+                        }
+                    ),
+                )
+            };
+            let steps = vec![
+                Step::new(
+                    "revert",
+                    Status::DryRun,
+                    format!("would roll back to revision {revision} ({name})"),
+                ),
+                Step::new(
+                    "observe",
+                    Status::DryRun,
+                    format!(
+                        "would wait up to {}s until the controller has observed the revert",
+                        OBSERVE_WITHIN.as_secs()
+                    ),
+                ),
+                evict_step,
+            ];
+            return Executed::new(
+                action,
+                Status::DryRun,
+                format!("would {}", action.describe()),
+            )
+            .with_steps(steps);
+        }
         if let Action::DeletePods { pods, any_pod, .. } = action {
             let refused = refused_pods(a, pods, *any_pod);
             if !refused.is_empty() && refused.len() == pods.len() {
@@ -128,7 +189,11 @@ impl Actor<'_> {
             Action::Wait { .. } | Action::Escalate { .. } => {
                 Ok(Executed::new(action, self.applied(), action.describe()))
             }
-            Action::Rollback { name, .. } => self.rollback(a, action, name).await,
+            Action::Rollback { name, evict, .. } if !evict.is_empty() => {
+                // Records an Event per step itself.
+                return self.forced_rollback(a, rung, action, name, evict).await;
+            }
+            Action::Rollback { name, .. } => self.rollback(a, action, name).await.map(|(e, _)| e),
             Action::PatchSpec { patch, .. } => self.patch(a, action, patch).await,
             Action::DeletePods { pods, any_pod, .. } => {
                 self.delete_pods(a, action, pods, *any_pod).await
@@ -158,7 +223,14 @@ impl Actor<'_> {
         }
     }
 
-    async fn rollback(&mut self, a: &Assessment, action: &Action, name: &str) -> Result<Executed> {
+    /// The revert: the revision's template written back. Also returns the
+    /// generation the write produced.
+    async fn rollback(
+        &mut self,
+        a: &Assessment,
+        action: &Action,
+        name: &str,
+    ) -> Result<(Executed, Option<i64>)> {
         let sts = &a.facts.stateful_set;
         let Some(revision) = a
             .facts
@@ -166,10 +238,13 @@ impl Actor<'_> {
             .iter()
             .find(|r| r.metadata.name.as_deref() == Some(name))
         else {
-            return Ok(Executed::new(
-                action,
-                Status::Conflict,
-                format!("ControllerRevision {name} is gone"),
+            return Ok((
+                Executed::new(
+                    action,
+                    Status::Conflict,
+                    format!("ControllerRevision {name} is gone"),
+                ),
+                None,
             ));
         };
         self.save_undo(a, action, undo::prior_spec(sts)?, None)
@@ -178,7 +253,191 @@ impl Actor<'_> {
             retry(self.retry_delay, || self.writer.rollback(sts, revision)).await?;
         self.after_spec_write(a, action, &outcome, generation).await;
         let (status, detail) = self.status_of(&outcome);
-        Ok(Executed::new(action, status, or(detail, action.describe())))
+        Ok((
+            Executed::new(action, status, or(detail, action.describe())),
+            generation,
+        ))
+    }
+
+    /// The forced rollback as one remediation: revert the template, wait
+    /// (at most [`OBSERVE_WITHIN`]) until the controller has observed the
+    /// revert, then evict the pods stuck on the abandoned revision, each
+    /// checked again as it is now. Each step is an Event and a line of the
+    /// report; the undo record lists them.
+    async fn forced_rollback(
+        &mut self,
+        a: &Assessment,
+        rung: &str,
+        action: &Action,
+        name: &str,
+        evict: &[String],
+    ) -> Executed {
+        let sts = &a.facts.stateful_set;
+        let (revert, generation) = match self.rollback(a, action, name).await {
+            Ok(r) => r,
+            Err(e) => (Executed::new(action, Status::Failed, e.to_string()), None),
+        };
+        self.record_event(sts, rung, action, &revert).await;
+        let mut steps = vec![Step::new("revert", revert.status, revert.detail.clone())];
+        if !revert.went_through() {
+            steps.push(Step::new(
+                "evict",
+                Status::Skipped,
+                "the revert did not go through",
+            ));
+            return Executed::new(action, revert.status, revert.detail).with_steps(steps);
+        }
+        let evicting = Action::DeletePods {
+            pods: evict.to_vec(),
+            any_pod: false,
+            why: action.why().to_string(),
+        };
+        // What the evictions are checked against: the StatefulSet as the
+        // controller has it after the revert.
+        let after = if self.mode == Mode::Apply {
+            let (observed, step) = self.observe(a, name, generation).await;
+            steps.push(step);
+            match observed {
+                Some(s) => s,
+                None => {
+                    steps.push(Step::new(
+                        "evict",
+                        Status::Skipped,
+                        format!(
+                            "not evicted: {} would be re-created from the abandoned revision until the controller observes the revert; the delete_stuck_pods rung evicts {} in a later run",
+                            evict.join(", "),
+                            if evict.len() == 1 { "it" } else { "them" }
+                        ),
+                    ));
+                    return self.finish_forced(a, action, steps).await;
+                }
+            }
+        } else {
+            steps.push(Step::new(
+                "observe",
+                Status::Skipped,
+                "a server-side dry run keeps no revert for the controller to observe",
+            ));
+            as_observed(sts, name)
+        };
+        let mut pods = Vec::new();
+        for pod in evict {
+            let now = if self.mode == Mode::Apply {
+                match retry(self.retry_delay, || self.writer.read_pod(&a.namespace, pod)).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        steps.push(Step::new("evict", Status::Failed, e.to_string()));
+                        return self.finish_forced(a, action, steps).await;
+                    }
+                }
+            } else {
+                a.facts
+                    .pods
+                    .iter()
+                    .find(|p| p.metadata.name.as_deref() == Some(pod.as_str()))
+                    .cloned()
+            };
+            pods.push((pod.clone(), now));
+        }
+        let evicted = match self.evict_all(a, &after, &pods, false).await {
+            Ok(e) => e,
+            Err(e) => Executed::new(&evicting, Status::Failed, e.to_string()),
+        };
+        self.record_event(sts, rung, &evicting, &evicted).await;
+        steps.push(Step::new("evict", evicted.status, evicted.detail));
+        self.finish_forced(a, action, steps).await
+    }
+
+    /// Polls the StatefulSet until its controller has observed the revert:
+    /// `observedGeneration` caught up with the write and `updateRevision`
+    /// is the revision rolled back to. Returns it as observed, or `None`.
+    async fn observe(
+        &self,
+        a: &Assessment,
+        name: &str,
+        generation: Option<i64>,
+    ) -> (Option<StatefulSet>, Step) {
+        let started = std::time::Instant::now();
+        let mut last;
+        loop {
+            match self.writer.read_stateful_set(&a.namespace, &a.name).await {
+                Ok(s) => {
+                    let status = s.status.as_ref();
+                    let seen = status.and_then(|st| st.observed_generation);
+                    let update = status.and_then(|st| st.update_revision.clone());
+                    let caught_up = match (generation, seen) {
+                        (Some(g), Some(o)) => o >= g,
+                        (None, _) => true,
+                        (Some(_), None) => false,
+                    };
+                    if caught_up && update.as_deref() == Some(name) {
+                        let took = started.elapsed().as_secs_f64();
+                        return (
+                            Some(s),
+                            Step::new(
+                                "observe",
+                                self.applied(),
+                                format!(
+                                    "the controller observed the revert in {took:.1}s (generation {}, update revision {name})",
+                                    seen.unwrap_or_default()
+                                ),
+                            ),
+                        );
+                    }
+                    last = format!(
+                        "observed generation {}, update revision {}",
+                        seen.map_or("none".into(), |g| g.to_string()),
+                        update.unwrap_or_else(|| "none".into())
+                    );
+                }
+                Err(e) if transient(&e) => last = e.to_string(),
+                Err(e) => return (None, Step::new("observe", Status::Failed, e.to_string())),
+            }
+            if started.elapsed() >= OBSERVE_WITHIN {
+                return (
+                    None,
+                    Step::new(
+                        "observe",
+                        Status::Skipped,
+                        format!(
+                            "the controller had not observed the revert after {}s ({last}; the write made generation {})",
+                            OBSERVE_WITHIN.as_secs(),
+                            generation.map_or("unknown".into(), |g| g.to_string())
+                        ),
+                    ),
+                );
+            }
+            tokio::time::sleep(OBSERVE_POLL).await;
+        }
+    }
+
+    /// The forced rollback's outcome from its steps: it rolled back (the
+    /// revert went through); a refused or failed eviction is its status.
+    /// The undo record lists the steps.
+    async fn finish_forced(
+        &mut self,
+        a: &Assessment,
+        action: &Action,
+        steps: Vec<Step>,
+    ) -> Executed {
+        let evict = steps.iter().rev().find(|s| s.step == "evict");
+        let status = match evict.map(|s| s.status) {
+            Some(s @ (Status::Disallowed | Status::Failed)) => s,
+            _ => self.applied(),
+        };
+        let lines: Vec<String> = steps
+            .iter()
+            .map(|s| format!("{} {}: {}", s.step, s.status.as_str(), s.detail))
+            .collect();
+        if self.mode == Mode::Apply
+            && let Some(r) = self.undo.records.get_mut(&a.id())
+        {
+            r.steps = lines.clone();
+            if let Err(e) = self.persist_undo().await {
+                tracing::warn!(statefulset = %a.id(), action = action.name(), error = %e, "undo record not updated");
+            }
+        }
+        Executed::new(action, status, lines.join("; ")).with_steps(steps)
     }
 
     async fn patch(
@@ -227,16 +486,38 @@ impl Actor<'_> {
         pods: &[String],
         any_pod: bool,
     ) -> Result<Executed> {
+        let named: Vec<(String, Option<k8s_openapi::api::core::v1::Pod>)> = pods
+            .iter()
+            .map(|name| {
+                let pod = a
+                    .facts
+                    .pods
+                    .iter()
+                    .find(|p| p.metadata.name.as_deref() == Some(name.as_str()))
+                    .cloned();
+                (name.clone(), pod)
+            })
+            .collect();
+        let done = self
+            .evict_all(a, &a.facts.stateful_set, &named, any_pod)
+            .await?;
+        Ok(Executed::new(action, done.status, done.detail))
+    }
+
+    /// Evicts each named pod that may be deleted as checked against `sts`;
+    /// the result's action is a placeholder, its status and detail count.
+    async fn evict_all(
+        &self,
+        a: &Assessment,
+        sts: &StatefulSet,
+        pods: &[(String, Option<k8s_openapi::api::core::v1::Pod>)],
+        any_pod: bool,
+    ) -> Result<Executed> {
         let mut lines = Vec::new();
         let mut evicted = 0;
         let mut disallowed = false;
-        for name in pods {
-            let pod = a
-                .facts
-                .pods
-                .iter()
-                .find(|p| p.metadata.name.as_deref() == Some(name.as_str()));
-            if let Some(why) = pod_not_deletable(&a.facts.stateful_set, pod, any_pod) {
+        for (name, pod) in pods {
+            if let Some(why) = pod_not_deletable(sts, pod.as_ref(), any_pod) {
                 lines.push(format!("{name}: not deleted: {why}"));
                 continue;
             }
@@ -263,7 +544,12 @@ impl Actor<'_> {
         } else {
             Status::Conflict
         };
-        Ok(Executed::new(action, status, lines.join("; ")))
+        let placeholder = Action::DeletePods {
+            pods: Vec::new(),
+            any_pod,
+            why: String::new(),
+        };
+        Ok(Executed::new(&placeholder, status, lines.join("; ")))
     }
 
     async fn scale_nodes(
@@ -338,6 +624,7 @@ impl Actor<'_> {
                 uid: a.uid.clone(),
                 generation_after,
                 prior,
+                steps: Vec::new(),
             },
         );
         self.persist_undo().await
@@ -435,6 +722,37 @@ fn budgets(a: &Assessment) -> String {
 
 fn or(detail: String, default: String) -> String {
     if detail.is_empty() { default } else { detail }
+}
+
+/// The StatefulSet as its controller has it once it observed a rollback to
+/// `revision`: that revision is the update revision, so the pods stuck on
+/// the abandoned one are "not on the update revision".
+fn as_observed(sts: &StatefulSet, revision: &str) -> StatefulSet {
+    let mut after = sts.clone();
+    after
+        .status
+        .get_or_insert_with(Default::default)
+        .update_revision = Some(revision.to_string());
+    after
+}
+
+/// The pods of `names` that may be evicted as checked against `sts` (as
+/// read this run), and why the others may not.
+fn evictable(a: &Assessment, sts: &StatefulSet, names: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut may = Vec::new();
+    let mut refused = Vec::new();
+    for name in names {
+        let pod = a
+            .facts
+            .pods
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(name.as_str()));
+        match pod_not_deletable(sts, pod, false) {
+            None => may.push(name.clone()),
+            Some(why) => refused.push(format!("{name}: {why}")),
+        }
+    }
+    (may, refused)
 }
 
 fn refused_pods(a: &Assessment, pods: &[String], any_pod: bool) -> Vec<String> {

@@ -99,14 +99,19 @@ pub async fn undo(
                 return Ok(Undone {
                     refused: false,
                     message: format!(
-                        "{id}: would undo \"{}\" with the JSON patch {ops}",
-                        record.action
+                        "{id}: would undo \"{}\" with the JSON patch {ops}{}",
+                        record.what(),
+                        evicted_note(&record)
                     ),
                 });
             }
             match writer.patch_spec(&sts, &ops).await?.0 {
                 write::Outcome::Done => {
-                    format!("restored the spec as it was before \"{}\"", record.action)
+                    format!(
+                        "restored the spec as it was before \"{}\"{}",
+                        record.what(),
+                        evicted_note(&record)
+                    )
                 }
                 write::Outcome::Conflict(m) | write::Outcome::Disallowed(m) => {
                     return refused(format!("{id}: not undone: {m}"));
@@ -179,4 +184,14 @@ pub async fn undo(
         refused: false,
         message: format!("{id}: {what}"),
     })
+}
+
+/// Evicted pods are not brought back by an undo: the restored template
+/// re-creates them as its rollout goes.
+fn evicted_note(record: &undo::Record) -> &'static str {
+    if record.steps.iter().any(|s| s.starts_with("evict done")) {
+        "; the evicted pods are not restored: the controller re-creates them from the restored template"
+    } else {
+        ""
+    }
 }

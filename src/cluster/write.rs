@@ -71,6 +71,23 @@ impl Writer {
         self.mode
     }
 
+    /// Reads a StatefulSet again, for a check between two steps of one
+    /// remediation (has the controller observed the revert?).
+    pub async fn read_stateful_set(&self, ns: &str, name: &str) -> Result<StatefulSet> {
+        Api::<StatefulSet>::namespaced(self.client.clone(), ns)
+            .get(name)
+            .await
+            .map_err(|e| Error::api(format!("get StatefulSet {ns}/{name}"), e))
+    }
+
+    /// Reads a pod again, or `None` when it is gone.
+    pub async fn read_pod(&self, ns: &str, name: &str) -> Result<Option<Pod>> {
+        Api::<Pod>::namespaced(self.client.clone(), ns)
+            .get_opt(name)
+            .await
+            .map_err(|e| Error::api(format!("get Pod {ns}/{name}"), e))
+    }
+
     fn patch_params(&self) -> PatchParams {
         PatchParams {
             dry_run: self.mode == Mode::ServerDryRun,

@@ -32,10 +32,15 @@ pub enum Action {
         why: String,
     },
     /// Write the pod template of ControllerRevision `name` (number
-    /// `revision`) back to the StatefulSet: `kubectl rollout undo`.
+    /// `revision`) back to the StatefulSet: `kubectl rollout undo`. With
+    /// `evict`, the forced rollback of OrderedReady as one remediation:
+    /// revert, wait (bounded) until the controller has observed the revert,
+    /// then evict these pods, stuck not Ready on the abandoned revision.
     Rollback {
         revision: i64,
         name: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        evict: Vec<String>,
         why: String,
     },
     /// Delete these pods so the controller re-creates them from the current
@@ -122,8 +127,20 @@ impl Action {
                 },
                 serde_json::to_string(patch).unwrap_or_default()
             ),
-            Action::Rollback { revision, name, .. } => {
-                format!("roll back to revision {revision} ({name})")
+            Action::Rollback {
+                revision,
+                name,
+                evict,
+                ..
+            } => {
+                if evict.is_empty() {
+                    format!("roll back to revision {revision} ({name})")
+                } else {
+                    format!(
+                        "roll back to revision {revision} ({name}), wait until the controller has observed it, then evict {} (a forced rollback)",
+                        evict.join(", ")
+                    )
+                }
             }
             Action::DeletePods { pods, any_pod, .. } => format!(
                 "delete pod{} {}{}",
@@ -150,6 +167,7 @@ mod tests {
         let a = Action::Rollback {
             revision: 2,
             name: "db-6d9f".into(),
+            evict: Vec::new(),
             why: "crash loop".into(),
         };
         assert_eq!(

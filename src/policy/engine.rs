@@ -517,8 +517,19 @@ fn op_path(op: &json_patch::PatchOperation) -> String {
     }
 }
 
-fn make_rollback(to: Dynamic, why: &str) -> RhaiResult<Action> {
+fn make_rollback(to: Dynamic, why: &str, options: Map) -> RhaiResult<Action> {
     let why = why_of("rollback", why)?;
+    let mut evict = Vec::new();
+    for (key, value) in &options {
+        match key.as_str() {
+            "evict" => evict = names_of("rollback: evict", value)?,
+            other => {
+                return ApiError::raise(format!(
+                    "rollback: unknown option {other:?} (known: evict)"
+                ));
+            }
+        }
+    }
     with_frame(|f| {
         let v = &f.view;
         let (found, asked) = if let Ok(n) = to.as_int() {
@@ -572,9 +583,35 @@ fn make_rollback(to: Dynamic, why: &str) -> RhaiResult<Action> {
                 rev.revision, rev.name
             ));
         }
+        // The forced rollback: each pod to evict once the revert is
+        // observed must be one the controller would wait on forever, not
+        // Ready, and not on the revision being restored.
+        for name in &evict {
+            let Some(pod) = v.pod(name) else {
+                return ApiError::raise(format!(
+                    "rollback: evict: {name} is not a pod of {}",
+                    v.id()
+                ));
+            };
+            if pod.terminating {
+                return ApiError::raise(format!("rollback: evict: {name} is already terminating"));
+            }
+            if pod.ready {
+                return ApiError::raise(format!(
+                    "rollback: evict: {name} is Ready; only pods stuck not Ready are evicted after a rollback"
+                ));
+            }
+            if pod.revision.as_deref() == Some(rev.name.as_str()) {
+                return ApiError::raise(format!(
+                    "rollback: evict: {name} already runs revision {} ({}), the one rolled back to",
+                    rev.revision, rev.name
+                ));
+            }
+        }
         Ok(Action::Rollback {
             revision: rev.revision,
             name: rev.name.clone(),
+            evict,
             why,
         })
     })
@@ -876,6 +913,12 @@ fn register_api(engine: &mut Engine) {
         Action::Rollback { name, .. } => str_value(name),
         _ => Dynamic::UNIT,
     });
+    engine.register_get("evict", |a: &mut Action| match a {
+        Action::Rollback { evict, .. } => {
+            Dynamic::from_array(evict.iter().map(|p| str_value(p)).collect())
+        }
+        _ => Dynamic::UNIT,
+    });
     engine.register_get("patch", |a: &mut Action| match a {
         Action::PatchSpec { patch, .. } => super::view::from_json(patch),
         _ => Dynamic::UNIT,
@@ -918,7 +961,12 @@ fn register_api(engine: &mut Engine) {
     engine.register_fn("patch_spec", |patch: Dynamic, why: &str| {
         make_patch(patch, why)
     });
-    engine.register_fn("rollback", |to: Dynamic, why: &str| make_rollback(to, why));
+    engine.register_fn("rollback", |to: Dynamic, why: &str| {
+        make_rollback(to, why, Map::new())
+    });
+    engine.register_fn("rollback", |to: Dynamic, why: &str, options: Map| {
+        make_rollback(to, why, options)
+    });
     engine.register_fn("delete_pods", |names: Dynamic, why: &str| {
         make_delete(names, why, Map::new())
     });

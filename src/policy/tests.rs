@@ -86,6 +86,7 @@ fn the_builtin_ladder_compiles_and_declares_its_rungs() {
         [Action::Rollback {
             revision: 1,
             name: "db-5d8f7c9b6d".into(),
+            evict: vec!["db-2".into()],
             why: d.actions[0].why().to_string()
         }]
     );
@@ -560,7 +561,7 @@ fn one_bad_object_does_not_stop_the_others() {
     // Fails only on the ledger StatefulSet.
     let text = "if sts.name == \"ledger\" { throw \"no\"; }\n[escalate(sts.name)]";
     let p = Policies::from_sources(&[("ladder", text)], Origin::Config).unwrap();
-    let (mut outcome, opts) = outcome("ladder/b-stand-aside-storm");
+    let (mut outcome, opts) = outcome("ladder/e-rollback-bad-release-not-a-storm");
     pipeline::decide(&mut outcome, &p, &opts, &DecideOptions::default());
     let plans: Vec<(String, bool, usize)> = outcome
         .failing

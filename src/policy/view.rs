@@ -33,6 +33,9 @@ pub struct RunContext {
     /// Set when so many StatefulSets fail at once that the cause is likely
     /// the cluster.
     pub storm: Option<Blocked>,
+    /// Failing StatefulSets whose own template change explains their
+    /// failure: a bad release, handled one by one, not a storm.
+    pub own_change: usize,
     /// Pod annotations that say a migration runs in the pod.
     pub migration_annotations: Vec<String>,
     /// StatefulSet annotations that say rolling back is unsafe (an
@@ -48,6 +51,7 @@ impl Default for RunContext {
             failing: 1,
             scanned: 1,
             storm: None,
+            own_change: 0,
             migration_annotations: vec!["stsmend.io/migration".into()],
             rollback_unsafe_annotations: vec![super::ROLLBACK_UNSAFE_ANNOTATION.into()],
         }
@@ -802,6 +806,17 @@ impl View {
                     .unwrap_or_default(),
             ),
         );
+        r.insert("own_change".into(), int(run.own_change as i64));
+        let (shared, sharing) = match &run.storm {
+            Some(Blocked::Storm {
+                shared_cause,
+                sharing,
+                ..
+            }) => (shared_cause.clone().unwrap_or_default(), *sharing),
+            _ => (String::new(), 0),
+        };
+        r.insert("storm_cause".into(), str_value(&shared));
+        r.insert("storm_sharing".into(), int(sharing as i64));
         r.insert(
             "threshold_seconds".into(),
             int(run.threshold.as_secs() as i64),

@@ -10,9 +10,10 @@ use crate::world::{World, stateful_set};
 
 /// Scenario 1 and 14: a bad image on OrderedReady leaves the rollout stuck
 /// with the top pod in ImagePullBackOff. The dry run plans exactly what the
-/// apply run then does: roll back; the next run deletes the pod stuck on
-/// the bad revision (the forced-rollback case); the set is healthy again on
-/// its old revision, and a last run does nothing.
+/// apply run then does: the forced rollback as one remediation (revert,
+/// wait until the controller has observed it, evict the pod stuck on the
+/// bad revision); the set is healthy again on its old revision, and a last
+/// run does nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_image_rolls_back_then_deletes_the_stuck_pod() {
     let w = World::start().await;
@@ -28,6 +29,16 @@ async fn bad_image_rolls_back_then_deletes_the_stuck_pod() {
     assert_eq!(dry.failing(), [id.as_str()]);
     assert_eq!(dry.rung(&id).as_deref(), Some("rollback"));
     assert_eq!(dry.executed(&id), [("rollback".into(), "dry-run".into())]);
+    assert_eq!(
+        dry.steps(&id),
+        [
+            ("revert".into(), "dry-run".into()),
+            ("observe".into(), "dry-run".into()),
+            ("evict".into(), "dry-run".into())
+        ],
+        "{:#}",
+        dry.report
+    );
     let bad_generation = w.sts("db").await.metadata.generation;
     assert_eq!(
         w.agent_events("db").await,
@@ -43,17 +54,22 @@ async fn bad_image_rolls_back_then_deletes_the_stuck_pod() {
         "dry run and apply plan alike"
     );
     assert_eq!(apply.executed(&id), [("rollback".into(), "done".into())]);
+    assert_eq!(
+        apply.steps(&id),
+        [
+            ("revert".into(), "done".into()),
+            ("observe".into(), "done".into()),
+            ("evict".into(), "done".into())
+        ],
+        "{:#}",
+        apply.report
+    );
     let sts = w.sts("db").await;
     assert_eq!(sts.metadata.generation, bad_generation.map(|g| g + 1));
     let image = sts.spec.unwrap().template.spec.unwrap().containers[0]
         .image
         .clone();
     assert_eq!(image.as_deref(), Some(w.image("db", "1").as_str()));
-
-    // OrderedReady waits for the broken pod to become Ready before it
-    // replaces it: the rollback alone does not finish.
-    let second = w.agent(&["run", "--apply", "--config", config]).await;
-    second.assert_did(&id, "delete_stuck_pods", "delete_pods", "done");
 
     assert_eq!(
         w.healthy("db", ROLLOUT).await,
@@ -74,6 +90,7 @@ async fn bad_image_rolls_back_then_deletes_the_stuck_pod() {
     let shown = w.agent_raw(&["undo", "shop/db"]).await;
     assert_eq!(shown.0, 0, "{}", shown.1);
     assert!(shown.1.contains("would undo"), "{}", shown.1);
+    assert!(shown.1.contains("evict done: db-2: evicted"), "{}", shown.1);
     assert!(shown.1.contains("2-broken"), "{}", shown.1);
     let generation = w.sts("db").await.metadata.generation;
     let undone = w.agent_raw(&["undo", "shop/db", "--apply"]).await;
@@ -196,8 +213,8 @@ async fn revision_quota_rolls_back_to_the_existing_revision() {
 }
 
 /// Scenario 7: a node selector no node satisfies, and no node group that
-/// could add such a node: roll back, then delete the Pending pod the
-/// OrderedReady controller waits on. A partitioned update: only the top
+/// could add such a node: roll back and, in the same remediation, evict
+/// the Pending pod the OrderedReady controller waits on. A partitioned update: only the top
 /// ordinal was to be updated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsatisfiable_affinity_rolls_back() {
@@ -217,12 +234,15 @@ async fn unsatisfiable_affinity_rolls_back() {
     let config = config.to_str().unwrap();
     let run = w.agent(&["run", "--apply", "--config", config]).await;
     run.assert_did(&id, "rollback", "rollback", "done");
-    let second = w.agent(&["run", "--apply", "--config", config]).await;
     assert_eq!(
-        second.executed(&id),
-        [("delete_pods".into(), "done".into())],
-        "{:#}",
-        second.report
+        run.steps(&id),
+        [
+            ("revert".into(), "done".into()),
+            ("observe".into(), "done".into()),
+            ("evict".into(), "done".into())
+        ],
+        "the Pending pod is evicted in the same run: {:#}",
+        run.report
     );
     assert_eq!(w.healthy("db", ROLLOUT).await, good);
     let sts = w.sts("db").await;

@@ -62,6 +62,22 @@ impl Run {
             .collect()
     }
 
+    /// The steps of the first executed action on `ns/name` (a forced
+    /// rollback: revert, observe, evict), as (step, status).
+    pub fn steps(&self, id: &str) -> Vec<(String, String)> {
+        self.assessment(id)
+            .and_then(|a| a["executed"][0]["steps"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|e| {
+                (
+                    e["step"].as_str().unwrap_or_default().to_string(),
+                    e["status"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
     /// The plan's actions for `ns/name`, without their whys.
     pub fn planned(&self, id: &str) -> Vec<Value> {
         self.assessment(id)
@@ -225,14 +241,15 @@ impl World {
         }
     }
 
-    /// Writes the agent's config file: acting on sight (`for: 0s`), one
-    /// run of debounce and no cooldown, so a scenario's runs follow each
-    /// other quickly; `extra` is appended (YAML).
+    /// Writes the agent's config file: acting on sight (`for: 0s`) after
+    /// one run of debounce, so a scenario's runs follow each other quickly;
+    /// the cooldown is the shipped one (30m): a remediation must finish in
+    /// its run. `extra` is appended under `limits:` (YAML).
     pub fn config(&self, extra: &str) -> PathBuf {
         let path = self.dir.join("config.yaml");
         std::fs::write(
             &path,
-            format!("for: 0s\nlimits:\n  debounceRuns: 1\n  cooldown: 0s\n{extra}"),
+            format!("for: 0s\nlimits:\n  debounceRuns: 1\n{extra}"),
         )
         .unwrap();
         path
