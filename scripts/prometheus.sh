@@ -44,5 +44,19 @@ ln -sf "$(command -v promtool)" "$BIN/promtool"
 if [ "${1:-}" = --check ]; then
   "$BIN/promtool" check rules deploy/prometheus/stsmend-rules.yaml >&2
   (cd deploy/prometheus && "$BIN/promtool" test rules stsmend-rules.test.yaml) >&2
+  # The dashboard's queries must parse too: each becomes a recording rule
+  # for promtool to check (Grafana's $variables filled in).
+  exprs=$(mktemp --suffix=.yaml)
+  trap 'rm -f "$exprs"' EXIT
+  python3 - deploy/grafana/stsmend-dashboard.json >"$exprs" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+print("groups:\n- name: dashboard\n  rules:")
+for p in d["panels"]:
+    for t in p["targets"]:
+        e = t["expr"].replace("$instance", ".*")
+        print(f"  - record: dashboard:{p['id']}:{t['refId']}\n    expr: {json.dumps(e)}")
+PY
+  "$BIN/promtool" check rules "$exprs" >&2
 fi
 echo "$BIN"

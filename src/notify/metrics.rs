@@ -296,6 +296,55 @@ mod tests {
         }
     }
 
+    /// The rules, the dashboard and the docs name only series a run pushes.
+    #[test]
+    fn the_rules_dashboard_and_docs_use_pushed_series() {
+        let mut report = crate::report::junit::tests::example("0s");
+        report.api_requests = Some(crate::cluster::metrics::Counts {
+            total: 1,
+            by_request: [("list statefulsets".to_string(), 1)].into(),
+        });
+        let figures = RunFigures {
+            duration_seconds: 1.0,
+            succeeded: true,
+            open_alerts: Some(0),
+            alert_delivery_failures: Some(0),
+            finished_at: "2026-11-22T10:00:00Z".parse().unwrap(),
+        };
+        let pushed = format!(
+            "{}{}",
+            run(Some(&report), &figures),
+            success(figures.finished_at)
+        );
+        for file in [
+            "deploy/prometheus/stsmend-rules.yaml",
+            "deploy/prometheus/stsmend-rules.test.yaml",
+            "deploy/grafana/stsmend-dashboard.json",
+            "docs/metrics.md",
+        ] {
+            let text = std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file),
+            )
+            .unwrap();
+            let mut names = 0;
+            for (i, _) in text.match_indices("stsmend_") {
+                let name: String = text[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                if name.ends_with('_') {
+                    continue; // a prefix in prose
+                }
+                names += 1;
+                assert!(
+                    pushed.contains(&format!("# TYPE {name} gauge")),
+                    "{file} names {name}, which no run pushes"
+                );
+            }
+            assert!(names > 3, "{file}: {names} series");
+        }
+    }
+
     #[test]
     fn label_values_are_escaped() {
         let mut f = Family::new("x", "h");
