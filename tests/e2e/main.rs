@@ -13,12 +13,10 @@ mod chaos;
 mod chaos_manifests;
 mod cronjob;
 mod deploy;
-mod heal;
 mod kubelet;
 mod rollback;
 mod scale;
 mod stand_aside;
-mod storm;
 mod trust;
 mod world;
 
