@@ -356,6 +356,116 @@ mod tests {
         assert!(err.to_lowercase().contains("refused"), "{err}");
     }
 
+    /// A CA and a server certificate for 127.0.0.1 it signed, made by the
+    /// openssl command line: (dir with ca.pem, server.pem, server.key).
+    fn certificates(dir: &Path) -> bool {
+        let sh = |script: &str| {
+            std::process::Command::new("sh")
+                .arg("-ec")
+                .arg(script)
+                .current_dir(dir)
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        };
+        sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+              -keyout ca.key -out ca.pem -days 2 -subj /CN=stsmend-test-ca 2>/dev/null
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+              -keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null
+            printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > ext
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+              -out server.pem -days 2 -extfile ext 2>/dev/null")
+    }
+
+    /// An HTTPS server on loopback (rustls on a thread) answering 200 once
+    /// per connection, `connections` times.
+    fn tls_server(dir: &Path, connections: usize) -> String {
+        use std::io::{Read as _, Write as _};
+        let certs = CertificateDer::pem_file_iter(dir.join("server.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for sock in listener.incoming().take(connections) {
+                let Ok(sock) = sock else { continue };
+                let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, sock);
+                let mut buf = [0u8; 4096];
+                let mut seen = Vec::new();
+                // A refused handshake ends here: the client's error is
+                // what the test checks.
+                while let Ok(n) = tls.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    if seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let _ = tls.write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        );
+                        let _ = tls.flush();
+                        break;
+                    }
+                }
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn https_trusts_the_ca_file_and_only_what_it_trusts() {
+        let dir = std::env::temp_dir().join(format!("stsmend-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(
+            certificates(&dir),
+            "the openssl command line makes the test certificates"
+        );
+        let url = tls_server(&dir, 2);
+        let trusted = Endpoint::new(
+            &url,
+            None,
+            Some(&dir.join("ca.pem")),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        trusted
+            .send(
+                Method::POST,
+                "/api/v2/alerts",
+                "application/json",
+                b"[]".to_vec(),
+            )
+            .await
+            .unwrap();
+        // Without the CA file, the server's certificate is not trusted.
+        let err = Endpoint::new(&url, None, None, Duration::from_secs(5))
+            .unwrap()
+            .send(
+                Method::POST,
+                "/api/v2/alerts",
+                "application/json",
+                b"[]".to_vec(),
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("certificate"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn a_missing_token_or_ca_file_is_a_setup_error() {
         let err = Endpoint::new(
