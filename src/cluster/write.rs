@@ -80,12 +80,17 @@ impl Writer {
             .map_err(|e| Error::api(format!("get StatefulSet {ns}/{name}"), e))
     }
 
-    /// Reads a pod again, or `None` when it is gone.
+    /// Reads a pod again, or `None` when it is gone. A LIST by name: the
+    /// read role lists pods and gets none.
     pub async fn read_pod(&self, ns: &str, name: &str) -> Result<Option<Pod>> {
-        Api::<Pod>::namespaced(self.client.clone(), ns)
-            .get_opt(name)
+        let params = kube::api::ListParams::default().fields(&format!("metadata.name={name}"));
+        Ok(Api::<Pod>::namespaced(self.client.clone(), ns)
+            .list(&params)
             .await
-            .map_err(|e| Error::api(format!("get Pod {ns}/{name}"), e))
+            .map_err(|e| Error::api(format!("list Pod {ns}/{name}"), e))?
+            .items
+            .into_iter()
+            .next())
     }
 
     fn patch_params(&self) -> PatchParams {

@@ -125,13 +125,29 @@ fn section(s: &mut String, a: &Assessment, status: &str) {
         let _ = writeln!(s, "**Carried out**\n");
         let _ = writeln!(s, "| action | status | detail |\n|---|---|---|");
         for e in &a.executed {
-            let _ = writeln!(
-                s,
-                "| `{}` | {} | {} |",
-                e.action,
-                e.status.as_str(),
-                cell(&e.detail)
-            );
+            if e.steps.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "| `{}` | {} | {} |",
+                    e.action,
+                    e.status.as_str(),
+                    cell(&e.detail)
+                );
+                continue;
+            }
+            // A remediation of several steps: a row each.
+            for (i, step) in e.steps.iter().enumerate() {
+                let _ = writeln!(
+                    s,
+                    "| `{}` {}/{}: {} | {} | {} |",
+                    e.action,
+                    i + 1,
+                    e.steps.len(),
+                    step.step,
+                    step.status.as_str(),
+                    cell(&step.detail)
+                );
+            }
         }
         let _ = writeln!(s);
     }

@@ -40,7 +40,28 @@ pub fn render(r: &Report) -> String {
                 let _ = writeln!(s, "  {line}");
             }
             for e in &a.executed {
-                let _ = writeln!(s, "  {} {}: {}", e.action, e.status.as_str(), e.detail);
+                if e.steps.is_empty() {
+                    let _ = writeln!(s, "  {} {}: {}", e.action, e.status.as_str(), e.detail);
+                    continue;
+                }
+                // A remediation of several steps: one line each.
+                let _ = writeln!(
+                    s,
+                    "  {} {}, in {} steps:",
+                    e.action,
+                    e.status.as_str(),
+                    e.steps.len()
+                );
+                for (i, step) in e.steps.iter().enumerate() {
+                    let _ = writeln!(
+                        s,
+                        "    {}. {} {}: {}",
+                        i + 1,
+                        step.step,
+                        step.status.as_str(),
+                        step.detail
+                    );
+                }
             }
         }
     }
@@ -116,4 +137,40 @@ fn plan(s: &mut String, d: &Decision, id: &str) {
         "  trace: {} (stsmend explain {id} says why)",
         marks.join(", ")
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::execution::{Executed, Status, Step};
+
+    #[test]
+    fn a_remediation_of_several_steps_shows_each() {
+        let mut r = super::super::junit::tests::example("0s");
+        r.outcome.failing[0].executed = vec![Executed {
+            action: "rollback".into(),
+            status: Status::Done,
+            detail: "joined".into(),
+            steps: vec![
+                Step::new("revert", Status::Done, "rolled back to revision 1"),
+                Step::new("observe", Status::Done, "observed in 0.4s"),
+                Step::new("evict", Status::Done, "db-2: evicted"),
+            ],
+        }];
+        let text = super::render(&r);
+        assert!(text.contains("  rollback done, in 3 steps:\n"), "{text}");
+        assert!(
+            text.contains("    1. revert done: rolled back to revision 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    3. evict done: db-2: evicted\n"),
+            "{text}"
+        );
+        assert!(!text.contains("joined"), "{text}");
+        let md = super::super::markdown::render(&r);
+        assert!(
+            md.contains("| `rollback` 2/3: observe | done | observed in 0.4s |"),
+            "{md}"
+        );
+    }
 }
