@@ -328,7 +328,7 @@ async fn the_documented_probe_script_exits_as_documented_under_real_faults() {
     w.cp.kubectl(&["-n", "shop", "delete", "pod", "db-0"])
         .await
         .unwrap();
-    let p = probe(&script_path, &kubeconfig, 60, 2).await;
+    let p = probe(&script_path, &kubeconfig, 90, 2).await;
     assert_eq!(p.code, 0, "{}", p.stderr);
     assert!(p.stdout.contains("steady after"), "{}", p.stdout);
     w.healthy("db", ROLLOUT).await;
@@ -355,7 +355,7 @@ async fn the_documented_probe_script_exits_as_documented_under_real_faults() {
 
     // The controller back: the rollout completes within the budget.
     w.cp.start_controller_manager().await.unwrap();
-    let p = probe(&script_path, &kubeconfig, 60, 3).await;
+    let p = probe(&script_path, &kubeconfig, 100, 3).await;
     assert_eq!(p.code, 0, "{}", p.stderr);
     assert!(p.stdout.contains("steady after"), "{}", p.stdout);
 
