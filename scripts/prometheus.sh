@@ -3,7 +3,8 @@
 # rule checks run against: Debian's prometheus-alertmanager,
 # prometheus-pushgateway and prometheus (for promtool). Idempotent: present
 # binaries are not installed again. Prints the directory that holds
-# `alertmanager`, `pushgateway` and `promtool` (symlinks to Debian's names).
+# `alertmanager`, `pushgateway`, `prometheus` and `promtool` (symlinks to
+# Debian's names).
 #
 #   scripts/prometheus.sh          install if needed, print the bin directory
 #   scripts/prometheus.sh --check  also run `promtool check rules` and
@@ -19,7 +20,8 @@ BIN=${STSMEND_PROMETHEUS_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/stsmend/prometheus
 have() {
   command -v prometheus-alertmanager >/dev/null 2>&1 &&
     command -v prometheus-pushgateway >/dev/null 2>&1 &&
-    command -v promtool >/dev/null 2>&1
+    command -v promtool >/dev/null 2>&1 &&
+    command -v prometheus >/dev/null 2>&1
 }
 
 if ! have; then
@@ -40,6 +42,7 @@ mkdir -p "$BIN"
 ln -sf "$(command -v prometheus-alertmanager)" "$BIN/alertmanager"
 ln -sf "$(command -v prometheus-pushgateway)" "$BIN/pushgateway"
 ln -sf "$(command -v promtool)" "$BIN/promtool"
+ln -sf "$(command -v prometheus)" "$BIN/prometheus"
 
 if [ "${1:-}" = --check ]; then
   "$BIN/promtool" check rules deploy/prometheus/stsmend-rules.yaml >&2

@@ -68,6 +68,9 @@ pub fn render(r: &Report) -> String {
     if let Some(d) = &r.alerts {
         let _ = writeln!(s);
         match &d.error {
+            None if d.firing + d.resolved == 0 => {
+                let _ = writeln!(s, "alerts: none to send to {}", d.url);
+            }
             None => {
                 let _ = writeln!(
                     s,

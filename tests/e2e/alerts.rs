@@ -1,7 +1,8 @@
 //! Escalations reach people: the agent posts them to a real Alertmanager,
 //! resolves them once the StatefulSet heals, and pushes its figures to a
-//! real Pushgateway; an unreachable or broken Alertmanager costs the run
-//! nothing else. Alertmanager and the Pushgateway are Debian's
+//! real Pushgateway, which a real Prometheus scrapes and evaluates the
+//! shipped rules on; an unreachable or broken Alertmanager costs the run
+//! nothing else. Alertmanager, the Pushgateway and Prometheus are Debian's
 //! (scripts/prometheus.sh installs them), started on loopback ports.
 
 use std::collections::BTreeMap;
@@ -123,6 +124,62 @@ impl Prometheus {
         p
     }
 
+    /// Starts a Prometheus that scrapes the Pushgateway (`honor_labels`,
+    /// as docs/operations.md says) every second and evaluates the shipped
+    /// rules; returns its URL once every rule has been evaluated cleanly.
+    async fn start_prometheus(&mut self) -> String {
+        let bin = binaries();
+        let port = free_port();
+        let config = self.dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+                 rule_files: [{}/deploy/prometheus/stsmend-rules.yaml]\n\
+                 scrape_configs:\n\
+                 - job_name: pushgateway\n  honor_labels: true\n  \
+                 static_configs: [{{targets: ['{}']}}]\n",
+                env!("CARGO_MANIFEST_DIR"),
+                self.pushgateway.trim_start_matches("http://"),
+            ),
+        )
+        .unwrap();
+        let log = |name: &str| std::fs::File::create(self.dir.join(name)).unwrap();
+        let child = tokio::process::Command::new(bin.join("prometheus"))
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                self.dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(log("prometheus.log"))
+            .stderr(log("prometheus.err"))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("prometheus starts");
+        self._children.push(child);
+        let url = format!("http://127.0.0.1:{port}");
+        wait_until("the rules evaluated", Duration::from_secs(60), || async {
+            let (_, body) = get(&format!("{url}/api/v1/rules")).await?;
+            let v: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+            let rules: Vec<&Value> = v["data"]["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+                .collect();
+            let health: Vec<&str> = rules.iter().filter_map(|r| r["health"].as_str()).collect();
+            if health.len() == 5 && health.iter().all(|h| *h == "ok") {
+                Ok(())
+            } else {
+                Err(format!("rule health {health:?}"))
+            }
+        })
+        .await
+        .unwrap();
+        url
+    }
+
     /// The active alerts in Alertmanager.
     async fn alerts(&self) -> Vec<Value> {
         let (status, body) = get(&format!("{}/api/v2/alerts", self.alertmanager))
@@ -183,6 +240,38 @@ fn split_labels(text: &str) -> Vec<&str> {
         out.push(&text[start..]);
     }
     out
+}
+
+/// Waits until the instant query `query` on the Prometheus at `url` has
+/// exactly one series, of value `value`.
+async fn query_is(url: &str, query: &str, value: &str) {
+    let encoded: String = query
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"_.-".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    wait_until(
+        format!("{query} == {value}"),
+        Duration::from_secs(60),
+        || {
+            let path = format!("{url}/api/v1/query?query={encoded}");
+            async move {
+                let (_, body) = get(&path).await?;
+                let v: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+                match v["data"]["result"].as_array().map(Vec::as_slice) {
+                    Some([one]) if one["value"][1] == value => Ok(()),
+                    _ => Err(body),
+                }
+            }
+        },
+    )
+    .await
+    .unwrap();
 }
 
 /// A plain HTTP/1.0 GET on loopback: status and body.
@@ -298,7 +387,7 @@ fn assert_pushed_matches(pushed: &BTreeMap<String, f64>, run: &Run) {
 /// run resolves it. Each run's figures in the Pushgateway match its report.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_escalation_fires_in_alertmanager_and_resolves_after_the_heal() {
-    let prom = Prometheus::start().await;
+    let mut prom = Prometheus::start().await;
     let w = World::start_sim().await;
     let id = w.id("db");
     quota_blocked_scale_up(&w).await;
@@ -373,6 +462,21 @@ async fn an_escalation_fires_in_alertmanager_and_resolves_after_the_heal() {
         .copied()
         .expect("a successful run pushes its time");
     assert!(success > 1.7e9, "{success}");
+    // Prometheus scrapes the pushed figures under the pushed job and
+    // instance, and the shipped rules evaluate on them.
+    let prometheus = prom.start_prometheus().await;
+    query_is(
+        &prometheus,
+        r#"stsmend_open_alerts{job="stsmend", instance="e2e"}"#,
+        "1",
+    )
+    .await;
+    query_is(
+        &prometheus,
+        r#"count(stsmend_last_success_timestamp_seconds{job="stsmend", instance="e2e", outcome="success"})"#,
+        "1",
+    )
+    .await;
 
     // Still failing: the same alert, refreshed.
     let second = w.agent(&["run", "--apply", "--config", &config]).await;
@@ -417,6 +521,12 @@ async fn an_escalation_fires_in_alertmanager_and_resolves_after_the_heal() {
         Some(&0.0),
         "{pushed:#?}"
     );
+    query_is(
+        &prometheus,
+        r#"stsmend_open_alerts{job="stsmend", instance="e2e"}"#,
+        "0",
+    )
+    .await;
     // Nothing left to resolve: the next run sends nothing.
     let quiet = w.agent(&["run", "--apply", "--config", &config]).await;
     assert_eq!(quiet.report["alerts"]["resolved"], 0, "{:#}", quiet.report);
