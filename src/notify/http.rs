@@ -330,6 +330,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("HTTP 400: nope"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
