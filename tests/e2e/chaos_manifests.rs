@@ -125,7 +125,7 @@ fn workflow_mistakes(workflow: &Value) -> Vec<String> {
     mistakes
 }
 
-/// docs/chaos.md's `yaml` blocks, each `kubectl create --dry-run=server`
+/// docs/chaos.md's `yaml` blocks, each `kubectl apply --dry-run=server`
 /// (with kubectl's schema validation) on a v1.20 API server that has the
 /// upstream CRDs, and nothing sent dropped on the way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,7 +184,7 @@ async fn the_documented_manifests_pass_server_dry_run_against_the_upstream_crds(
         }
         let out = cp
             .kubectl_with_stdin(
-                &["create", "--dry-run=server", "-o", "json", "-f", "-"],
+                &["apply", "--dry-run=server", "-o", "json", "-f", "-"],
                 Some(manifest),
             )
             .await
