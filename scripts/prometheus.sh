@@ -24,6 +24,11 @@ have() {
     command -v prometheus >/dev/null 2>&1
 }
 
+mkdir -p "$BIN"
+# Tests run this script in parallel: one installs, the others wait.
+exec 9>"$BIN/.lock"
+flock 9
+
 if ! have; then
   command -v apt-get >/dev/null 2>&1 || { echo "prometheus.sh: no apt-get" >&2; exit 4; }
   sudo=()
@@ -38,11 +43,11 @@ if ! have; then
   have || { echo "prometheus.sh: binaries missing after install" >&2; exit 4; }
 fi
 
-mkdir -p "$BIN"
 ln -sf "$(command -v prometheus-alertmanager)" "$BIN/alertmanager"
 ln -sf "$(command -v prometheus-pushgateway)" "$BIN/pushgateway"
 ln -sf "$(command -v promtool)" "$BIN/promtool"
 ln -sf "$(command -v prometheus)" "$BIN/prometheus"
+flock -u 9
 
 if [ "${1:-}" = --check ]; then
   "$BIN/promtool" check rules deploy/prometheus/stsmend-rules.yaml >&2
