@@ -919,6 +919,35 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(cases(8))]
+
+    #[test]
+    fn the_binary_exits_two_naming_a_damaged_state_key(
+        key in "[a-z][a-z0-9-]{0,8}\\.[a-z][a-z0-9-]{0,8}",
+        value in prop_oneof![mutated("{\"uid\":\"u1\",\"failingRuns\":2}"), "[a-z{}\\[\\]:,\" ]{0,20}"],
+        n in 0..1000u32,
+    ) {
+        // The agent's own state, damaged by hand: the run stops before
+        // deciding anything, naming the ConfigMap and the key.
+        let record: Result<stsmend::state::Record, _> = serde_json::from_str(&value);
+        prop_assume!(record.is_err());
+        let objects = std::fs::read_to_string(objects_file()).unwrap();
+        let text = format!(
+            "{objects}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: stsmend-state, namespace: stsmend}}\ndata:\n  {key}: {}\n",
+            serde_json::to_string(&value).unwrap()
+        );
+        let f = temp_file(&format!("with-state-{n}.yaml"), &text);
+        let out = stsmend(&["plan".as_ref(), "--from".as_ref(), f.as_os_str()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        prop_assert_eq!(out.status.code(), Some(2), "{}", stderr);
+        prop_assert!(
+            stderr.contains(&format!("ConfigMap stsmend/stsmend-state key {key}:")),
+            "{}", stderr
+        );
+    }
+}
+
 /// Regression: a deadline of 2^64-1 seconds overflowed the clock and
 /// panicked (exit 101) before any cluster was read.
 #[test]
