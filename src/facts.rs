@@ -9,7 +9,7 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Event, LimitRange, Node, PersistentVolumeClaim, Pod, ResourceQuota,
+    ConfigMap, Event, LimitRange, Node, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
@@ -17,7 +17,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use serde::Serialize;
 
 use crate::config::NodeGroup;
-use crate::inventory::Inventory;
+use crate::inventory::{ContainerLog, Inventory};
 use crate::selector::Selector;
 use crate::state::Record;
 
@@ -40,6 +40,14 @@ pub struct Facts {
     /// Its ControllerRevisions, oldest revision first.
     pub revisions: Vec<ControllerRevision>,
     pub pvcs: Vec<PersistentVolumeClaim>,
+    /// The PersistentVolumes its claims are bound to, where they were read
+    /// (those of unscheduled pods).
+    pub pvs: Vec<PersistentVolume>,
+    /// The last lines its crashed containers wrote, where they were read.
+    pub logs: Vec<ContainerLog>,
+    /// Every admission webhook of the configurations read (only when the
+    /// API server could not call one).
+    pub webhooks: Vec<WebhookSummary>,
     /// StorageClasses its claims and claim templates name, where they exist.
     pub storage_classes: Vec<StorageClass>,
     /// Every node's summary, shared by all candidates of a run: a copy
@@ -101,6 +109,61 @@ impl NodeSummary {
                 .any(|c| c.type_ == "Ready" && c.status == "True"),
             unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
         }
+    }
+}
+
+/// One admission webhook and the configuration that registers it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSummary {
+    /// `ValidatingWebhookConfiguration` or `MutatingWebhookConfiguration`.
+    pub kind: &'static str,
+    pub configuration: String,
+    pub webhook: String,
+    /// `service NAMESPACE/NAME:PORT/PATH`, or the URL.
+    pub calls: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<i32>,
+}
+
+impl WebhookSummary {
+    /// Every webhook of the inventory's configurations.
+    pub fn all(inv: &Inventory) -> Vec<Self> {
+        use k8s_openapi::api::admissionregistration::v1::WebhookClientConfig;
+        let calls = |c: &WebhookClientConfig| match (&c.service, &c.url) {
+            (Some(s), _) => format!(
+                "service {}/{}:{}{}",
+                s.namespace,
+                s.name,
+                s.port.unwrap_or(443),
+                s.path.as_deref().unwrap_or_default()
+            ),
+            (None, Some(url)) => url.clone(),
+            (None, None) => "nothing (no service or url)".into(),
+        };
+        let validating = inv.validating_webhooks.iter().flat_map(|c| {
+            c.webhooks.iter().flatten().map(move |w| Self {
+                kind: "ValidatingWebhookConfiguration",
+                configuration: name_of(c).to_string(),
+                webhook: w.name.clone(),
+                calls: calls(&w.client_config),
+                failure_policy: w.failure_policy.clone(),
+                timeout_seconds: w.timeout_seconds,
+            })
+        });
+        let mutating = inv.mutating_webhooks.iter().flat_map(|c| {
+            c.webhooks.iter().flatten().map(move |w| Self {
+                kind: "MutatingWebhookConfiguration",
+                configuration: name_of(c).to_string(),
+                webhook: w.name.clone(),
+                calls: calls(&w.client_config),
+                failure_policy: w.failure_policy.clone(),
+                timeout_seconds: w.timeout_seconds,
+            })
+        });
+        validating.chain(mutating).collect()
     }
 }
 
@@ -232,6 +295,17 @@ pub fn gather(inv: &Inventory, sts: &StatefulSet, ctx: &Context<'_>) -> Facts {
         .cloned()
         .collect();
 
+    let volumes: BTreeSet<&str> = pvcs
+        .iter()
+        .filter_map(|c| c.spec.as_ref()?.volume_name.as_deref())
+        .collect();
+    let pvs: Vec<PersistentVolume> = inv
+        .pvs
+        .iter()
+        .filter(|v| volumes.contains(name_of(*v)))
+        .cloned()
+        .collect();
+
     let mut class_names: BTreeSet<String> = pvcs
         .iter()
         .filter_map(|c| c.spec.as_ref()?.storage_class_name.clone())
@@ -296,11 +370,21 @@ pub fn gather(inv: &Inventory, sts: &StatefulSet, ctx: &Context<'_>) -> Facts {
             .cloned()
     };
 
+    let logs = inv
+        .logs
+        .iter()
+        .filter(|l| l.namespace == ns && pod_names.contains(l.pod.as_str()))
+        .cloned()
+        .collect();
+
     Facts {
         pods,
         events,
         revisions,
         pvcs,
+        pvs,
+        logs,
+        webhooks: WebhookSummary::all(inv),
         storage_classes,
         nodes: ctx.nodes.clone(),
         hpas: inv
@@ -345,5 +429,139 @@ pub fn gather(inv: &Inventory, sts: &StatefulSet, ctx: &Context<'_>) -> Facts {
             .filter(|r| r.uid.is_none() || r.uid == sts.metadata.uid)
             .cloned(),
         stateful_set: sts.clone(),
+    }
+}
+
+/// The containers of a suspect's pods whose previous log is worth reading:
+/// those that ended and are not ready again, once per container name (the
+/// first pod by ordinal that shows it), so a set costs at most one read per
+/// container it defines. As `(pod, container)`.
+pub fn logs_to_read(pods: &[Pod]) -> Vec<(String, String)> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for pod in pods {
+        if pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let Some(status) = pod.status.as_ref() else {
+            continue;
+        };
+        let all = status
+            .init_container_statuses
+            .iter()
+            .flatten()
+            .chain(status.container_statuses.iter().flatten());
+        for c in all {
+            let ended = c
+                .last_state
+                .as_ref()
+                .is_some_and(|s| s.terminated.is_some());
+            if ended && !c.ready && seen.insert(c.name.clone()) {
+                out.push((name_of(pod).to_string(), c.name.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// The PersistentVolumes worth reading for a suspect: those bound to the
+/// claims of its pods the scheduler has not placed, where a volume's node
+/// affinity may be what holds them.
+pub fn volumes_to_read(
+    sts: &StatefulSet,
+    pods: &[Pod],
+    pvcs: &[PersistentVolumeClaim],
+) -> Vec<String> {
+    let name = name_of(sts);
+    let unplaced: BTreeSet<u32> = pods
+        .iter()
+        .filter(|p| p.spec.as_ref().is_none_or(|s| s.node_name.is_none()))
+        .filter_map(|p| ordinal(name, name_of(p)))
+        .collect();
+    let mut out: Vec<String> = pvcs
+        .iter()
+        .filter(|c| {
+            let cname = name_of(*c);
+            cname
+                .rsplit_once('-')
+                .and_then(|(_, n)| n.parse::<u32>().ok())
+                .is_some_and(|n| unplaced.contains(&n) && cname.ends_with(&format!("-{name}-{n}")))
+        })
+        .filter_map(|c| c.spec.as_ref()?.volume_name.clone())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, node: Option<&str>, containers: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"containers": [{"name": "app"}], "nodeName": node},
+            "status": {"containerStatuses": containers},
+        }))
+        .unwrap()
+    }
+
+    fn status(name: &str, ended: bool, ready: bool) -> serde_json::Value {
+        let mut s = serde_json::json!({"name": name, "ready": ready, "restartCount": 0,
+                                       "image": "app", "imageID": ""});
+        if ended {
+            s["lastState"] = serde_json::json!({"terminated": {"exitCode": 1}});
+        }
+        s
+    }
+
+    #[test]
+    fn reads_one_previous_log_per_container_that_ended_and_is_not_ready() {
+        let pods = [
+            pod(
+                "db-0",
+                Some("n"),
+                serde_json::json!([status("app", true, true)]),
+            ),
+            pod(
+                "db-1",
+                Some("n"),
+                serde_json::json!([status("app", true, false), status("side", false, false)]),
+            ),
+            pod(
+                "db-2",
+                Some("n"),
+                serde_json::json!([status("app", true, false)]),
+            ),
+        ];
+        assert_eq!(
+            logs_to_read(&pods),
+            vec![("db-1".to_string(), "app".to_string())]
+        );
+    }
+
+    #[test]
+    fn reads_the_volumes_of_unplaced_pods_only() {
+        let sts: StatefulSet =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "db"}})).unwrap();
+        let pods = [
+            pod("db-0", Some("n"), serde_json::json!([])),
+            pod("db-1", None, serde_json::json!([])),
+        ];
+        let claim = |name: &str, volume: &str| -> PersistentVolumeClaim {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name}, "spec": {"volumeName": volume}}))
+            .unwrap()
+        };
+        let pvcs = [
+            claim("data-db-0", "pv-a"),
+            claim("data-db-1", "pv-b"),
+            claim("data-dbx-1", "pv-c"),
+        ];
+        assert_eq!(
+            volumes_to_read(&sts, &pods, &pvcs),
+            vec!["pv-b".to_string()]
+        );
     }
 }

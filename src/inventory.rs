@@ -4,11 +4,15 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Event, LimitRange, Namespace, Node, PersistentVolumeClaim, Pod, ResourceQuota,
+    ConfigMap, Event, LimitRange, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod,
+    ResourceQuota,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
@@ -27,6 +31,9 @@ pub struct Inventory {
     pub events: Vec<Event>,
     pub controller_revisions: Vec<ControllerRevision>,
     pub pvcs: Vec<PersistentVolumeClaim>,
+    /// The volumes bound to claims of suspects' unscheduled pods: their
+    /// node affinity is where the pod can go.
+    pub pvs: Vec<PersistentVolume>,
     pub storage_classes: Vec<StorageClass>,
     pub nodes: Vec<Node>,
     pub hpas: Vec<HorizontalPodAutoscaler>,
@@ -38,8 +45,80 @@ pub struct Inventory {
     pub leases: Vec<Lease>,
     /// Namespaces of candidates: their labels opt in and their annotations pause.
     pub namespaces: Vec<Namespace>,
+    /// Admission webhook configurations, read when the API server said it
+    /// could not call a webhook: they name the webhook's owner and service.
+    pub validating_webhooks: Vec<ValidatingWebhookConfiguration>,
+    pub mutating_webhooks: Vec<MutatingWebhookConfiguration>,
+    /// The last lines crashed containers wrote.
+    pub logs: Vec<ContainerLog>,
     /// Kinds stsmend does not use, counted so the user can see they were skipped.
     pub skipped: BTreeMap<String, usize>,
+}
+
+/// The label (value `true`) of a ConfigMap that carries a [`ContainerLog`]
+/// in a snapshot.
+pub const LOG_LABEL: &str = "stsmend.io/container-log";
+const LOG_POD: &str = "stsmend.io/pod";
+const LOG_CONTAINER: &str = "stsmend.io/container";
+const LOG_KEY: &str = "previous";
+
+/// The last lines a crashed container wrote before it ended, what `kubectl
+/// logs --previous --tail` shows. A log is not an API object: a snapshot
+/// carries it as a ConfigMap labelled [`LOG_LABEL`] in the pod's namespace,
+/// as it carries the time it was taken, so the snapshot stays a `v1 List`
+/// that kubectl reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerLog {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub text: String,
+}
+
+impl ContainerLog {
+    fn from_config_map(cm: &ConfigMap) -> std::result::Result<Self, String> {
+        let note = |key: &str| {
+            cm.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(key))
+                .cloned()
+                .ok_or_else(|| format!("no annotation {key}"))
+        };
+        Ok(Self {
+            namespace: cm.metadata.namespace.clone().unwrap_or_default(),
+            pod: note(LOG_POD)?,
+            container: note(LOG_CONTAINER)?,
+            text: cm
+                .data
+                .as_ref()
+                .and_then(|d| d.get(LOG_KEY))
+                .cloned()
+                .ok_or_else(|| format!("no data.{LOG_KEY}"))?,
+        })
+    }
+
+    fn to_config_map(&self) -> ConfigMap {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(format!("stsmend-log.{}.{}", self.pod, self.container)),
+                namespace: Some(self.namespace.clone()),
+                labels: Some([(LOG_LABEL.to_string(), "true".to_string())].into()),
+                annotations: Some(
+                    [
+                        (LOG_POD.to_string(), self.pod.clone()),
+                        (LOG_CONTAINER.to_string(), self.container.clone()),
+                    ]
+                    .into(),
+                ),
+                ..Default::default()
+            },
+            data: Some([(LOG_KEY.to_string(), self.text.clone())].into()),
+            ..Default::default()
+        }
+    }
 }
 
 /// The kinds the inventory holds, as `apiVersion`/`kind` pairs. The group is
@@ -51,6 +130,7 @@ const KINDS: &[(&str, &str)] = &[
     ("", "Event"),
     ("apps", "ControllerRevision"),
     ("", "PersistentVolumeClaim"),
+    ("", "PersistentVolume"),
     ("storage.k8s.io", "StorageClass"),
     ("", "Node"),
     ("autoscaling", "HorizontalPodAutoscaler"),
@@ -61,6 +141,14 @@ const KINDS: &[(&str, &str)] = &[
     ("", "ConfigMap"),
     ("coordination.k8s.io", "Lease"),
     ("", "Namespace"),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingWebhookConfiguration",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingWebhookConfiguration",
+    ),
 ];
 
 fn expected_version(kind: &str) -> Option<&'static str> {
@@ -71,6 +159,8 @@ fn expected_version(kind: &str) -> Option<&'static str> {
         "Lease" => Lease::API_VERSION,
         "PriorityClass" => PriorityClass::API_VERSION,
         "StorageClass" => StorageClass::API_VERSION,
+        "ValidatingWebhookConfiguration" => ValidatingWebhookConfiguration::API_VERSION,
+        "MutatingWebhookConfiguration" => MutatingWebhookConfiguration::API_VERSION,
         _ => return None,
     })
 }
@@ -161,6 +251,7 @@ impl Inventory {
             "Event" => push!(events),
             "ControllerRevision" => push!(controller_revisions),
             "PersistentVolumeClaim" => push!(pvcs),
+            "PersistentVolume" => push!(pvs),
             "StorageClass" => push!(storage_classes),
             "Node" => push!(nodes),
             "HorizontalPodAutoscaler" => push!(hpas),
@@ -168,9 +259,27 @@ impl Inventory {
             "ResourceQuota" => push!(resource_quotas),
             "PodDisruptionBudget" => push!(pdbs),
             "PriorityClass" => push!(priority_classes),
-            "ConfigMap" => push!(config_maps),
+            "ConfigMap" => {
+                let cm: ConfigMap =
+                    serde_json::from_value(value).map_err(|e| origin(&format!("{label}: {e}")))?;
+                let is_log = cm
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LOG_LABEL))
+                    .is_some_and(|v| v == "true");
+                if is_log {
+                    let log = ContainerLog::from_config_map(&cm)
+                        .map_err(|e| origin(&format!("{label} (a container log): {e}")))?;
+                    self.logs.push(log);
+                } else {
+                    self.config_maps.push(cm);
+                }
+            }
             "Lease" => push!(leases),
             "Namespace" => push!(namespaces),
+            "ValidatingWebhookConfiguration" => push!(validating_webhooks),
+            "MutatingWebhookConfiguration" => push!(mutating_webhooks),
             _ => unreachable!("KINDS lists every kind matched here"),
         }
         Ok(())
@@ -201,6 +310,7 @@ impl Inventory {
         put(&mut items, &self.controller_revisions)?;
         put(&mut items, &self.pods)?;
         put(&mut items, &self.pvcs)?;
+        put(&mut items, &self.pvs)?;
         put(&mut items, &self.events)?;
         put(&mut items, &self.hpas)?;
         put(&mut items, &self.pdbs)?;
@@ -212,11 +322,59 @@ impl Inventory {
         put(&mut items, &self.config_maps)?;
         put(&mut items, &self.leases)?;
         put(&mut items, &self.namespaces)?;
+        put(&mut items, &self.validating_webhooks)?;
+        put(&mut items, &self.mutating_webhooks)?;
+        let logs: Vec<ConfigMap> = self.logs.iter().map(ContainerLog::to_config_map).collect();
+        put(&mut items, &logs)?;
         Ok(serde_json::json!({
             "apiVersion": "v1",
             "kind": "List",
             "metadata": {},
             "items": items,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin(message: &str) -> Error {
+        Error::invalid("snapshot", "test.yaml", message)
+    }
+
+    #[test]
+    fn a_container_log_travels_in_a_snapshot_as_a_config_map() {
+        let log = ContainerLog {
+            namespace: "shop".into(),
+            pod: "cache-1".into(),
+            container: "app".into(),
+            text: "app 2: starting\napp 2: fatal: no config\n".into(),
+        };
+        let inv = Inventory {
+            logs: vec![log.clone()],
+            ..Inventory::default()
+        };
+        let mut back = Inventory::default();
+        back.add_value(inv.to_list().unwrap(), &origin).unwrap();
+        assert_eq!(back.logs, vec![log]);
+        assert!(back.config_maps.is_empty(), "{:?}", back.config_maps);
+    }
+
+    #[test]
+    fn a_container_log_without_its_pod_is_an_error_naming_it() {
+        let cm = serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "stsmend-log.x", "namespace": "shop",
+                         "labels": {LOG_LABEL: "true"},
+                         "annotations": {LOG_CONTAINER: "app"}},
+            "data": {LOG_KEY: "x"},
+        });
+        let err = Inventory::default()
+            .add_value(cm, &origin)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ConfigMap shop/stsmend-log.x"), "{err}");
+        assert!(err.contains(LOG_POD), "{err}");
     }
 }

@@ -19,24 +19,30 @@
 use std::collections::BTreeSet;
 
 use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Event, LimitRange, Namespace, Node, PersistentVolumeClaim, Pod, ResourceQuota,
+    ConfigMap, Event, LimitRange, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod,
+    ResourceQuota,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Client;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, LogParams};
 use serde::de::DeserializeOwned;
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::detect::{Screen, screen};
 use crate::error::{Error, Result};
-use crate::facts::{AUTOSCALER_STATUS, CONTROLLER_LEASE, event_about, name_of};
-use crate::inventory::Inventory;
+use crate::facts::{
+    AUTOSCALER_STATUS, CONTROLLER_LEASE, event_about, logs_to_read, name_of, volumes_to_read,
+};
+use crate::inventory::{ContainerLog, Inventory};
 use crate::scope::Scope;
 
 /// Objects per LIST page.
@@ -50,6 +56,11 @@ const READ_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(5
 /// reads are small and mostly wait on the API server; a few at a time hide
 /// the round trips without crowding the server (docs/performance.md).
 pub const IN_FLIGHT: usize = 8;
+
+/// Of a crashed container's previous log, the last lines read, and at most
+/// this many bytes of them: evidence for a person, not an archive.
+pub const LOG_LINES: i64 = 20;
+pub const LOG_BYTES: i64 = 4096;
 
 /// What a read keeps of the objects a run does not look into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +110,8 @@ struct Part {
     pods: Vec<Pod>,
     revisions: Vec<ControllerRevision>,
     pvcs: Vec<PersistentVolumeClaim>,
+    pvs: Vec<PersistentVolume>,
+    logs: Vec<ContainerLog>,
     events: Vec<Event>,
     hpas: Vec<HorizontalPodAutoscaler>,
     pdbs: Vec<PodDisruptionBudget>,
@@ -292,16 +305,10 @@ impl Reader<'_> {
         Ok(all)
     }
 
-    /// A suspect's pods, ControllerRevisions and claims, by its selector.
-    async fn read_set(
-        &self,
-        ns: &str,
-        sts: &StatefulSet,
-    ) -> Result<(
-        Vec<Pod>,
-        Vec<ControllerRevision>,
-        Vec<PersistentVolumeClaim>,
-    )> {
+    /// A suspect's pods, ControllerRevisions and claims, by its selector;
+    /// then the volumes of its unscheduled pods' claims and its crashed
+    /// containers' previous logs, which those name.
+    async fn read_set(&self, ns: &str, sts: &StatefulSet) -> Result<Part> {
         let name = name_of(sts);
         let selector = sts
             .spec
@@ -315,7 +322,7 @@ impl Reader<'_> {
         }
         let lp = cached().labels(&selector);
         let c = || self.client.clone();
-        futures::try_join!(
+        let (pods, revisions, pvcs) = futures::try_join!(
             self.list(
                 Api::<Pod>::namespaced(c(), ns),
                 lp.clone(),
@@ -337,7 +344,67 @@ impl Reader<'_> {
                 Lane::Shared,
                 self.every(),
             ),
-        )
+        )?;
+        let volumes = volumes_to_read(sts, &pods, &pvcs);
+        let crashed = logs_to_read(&pods);
+        let (pvs, logs) = futures::join!(
+            futures::future::try_join_all(volumes.iter().map(|pv| self.get_optional(
+                Api::<PersistentVolume>::all(c()),
+                pv,
+                "persistentvolume",
+            ))),
+            futures::future::join_all(
+                crashed
+                    .iter()
+                    .map(|(pod, container)| self.previous_log(ns, pod, container))
+            ),
+        );
+        let mut pvs: Vec<PersistentVolume> = pvs?.into_iter().flatten().collect();
+        if self.keep == Keep::Facts {
+            pvs.iter_mut()
+                .for_each(|v| crate::trim::metadata(&mut v.metadata));
+        }
+        Ok(Part {
+            pods,
+            revisions,
+            pvcs,
+            pvs,
+            logs: logs.into_iter().flatten().collect(),
+            ..Part::default()
+        })
+    }
+
+    /// The last lines of a container's previous run. Evidence, never a
+    /// reason to fail the run: without `pods/log` in the role, or when the
+    /// kubelet no longer has the log, the finding goes without it.
+    async fn previous_log(&self, ns: &str, pod: &str, container: &str) -> Option<ContainerLog> {
+        let lp = LogParams {
+            container: Some(container.to_string()),
+            previous: true,
+            tail_lines: Some(LOG_LINES),
+            limit_bytes: Some(LOG_BYTES),
+            ..LogParams::default()
+        };
+        let api = Api::<Pod>::namespaced(self.client.clone(), ns);
+        let _permit = self.in_flight.acquire().await.expect("never closed");
+        let got = crate::cluster::act::retry(READ_RETRY_DELAY, || async {
+            api.logs(pod, &lp)
+                .await
+                .map_err(|e| Error::api(format!("get log of {ns}/{pod} container {container}"), e))
+        })
+        .await;
+        match got {
+            Ok(text) => Some(ContainerLog {
+                namespace: ns.to_string(),
+                pod: pod.to_string(),
+                container: container.to_string(),
+                text,
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "previous log not read; the finding goes without it");
+                None
+            }
+        }
     }
 
     /// Everything read for one namespace's suspects.
@@ -385,10 +452,12 @@ impl Reader<'_> {
                 .collect(),
             ..Part::default()
         };
-        for (pods, revisions, pvcs) in sets {
-            part.pods.extend(pods);
-            part.revisions.extend(revisions);
-            part.pvcs.extend(pvcs);
+        for set in sets {
+            part.pods.extend(set.pods);
+            part.revisions.extend(set.revisions);
+            part.pvcs.extend(set.pvcs);
+            part.pvs.extend(set.pvs);
+            part.logs.extend(set.logs);
         }
         // Events come last: which of them are about a suspect depends on
         // the names of its pods and claims.
@@ -412,6 +481,70 @@ impl Reader<'_> {
             .await?;
         part.events = events;
         Ok(part)
+    }
+
+    /// A LIST the agent can do without: refused (403), it is a warning
+    /// and nothing read.
+    async fn list_optional<K>(&self, api: Api<K>, what: &str) -> Result<Vec<K>>
+    where
+        K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    {
+        match self
+            .list(api, paged(), what.to_string(), Lane::Shared, self.every())
+            .await
+        {
+            Err(Error::Api { source, .. }) if matches!(source.as_ref(), kube::Error::Api(s) if s.code == 403) =>
+            {
+                tracing::warn!(what, "not allowed to list; continuing without it");
+                Ok(Vec::new())
+            }
+            other => other,
+        }
+    }
+
+    /// The webhook configurations, when an event of a suspect says the API
+    /// server could not call a webhook: they name who registered it and
+    /// what it calls. Their CA bundles are kilobytes no run reads.
+    async fn webhooks(
+        &self,
+        events: &[Event],
+    ) -> Result<(
+        Vec<ValidatingWebhookConfiguration>,
+        Vec<MutatingWebhookConfiguration>,
+    )> {
+        let failed = events.iter().any(|e| {
+            e.message
+                .as_deref()
+                .is_some_and(|m| m.contains("failed calling webhook"))
+        });
+        if !failed {
+            return Ok(Default::default());
+        }
+        let (mut validating, mut mutating) = futures::try_join!(
+            self.list_optional(
+                Api::<ValidatingWebhookConfiguration>::all(self.client.clone()),
+                "validatingwebhookconfigurations",
+            ),
+            self.list_optional(
+                Api::<MutatingWebhookConfiguration>::all(self.client.clone()),
+                "mutatingwebhookconfigurations",
+            ),
+        )?;
+        if self.keep == Keep::Facts {
+            for w in validating
+                .iter_mut()
+                .flat_map(|c| c.webhooks.iter_mut().flatten())
+            {
+                w.client_config.ca_bundle = None;
+            }
+            for w in mutating
+                .iter_mut()
+                .flat_map(|c| c.webhooks.iter_mut().flatten())
+            {
+                w.client_config.ca_bundle = None;
+            }
+        }
+        Ok((validating, mutating))
     }
 
     /// PodDisruptionBudgets are `policy/v1` from Kubernetes 1.21 and
@@ -518,6 +651,8 @@ pub async fn read(
     inv.pods = concat(&mut parts, |p| &mut p.pods);
     inv.controller_revisions = concat(&mut parts, |p| &mut p.revisions);
     inv.pvcs = concat(&mut parts, |p| &mut p.pvcs);
+    inv.pvs = concat(&mut parts, |p| &mut p.pvs);
+    inv.logs = concat(&mut parts, |p| &mut p.logs);
     inv.events = concat(&mut parts, |p| &mut p.events);
     inv.hpas = concat(&mut parts, |p| &mut p.hpas);
     inv.pdbs = concat(&mut parts, |p| &mut p.pdbs);
@@ -533,7 +668,7 @@ pub async fn read(
         .flat_map(|p| std::mem::take(&mut p.priority_classes))
         .collect();
     let c = || client.clone();
-    let (nodes, storage_classes, priority_classes, config_maps, lease) = futures::try_join!(
+    let (nodes, storage_classes, priority_classes, config_maps, lease, webhooks) = futures::try_join!(
         reader.list(
             Api::<Node>::all(c()),
             paged(),
@@ -579,7 +714,9 @@ pub async fn read(
             CONTROLLER_LEASE.1,
             "controller-manager lease",
         ),
+        reader.webhooks(&inv.events),
     )?;
+    (inv.validating_webhooks, inv.mutating_webhooks) = webhooks;
     inv.nodes = nodes;
     inv.storage_classes = storage_classes;
     inv.priority_classes = priority_classes.into_iter().flatten().collect();
@@ -616,12 +753,16 @@ fn dedup(inv: &mut Inventory) {
     by_uid(&mut inv.pods);
     by_uid(&mut inv.controller_revisions);
     by_uid(&mut inv.pvcs);
+    by_uid(&mut inv.pvs);
     by_uid(&mut inv.events);
     by_uid(&mut inv.hpas);
     by_uid(&mut inv.pdbs);
     by_uid(&mut inv.limit_ranges);
     by_uid(&mut inv.resource_quotas);
     by_uid(&mut inv.namespaces);
+    let mut seen = BTreeSet::new();
+    inv.logs
+        .retain(|l| seen.insert((l.namespace.clone(), l.pod.clone(), l.container.clone())));
 }
 
 #[cfg(test)]

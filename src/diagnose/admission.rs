@@ -124,15 +124,37 @@ pub fn denials(input: &Input<'_>, out: &mut Vec<Finding>) {
             "webhook_unavailable" => {
                 let webhook = quoted_after(&message, "failed calling webhook").unwrap_or("unknown");
                 let failure = call_failure(&message);
-                Finding::new(
+                let registered = input.facts.webhooks.iter().find(|w| w.webhook == webhook);
+                let mut f = Finding::new(
                     Kind::WebhookUnavailable,
                     Confidence::High,
                     format!(
-                        "creating {objects} fails: admission webhook {webhook} cannot be called ({failure}; {times})"
+                        "creating {objects} fails: admission webhook {webhook}{} cannot be called ({failure}; {times})",
+                        registered
+                            .map(|w| format!(
+                                " ({} {}, calling {}, failurePolicy {})",
+                                w.kind,
+                                w.configuration,
+                                w.calls,
+                                w.failure_policy.as_deref().unwrap_or("Fail")
+                            ))
+                            .unwrap_or_default()
                     ),
                 )
                 .data("webhook", webhook)
-                .data("failure", failure)
+                .data("failure", failure);
+                if let Some(w) = registered {
+                    f = f
+                        .data("configuration", w.configuration.clone())
+                        .data("configuration_kind", w.kind)
+                        .data("calls", w.calls.clone())
+                        .with(Evidence::field(
+                            format!("{} {}", w.kind, w.configuration),
+                            format!("webhooks[{}].clientConfig", w.webhook),
+                            w.calls.clone(),
+                        ));
+                }
+                f
             }
             "priority_class" => {
                 let name = priority_class_of(&message).unwrap_or("unknown");

@@ -138,6 +138,17 @@ pub fn containers(input: &Input<'_>, out: &mut Vec<Finding>) {
                         f = f.with(e);
                     }
                 }
+                if let Some(lines) = last_lines(input, pname, &c.name) {
+                    f.summary
+                        .push_str(&format!("; it last wrote: {}", lines[lines.len() - 1]));
+                    f = f
+                        .with(Evidence::field(
+                            &obj,
+                            format!("log[{}] --previous", c.name),
+                            lines.join("\n"),
+                        ))
+                        .data("log", lines);
+                }
                 if let Some(exit) = exit {
                     f = f.data("exit_code", exit).with(Evidence::field(
                         &obj,
@@ -395,6 +406,35 @@ fn restarted(
         || (!c.ready
             && (c.restart_count >= CRASH_RESTARTS || (probe_killed && c.restart_count >= 1)));
     looping.then_some(kill)
+}
+
+/// Of a previous log, the lines a finding quotes, and how much of each: a
+/// program's last words say why it quit; a long trace is for `kubectl logs`.
+const LOG_QUOTE_LINES: usize = 5;
+const LOG_QUOTE_CHARS: usize = 200;
+
+/// The last non-blank lines the container's previous run wrote, where its
+/// log was read, each cut to [`LOG_QUOTE_CHARS`].
+fn last_lines(input: &Input<'_>, pod: &str, container: &str) -> Option<Vec<String>> {
+    let log = input
+        .facts
+        .logs
+        .iter()
+        .find(|l| l.pod == pod && l.container == container)?;
+    let lines: Vec<&str> = log
+        .text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let quoted: Vec<String> = lines[lines.len().saturating_sub(LOG_QUOTE_LINES)..]
+        .iter()
+        .map(|l| match l.char_indices().nth(LOG_QUOTE_CHARS) {
+            Some((cut, _)) => format!("{}…", &l[..cut]),
+            None => l.to_string(),
+        })
+        .collect();
+    (!quoted.is_empty()).then_some(quoted)
 }
 
 /// Why the kubelet, not the program, ended a crash-looping container.

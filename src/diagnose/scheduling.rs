@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use k8s_openapi::api::core::v1::PersistentVolume;
+
 use super::{Confidence, Evidence, Finding, Input, Kind, pod_ref};
+use crate::facts::NodeSummary;
 
 /// One reason the scheduler gave, classified.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -438,6 +441,82 @@ fn zone_of(labels: &BTreeMap<String, String>) -> Option<&String> {
         .or_else(|| labels.get("failure-domain.beta.kubernetes.io/zone"))
 }
 
+/// What a PersistentVolume's required node affinity asks of a node,
+/// `key in (a, b)` terms (any one term suffices), and which nodes of the
+/// cluster satisfy it. `None` when the volume has no node affinity.
+struct Pinned {
+    requires: String,
+    nodes: Vec<String>,
+}
+
+fn pinned(pv: &PersistentVolume, nodes: &[NodeSummary]) -> Option<Pinned> {
+    let terms = &pv
+        .spec
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required
+        .as_ref()?
+        .node_selector_terms;
+    let said = |r: &k8s_openapi::api::core::v1::NodeSelectorRequirement| {
+        let values = r.values.clone().unwrap_or_default().join(", ");
+        match r.operator.as_str() {
+            "In" => format!("{} in ({values})", r.key),
+            "NotIn" => format!("{} notin ({values})", r.key),
+            "Exists" => r.key.clone(),
+            "DoesNotExist" => format!("!{}", r.key),
+            op => format!("{} {op} {values}", r.key),
+        }
+    };
+    let holds = |r: &k8s_openapi::api::core::v1::NodeSelectorRequirement, v: Option<&String>| {
+        let values = r.values.as_deref().unwrap_or_default();
+        let number = |x: &str| x.parse::<i64>().ok();
+        match r.operator.as_str() {
+            "In" => v.is_some_and(|v| values.contains(v)),
+            "NotIn" => v.is_none_or(|v| !values.contains(v)),
+            "Exists" => v.is_some(),
+            "DoesNotExist" => v.is_none(),
+            "Gt" | "Lt" => match (
+                v.and_then(|v| number(v)),
+                values.first().and_then(|x| number(x)),
+            ) {
+                (Some(have), Some(bound)) => (r.operator == "Gt") == (have > bound),
+                _ => false,
+            },
+            _ => false,
+        }
+    };
+    let requires = terms
+        .iter()
+        .map(|t| {
+            let exprs = t.match_expressions.iter().flatten().map(said);
+            let fields = t.match_fields.iter().flatten().map(said);
+            exprs.chain(fields).collect::<Vec<_>>().join(", ")
+        })
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let fits = |n: &NodeSummary| {
+        terms.iter().any(|t| {
+            t.match_expressions
+                .iter()
+                .flatten()
+                .all(|r| holds(r, n.labels.get(&r.key)))
+                && t.match_fields.iter().flatten().all(|r| {
+                    let name = (r.key == "metadata.name").then(|| n.name.clone());
+                    holds(r, name.as_ref())
+                })
+        })
+    };
+    Some(Pinned {
+        requires,
+        nodes: nodes
+            .iter()
+            .filter(|n| fits(n))
+            .map(|n| n.name.clone())
+            .collect(),
+    })
+}
+
 /// Pods whose volume is pinned where no usable node is: names each claim,
 /// its volume, and where the volume was provisioned (the node the claim
 /// was bound for and its zone), as far as the claims say.
@@ -480,7 +559,34 @@ fn volume_conflict(input: &Input<'_>, pods: &[String]) -> Finding {
                 .and_then(|n| zone_of(&n.labels))
                 .cloned()
                 .or_else(|| pvc.metadata.labels.as_ref().and_then(zone_of).cloned());
+            let volume = facts
+                .pvs
+                .iter()
+                .find(|v| v.metadata.name.as_deref() == Some(pv.as_str()));
+            let pin = volume.and_then(|v| pinned(v, &facts.nodes));
+            let zone = zone.or_else(|| {
+                volume
+                    .and_then(|v| v.metadata.labels.as_ref())
+                    .and_then(zone_of)
+                    .cloned()
+            });
             let mut where_ = Vec::new();
+            if let Some(p) = &pin {
+                where_.push(format!(
+                    "its volume requires {}: {}",
+                    p.requires,
+                    if p.nodes.is_empty() {
+                        "no node has it".to_string()
+                    } else {
+                        format!("only {}", p.nodes.join(", "))
+                    }
+                ));
+                evidence.push(Evidence::field(
+                    format!("PersistentVolume {pv}"),
+                    "spec.nodeAffinity.required",
+                    p.requires.clone(),
+                ));
+            }
             if let Some(n) = &node {
                 where_.push(format!(
                     "provisioned for node {n}{}",
@@ -522,6 +628,8 @@ fn volume_conflict(input: &Input<'_>, pods: &[String]) -> Finding {
                 "node": node,
                 "node_exists": known.is_some(),
                 "zone": zone,
+                "requires": pin.as_ref().map(|p| p.requires.clone()),
+                "nodes_matching": pin.map(|p| p.nodes),
             }));
         }
     }
@@ -863,5 +971,49 @@ mod tests {
             s.groups,
             vec![("gpu".into(), "Healthy".into(), "Backoff".into())]
         );
+    }
+
+    #[test]
+    fn a_volumes_node_affinity_names_what_it_requires_and_who_has_it() {
+        let pv = |terms: serde_json::Value| -> PersistentVolume {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "pv"},
+                "spec": {"nodeAffinity": {"required": {"nodeSelectorTerms": terms}}}}))
+            .unwrap()
+        };
+        let node = |name: &str, zone: &str| NodeSummary {
+            name: name.into(),
+            labels: [
+                ("kubernetes.io/hostname".to_string(), name.to_string()),
+                ("topology.kubernetes.io/zone".to_string(), zone.to_string()),
+            ]
+            .into(),
+            ..NodeSummary::default()
+        };
+        let nodes = [node("a-1", "zone-a"), node("b-1", "zone-b")];
+        let lost = pinned(
+            &pv(serde_json::json!([{"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": ["gone-7"]}]}])),
+            &nodes,
+        )
+        .unwrap();
+        assert_eq!(lost.requires, "kubernetes.io/hostname in (gone-7)");
+        assert!(lost.nodes.is_empty());
+        let zonal = pinned(
+            &pv(serde_json::json!([
+                {"matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["zone-b"]}]},
+                {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["a-1"]}]}])),
+            &nodes,
+        )
+        .unwrap();
+        assert_eq!(
+            zonal.requires,
+            "topology.kubernetes.io/zone in (zone-b) or metadata.name in (a-1)"
+        );
+        assert_eq!(zonal.nodes, ["a-1", "b-1"]);
+        let unpinned: PersistentVolume =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "pv"}, "spec": {}}))
+                .unwrap();
+        assert!(pinned(&unpinned, &nodes).is_none());
     }
 }

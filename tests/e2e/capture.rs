@@ -444,7 +444,7 @@ async fn capture_kubelet() {
         "jobs",
         json!({"spec": {"template": {"spec": {"initContainers": [{
             "name": "migrate", "image": w.image("jobs", "1"),
-            "command": ["app", "sh", "-c", "echo 'migrate: schema lock held by another writer' >&2; exit 3"]}]}}}}),
+            "command": ["app", "sh", "-c", "echo 'migrate: schema lock held by another writer' >&2; sleep 1; exit 3"]}]}}}}),
     )
     .await;
     w.patch(

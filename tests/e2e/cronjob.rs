@@ -40,7 +40,9 @@ async fn the_cronjob_heals_a_crash_loop_in_cluster() {
         w.cp.kubectl(&["apply", "-f", &path]).await.unwrap();
     }
     // What a user sets through the chart's values: the image they loaded,
-    // apply on, and here a schedule of every minute, acting on sight.
+    // apply on, and here a schedule of every minute, acting on sight. The
+    // CronJob stays suspended until the set is in its crash loop: a Job that
+    // ran in between would see a rollout still under way, not this scenario.
     let config = "for: 0s\nlimits:\n  debounceRuns: 1\n  cooldown: 30m\n  maxActions: 5\n\
                   stateNamespace: stsmend\nscope:\n  excludeNamespaces: [kube-system]\n";
     let cm = json!({"data": {"config.yaml": config}});
@@ -58,6 +60,7 @@ async fn the_cronjob_heals_a_crash_loop_in_cluster() {
     .unwrap();
     let cronjob = json!({"spec": {
         "schedule": "*/1 * * * *",
+        "suspend": true,
         "jobTemplate": {"spec": {"template": {"spec": {"containers": [{
             "name": "stsmend",
             "image": image,
@@ -97,6 +100,18 @@ async fn the_cronjob_heals_a_crash_loop_in_cluster() {
         .into_iter()
         .filter_map(|j| j.metadata.name)
         .collect();
+    w.cp.kubectl(&[
+        "patch",
+        "cronjob",
+        "stsmend",
+        "-n",
+        "stsmend",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"suspend":false}}"#,
+    ])
+    .await
+    .unwrap();
 
     // The next Job the controller starts after the set broke.
     let job = wait_until(

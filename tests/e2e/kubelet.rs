@@ -107,19 +107,25 @@ async fn missing_secret_key_rolls_back() {
 }
 
 /// A new init container that fails: the pod stays in Init:CrashLoopBackOff.
-/// The agent names the init container and its exit, and rolls back.
+/// The agent names the init container, its exit and its last words (its
+/// previous log), and rolls back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_init_container_rolls_back() {
     let w = World::start().await;
     let patch = json!({"spec": {"template": {"spec": {"initContainers": [{
         "name": "migrate", "image": w.image("db", "1"),
-        "command": ["app", "sh", "-c", "echo 'migrate: schema lock held by another writer' >&2; exit 3"]}]}}}});
+        "command": ["app", "sh", "-c", "echo 'migrate: schema lock held by another writer' >&2; sleep 1; exit 3"]}]}}}});
     break_and_mend(
         &w,
         patch,
         Wait::Waiting("CrashLoopBackOff"),
         "crash_loop",
-        &["db-1", "migrate", "exit 3"],
+        &[
+            "db-1",
+            "migrate",
+            "exit 3",
+            "it last wrote: migrate: schema lock held by another writer",
+        ],
     )
     .await;
 }

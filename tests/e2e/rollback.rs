@@ -130,6 +130,20 @@ async fn crash_loop_on_parallel_rolls_back() {
         "{:#}",
         run.report
     );
+    // The program's last words, read through pods/log of the shipped role.
+    let crash = run.findings(&id);
+    let quoted = crash
+        .iter()
+        .filter(|(kind, _)| kind == "crash_loop")
+        .map(|(_, summary)| summary.as_str())
+        .collect::<Vec<_>>();
+    assert!(
+        !quoted.is_empty()
+            && quoted.iter().all(|s| s.contains(
+                "it last wrote: app 2: fatal: cannot parse /etc/app/config.yaml: line 3: unknown key \"replicas\""
+            )),
+        "{quoted:#?}"
+    );
     assert_eq!(w.healthy("cache", ROLLOUT).await, good);
     let after = w
         .agent(&["run", "--apply", "--config", config.to_str().unwrap()])

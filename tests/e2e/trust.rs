@@ -87,7 +87,17 @@ webhooks:
     restart(&w, "db").await;
     let message = w.event("db", "FailedCreate", ROLLOUT).await;
     assert!(message.contains("failed calling webhook"), "{message}");
-    assert_escalated_only(&w, "db", "webhook_unavailable", &["guard.stsmend.test"]).await;
+    // Named with the configuration that registers it and what it calls,
+    // which the shipped role may list.
+    assert_escalated_only(
+        &w,
+        "db",
+        "webhook_unavailable",
+        &[
+            "guard.stsmend.test (ValidatingWebhookConfiguration guard, calling https://127.0.0.1:9/validate, failurePolicy Fail)",
+        ],
+    )
+    .await;
     // Nothing was evicted: the pod the rollout left is still there.
     assert!(w.pod("db-0").await.metadata.deletion_timestamp.is_none());
 }
@@ -334,7 +344,8 @@ async fn a_volume_pinned_to_a_lost_node_is_escalated() {
     assert_eq!(conflict[0]["pods"], json!(["db-0"]));
     assert_eq!(
         conflict[0]["data"]["volumes"],
-        json!([{"claim": "data-db-0", "volume": "db-data-0", "node": node, "node_exists": false, "zone": null}]),
+        json!([{"claim": "data-db-0", "volume": "db-data-0", "node": node, "node_exists": false, "zone": null,
+                "requires": format!("kubernetes.io/hostname in ({node})"), "nodes_matching": []}]),
         "{:#}",
         conflict[0]
     );
@@ -347,6 +358,13 @@ async fn a_volume_pinned_to_a_lost_node_is_escalated() {
         findings_of(&run, &id, "unschedulable").is_empty(),
         "not misread as a node selector: {:#}",
         run.report
+    );
+    let summary = conflict[0]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!(
+            "PersistentVolume db-data-0): its volume requires kubernetes.io/hostname in ({node}): no node has it"
+        )),
+        "the volume's own node affinity is named: {summary}"
     );
     run.assert_did(&id, "escalate", "escalate", "done");
     let plan = assessment(&run, &id)["plan"].to_string();
@@ -457,4 +475,125 @@ async fn a_node_group_whose_nodes_never_come_is_scaled_once_then_escalated() {
         w.agent_events("trainer").await,
         ["StsmendScaledNodes", "StsmendWaiting", "StsmendEscalated"]
     );
+}
+
+/// Nodes full of other workloads: `db` is scaled from 2 to 3 while pods of
+/// another team, bound to every node, leave each of them less CPU than a
+/// replica asks. Its template did not change, so no rollback or spec fix
+/// can help: the agent names the full nodes and escalates, writing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_full_of_other_workloads_are_escalated() {
+    let w = World::start_sim().await;
+    let id = w.id("db");
+    let sts = stateful_set("db", 2, &w.image("db", "1"), true, "OrderedReady")
+        .replace("{cpu: 100m, memory: 128Mi}", "{cpu: \"3\", memory: 128Mi}");
+    w.apply(&sts).await;
+    w.healthy("db", ROLLOUT).await;
+
+    // Each simulated node has 8 CPUs; leave 1 free on each, whatever db
+    // holds there. Bound by nodeName, as a DaemonSet's pods are.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(w.client.clone(), &w.ns);
+    let used: Vec<String> = pods
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|p| p.spec?.node_name)
+        .collect();
+    let mut fillers = String::from("apiVersion: v1\nkind: Namespace\nmetadata: {name: batch}\n");
+    for node in ["node-1", "node-2", "node-3"] {
+        let free = 8 - 3 * used.iter().filter(|n| *n == node).count();
+        fillers.push_str(&format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: filler-{node}, namespace: batch}}\nspec:\n  nodeName: {node}\n  containers:\n  - name: work\n    image: {image}\n    resources:\n      requests: {{cpu: \"{cpu}\"}}\n",
+            image = w.image("batch", "1"),
+            cpu = free - 1,
+        ));
+    }
+    w.cp.apply(&fillers).await.unwrap();
+    w.patch("db", json!({"spec": {"replicas": 3}})).await;
+    w.unschedulable("db-2", ROLLOUT).await;
+    let before = w.sts("db").await;
+
+    let config = w.config("");
+    let run = w
+        .agent(&["run", "--apply", "--config", config.to_str().unwrap()])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let full = findings_of(&run, &id, "nodes_full");
+    assert_eq!(full.len(), 1, "{:#}", run.report);
+    assert_eq!(full[0]["pods"], json!(["db-2"]), "{:#}", full[0]);
+    assert_eq!(full[0]["change"]["explains"], false, "{:#}", full[0]);
+    let summary = full[0]["summary"].as_str().unwrap();
+    assert!(summary.contains("no free cpu left"), "{summary}");
+    run.assert_did(&id, "escalate", "escalate", "done");
+    let after = w.sts("db").await;
+    assert_eq!(after.metadata.generation, before.metadata.generation);
+    assert_eq!(after.spec, before.spec);
+    assert_eq!(w.agent_events("db").await, ["StsmendEscalated"]);
+}
+
+/// A missing ServiceAccount, both ways. `db`'s change names one that does
+/// not exist: the change explains the refused pods and is rolled back.
+/// `cache`'s account was deleted under it and only an annotation changed:
+/// the agent escalates naming the account and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_service_account_is_rolled_back_only_when_the_change_named_it() {
+    let w = World::start_sim().await;
+    let (db, cache) = (w.id("db"), w.id("cache"));
+    w.apply("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: reporter}\n")
+        .await;
+    let good = w.healthy_set("db", 2, "OrderedReady").await;
+    let sts = stateful_set("cache", 1, &w.image("cache", "1"), true, "OrderedReady").replace(
+        "      containers:\n",
+        "      serviceAccountName: reporter\n      containers:\n",
+    );
+    w.apply(&sts).await;
+    w.healthy("cache", ROLLOUT).await;
+
+    w.patch(
+        "db",
+        json!({"spec": {"template": {"spec": {"serviceAccountName": "auditor"}}}}),
+    )
+    .await;
+    w.cp.kubectl(&["delete", "serviceaccount", "reporter", "-n", &w.ns])
+        .await
+        .unwrap();
+    restart(&w, "cache").await;
+    for set in ["db", "cache"] {
+        let message = w.event(set, "FailedCreate", ROLLOUT).await;
+        assert!(message.contains("service account"), "{message}");
+    }
+    let cache_before = w.sts("cache").await;
+
+    let config = w.config("");
+    let config = config.to_str().unwrap();
+    let run = w.agent(&["run", "--apply", "--config", config]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    let missing = findings_of(&run, &db, "service_account_missing");
+    assert_eq!(missing.len(), 1, "{:#}", run.report);
+    assert_eq!(missing[0]["data"]["service_account"], "auditor");
+    assert_eq!(missing[0]["change"]["explains"], true, "{:#}", missing[0]);
+    run.assert_did(&db, "rollback", "rollback", "done");
+
+    let missing = findings_of(&run, &cache, "service_account_missing");
+    assert_eq!(missing.len(), 1, "{:#}", run.report);
+    assert_eq!(missing[0]["data"]["service_account"], "reporter");
+    assert_eq!(missing[0]["change"]["explains"], false, "{:#}", missing[0]);
+    run.assert_did(&cache, "escalate", "escalate", "done");
+
+    assert_eq!(
+        w.healthy("db", ROLLOUT).await,
+        good,
+        "back on the old revision"
+    );
+    assert_eq!(w.agent_events("db").await, ["StsmendRolledBack"]);
+    let cache_after = w.sts("cache").await;
+    assert_eq!(
+        cache_after.metadata.generation,
+        cache_before.metadata.generation
+    );
+    assert_eq!(cache_after.spec, cache_before.spec);
+    assert_eq!(w.agent_events("cache").await, ["StsmendEscalated"]);
 }
