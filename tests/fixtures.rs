@@ -359,6 +359,11 @@ fn real_kubelet_failures_are_named_and_blamed_on_their_change() {
     has(jobs, &["crash_loop"]);
     let s = summary(jobs, "crash_loop");
     assert!(s.contains("migrate") && s.contains("last exit 3"), "{s}");
+    // Its last words, read from its previous log through pods/log.
+    assert!(
+        s.contains("it last wrote: migrate: schema lock held by another writer"),
+        "{s}"
+    );
 
     let web = failing(&o, "web");
     has(web, &["crash_loop"]);
@@ -368,7 +373,16 @@ fn real_kubelet_failures_are_named_and_blamed_on_their_change() {
         "{s}"
     );
 
-    for a in [cache, api, jobs, web] {
+    let docs = failing(&o, "docs");
+    has(docs, &["volume_mount"]);
+    let s = summary(docs, "volume_mount");
+    assert!(
+        s.contains("volume config ConfigMap shop/app-config does not exist")
+            && s.contains("FailedMount"),
+        "{s}"
+    );
+
+    for a in [cache, api, jobs, web, docs] {
         assert_eq!(rung(a), "rollback", "{:?}", kinds(a));
     }
 }

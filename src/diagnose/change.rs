@@ -223,6 +223,11 @@ pub fn depends_on(f: &Finding) -> Option<Vec<Aspect>> {
         // ConfigMap reference it cannot resolve, or a security context the
         // image cannot meet (runAsNonRoot on an image that runs as root).
         Kind::ContainerConfig => vec![Volumes, Runtime, Image],
+        // A volume the template names that cannot be mounted (a Secret,
+        // ConfigMap or claim that does not exist).
+        Kind::VolumeMount => vec![Volumes],
+        // A volume still attached to another node: the storage's state.
+        Kind::VolumeAttach => vec![],
         Kind::AdmissionDenied => match data("admission") {
             "limit_range" | "resource_quota" => vec![Resources],
             "pod_security" => spec_aspects(),

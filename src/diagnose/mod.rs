@@ -4,6 +4,7 @@
 mod admission;
 pub mod change;
 mod cluster;
+mod mounts;
 mod pods;
 mod rollout;
 mod scheduling;
@@ -34,6 +35,8 @@ pub enum Kind {
     ImagePull,
     NeverReady,
     ContainerConfig,
+    VolumeMount,
+    VolumeAttach,
     PodTerminating,
     LongGracePeriod,
     Evicted,
@@ -84,6 +87,8 @@ impl Kind {
             Kind::ImagePull => "image_pull",
             Kind::NeverReady => "never_ready",
             Kind::ContainerConfig => "container_config",
+            Kind::VolumeMount => "volume_mount",
+            Kind::VolumeAttach => "volume_attach",
             Kind::PodTerminating => "pod_terminating",
             Kind::LongGracePeriod => "long_grace_period",
             Kind::Evicted => "evicted",
@@ -308,6 +313,7 @@ pub fn diagnose(input: &Input<'_>) -> Vec<Finding> {
     pods::containers(input, &mut findings);
     pods::termination(input, &mut findings);
     pods::disruption(input, &mut findings);
+    mounts::volumes(input, &mut findings);
     scheduling::unschedulable(input, &mut findings);
     scheduling::autoscaler(input, &mut findings);
     storage::claims(input, &mut findings);

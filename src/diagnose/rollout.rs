@@ -284,7 +284,11 @@ pub fn ordered_ready(input: &Input<'_>, out: &mut Vec<Finding>) {
         .filter(|f| {
             matches!(
                 f.kind,
-                Kind::CrashLoop | Kind::ImagePull | Kind::NeverReady | Kind::ContainerConfig
+                Kind::CrashLoop
+                    | Kind::ImagePull
+                    | Kind::NeverReady
+                    | Kind::ContainerConfig
+                    | Kind::VolumeMount
             )
         })
         .flat_map(|f| f.pods.iter())

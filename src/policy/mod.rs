@@ -59,6 +59,8 @@ pub const KIND_NAMES: &[&str] = &[
     "image_pull",
     "never_ready",
     "container_config",
+    "volume_mount",
+    "volume_attach",
     "pod_terminating",
     "long_grace_period",
     "evicted",

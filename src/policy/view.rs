@@ -911,7 +911,11 @@ impl View {
         self.findings.iter().filter(|f| {
             matches!(
                 f.kind,
-                Kind::CrashLoop | Kind::ImagePull | Kind::NeverReady | Kind::ContainerConfig
+                Kind::CrashLoop
+                    | Kind::ImagePull
+                    | Kind::NeverReady
+                    | Kind::ContainerConfig
+                    | Kind::VolumeMount
             ) && f.revision.is_some()
                 && f.revision == self.update_revision
         })

@@ -152,6 +152,13 @@ async fn capture_mixed() {
     )
     .await;
     w.pod_waiting("db-2", "ImagePullBackOff", ROLLOUT).await;
+    w.patch(
+        "docs",
+        json!({"spec": {"template": {"spec": {
+            "volumes": [{"name": "config", "configMap": {"name": "app-config"}}],
+            "containers": [{"name": "app", "volumeMounts": [{"name": "config", "mountPath": "/etc/app"}]}]}}}}),
+    )
+    .await;
     w.pod_waiting("cache-1", "CrashLoopBackOff", ROLLOUT).await;
     w.pod_waiting("canary-2", "CrashLoopBackOff", ROLLOUT).await;
     w.unschedulable("trainer-0", ROLLOUT).await;
@@ -409,18 +416,19 @@ async fn capture_cluster_causes() {
 /// What only a real kubelet reports, one StatefulSet each (2 replicas,
 /// OrderedReady, so a pod of the current revision runs beside the broken
 /// one): an OOM kill at a memory limit, a missing Secret key, a failing
-/// init container, and a startup probe that never passes.
+/// init container, a startup probe that never passes, and a volume from a
+/// ConfigMap that does not exist.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "rewrites tests/fixtures; run scripts/capture-fixtures.sh"]
 async fn capture_kubelet() {
     let w = World::start().await;
     w.apply("apiVersion: v1\nkind: Secret\nmetadata: {name: api-creds}\nstringData: {user: app}\n")
         .await;
-    for n in ["cache", "api", "jobs", "web"] {
+    for n in ["cache", "api", "jobs", "web", "docs"] {
         w.apply(&stateful_set(n, 2, &w.image(n, "1"), true, "OrderedReady"))
             .await;
     }
-    for n in ["cache", "api", "jobs", "web"] {
+    for n in ["cache", "api", "jobs", "web", "docs"] {
         w.healthy(n, ROLLOUT).await;
     }
     let container = |extra: serde_json::Value| {
@@ -459,6 +467,7 @@ async fn capture_kubelet() {
     // A v1.20 kubelet restarts for a failed startup probe only at the pod's
     // next periodic sync (kubernetes issue 98007).
     w.restarted("web-1", 1, ROLLOUT * 2).await;
+    w.event("docs-1", "FailedMount", ROLLOUT).await;
     capture(
         &w,
         "kubelet",
@@ -466,7 +475,9 @@ async fn capture_kubelet() {
          shop/api: a new env var from a key its Secret does not have\n\
          (CreateContainerConfigError).\n\
          shop/jobs: a new init container that exits 3 (Init:CrashLoopBackOff).\n\
-         shop/web: a new startup probe that never passes (killed and restarted).",
+         shop/web: a new startup probe that never passes (killed and restarted).\n\
+         shop/docs: a new volume from a ConfigMap that does not exist\n\
+         (ContainerCreating, FailedMount).",
     )
     .await;
 }

@@ -25,6 +25,8 @@ enum Wait {
     Waiting(&'static str),
     /// The container has restarted.
     Restarted,
+    /// The pod has an event with this reason.
+    Event(&'static str),
 }
 
 /// Breaks `db` (2 replicas, OrderedReady) with `patch` and waits until its
@@ -38,6 +40,9 @@ async fn break_and_mend(w: &World, patch: Value, wait: Wait, kind: &str, names: 
     match wait {
         Wait::Waiting(reason) => w.pod_waiting("db-1", reason, ROLLOUT).await,
         Wait::Restarted => w.restarted("db-1", 1, ROLLOUT * 2).await,
+        Wait::Event(reason) => {
+            w.event("db-1", reason, ROLLOUT).await;
+        }
     }
     let config = w.config("");
     let config = config.to_str().unwrap();
@@ -102,6 +107,30 @@ async fn missing_secret_key_rolls_back() {
         Wait::Waiting("CreateContainerConfigError"),
         "container_config",
         &["db-1", "shop/db-creds", "password"],
+    )
+    .await;
+}
+
+/// A new volume from a ConfigMap that does not exist: the kubelet cannot
+/// mount it and the pod stays in ContainerCreating (FailedMount). The
+/// agent names the volume and the missing ConfigMap, and rolls back the
+/// change that added it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_config_map_volume_rolls_back() {
+    let w = World::start().await;
+    let patch = json!({"spec": {"template": {"spec": {
+        "volumes": [{"name": "config", "configMap": {"name": "app-config"}}],
+        "containers": [{"name": "app", "volumeMounts": [{"name": "config", "mountPath": "/etc/app"}]}]}}}});
+    break_and_mend(
+        &w,
+        patch,
+        Wait::Event("FailedMount"),
+        "volume_mount",
+        &[
+            "db-1",
+            "volume config",
+            "ConfigMap shop/app-config does not exist",
+        ],
     )
     .await;
 }
