@@ -152,13 +152,6 @@ async fn capture_mixed() {
     )
     .await;
     w.pod_waiting("db-2", "ImagePullBackOff", ROLLOUT).await;
-    w.patch(
-        "docs",
-        json!({"spec": {"template": {"spec": {
-            "volumes": [{"name": "config", "configMap": {"name": "app-config"}}],
-            "containers": [{"name": "app", "volumeMounts": [{"name": "config", "mountPath": "/etc/app"}]}]}}}}),
-    )
-    .await;
     w.pod_waiting("cache-1", "CrashLoopBackOff", ROLLOUT).await;
     w.pod_waiting("canary-2", "CrashLoopBackOff", ROLLOUT).await;
     w.unschedulable("trainer-0", ROLLOUT).await;
@@ -458,6 +451,13 @@ async fn capture_kubelet() {
     w.patch(
         "web",
         container(json!({"startupProbe": {"exec": {"command": ["cat", "/tmp/started"]}, "periodSeconds": 1, "failureThreshold": 2}})),
+    )
+    .await;
+    w.patch(
+        "docs",
+        json!({"spec": {"template": {"spec": {
+            "volumes": [{"name": "config", "configMap": {"name": "app-config"}}],
+            "containers": [{"name": "app", "volumeMounts": [{"name": "config", "mountPath": "/etc/app"}]}]}}}}),
     )
     .await;
     w.pod_waiting("cache-1", "CrashLoopBackOff", ROLLOUT).await;

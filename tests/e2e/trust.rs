@@ -597,3 +597,50 @@ async fn a_missing_service_account_is_rolled_back_only_when_the_change_named_it(
     assert_eq!(cache_after.spec, cache_before.spec);
     assert_eq!(w.agent_events("cache").await, ["StsmendEscalated"]);
 }
+
+/// A node that stops reporting (its kubelet stopped): the node turns
+/// NotReady, the node controller marks its pods not Ready, and `db` has
+/// fewer Ready replicas than it declares, with no change to blame. The
+/// agent names the node and escalates; nothing in the spec can help.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_stops_reporting_is_escalated() {
+    let w = World::start().await;
+    let id = w.id("db");
+    w.healthy_set("db", 2, "OrderedReady").await;
+    let before = w.sts("db").await;
+    w.real().stop_kubelet("node-1").await.unwrap();
+    let sets: Api<k8s_openapi::api::apps::v1::StatefulSet> =
+        Api::namespaced(w.client.clone(), &w.ns);
+    // The node controller waits its 40 s grace period, then marks the
+    // node's pods not Ready.
+    wait_until("db's pods marked not Ready", ROLLOUT * 2, || {
+        let sets = sets.clone();
+        async move {
+            let sts = sets.get("db").await.map_err(|e| e.to_string())?;
+            let ready = sts.status.and_then(|s| s.ready_replicas).unwrap_or(0);
+            if ready < 2 {
+                Ok(())
+            } else {
+                Err(format!("{ready} Ready"))
+            }
+        }
+    })
+    .await
+    .unwrap();
+
+    let config = w.config("");
+    let run = w
+        .agent(&["run", "--apply", "--config", config.to_str().unwrap()])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let down = findings_of(&run, &id, "node_not_ready");
+    assert!(!down.is_empty(), "{:#}", run.report);
+    for f in &down {
+        assert!(f["summary"].as_str().unwrap().contains("node-1"), "{f:#}");
+    }
+    run.assert_did(&id, "escalate", "escalate", "done");
+    let after = w.sts("db").await;
+    assert_eq!(after.metadata.generation, before.metadata.generation);
+    assert_eq!(after.spec, before.spec);
+    assert_eq!(w.agent_events("db").await, ["StsmendEscalated"]);
+}
