@@ -13,10 +13,13 @@ mod chaos;
 mod chaos_manifests;
 mod cronjob;
 mod deploy;
+mod heal;
 mod kubelet;
+mod rbac;
 mod rollback;
 mod scale;
 mod stand_aside;
+mod storm;
 mod trust;
 mod world;
 
