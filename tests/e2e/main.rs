@@ -15,7 +15,6 @@ mod cronjob;
 mod deploy;
 mod heal;
 mod kubelet;
-mod rbac;
 mod rollback;
 mod scale;
 mod stand_aside;
