@@ -199,6 +199,7 @@ impl Assessed {
             skipped_kinds: self.skipped,
             api_requests: self.client.map(|(_, counter)| counter.snapshot()),
             alerts: None,
+            incomplete: None,
         }
     }
 }
@@ -455,9 +456,41 @@ async fn run_and_act(args: RunArgs, config: &Config, ran: &mut Ran) -> anyhow::R
     )
     .await;
     let Ok(assessed) = assessed else {
-        // Nothing was decided, so nothing was written: the next run reads
-        // again.
+        // Nothing was decided, so nothing was written and the state stays
+        // as the last run left it: the next run reads again. The report
+        // says so, where the CronJob's log and --report put it.
         tracing::error!(deadline = %Span(budget), "the run's deadline passed while reading the cluster");
+        let report = Report {
+            schema: stsmend::report::SCHEMA,
+            version: stsmend::VERSION,
+            generated_at: jiff::Timestamp::now(),
+            source: format!(
+                "cluster{}",
+                source
+                    .context
+                    .as_deref()
+                    .map(|c| format!(" (context {c})"))
+                    .unwrap_or_default()
+            ),
+            threshold: args.threshold.unwrap_or(config.threshold),
+            mode: Some(mode),
+            policies: Vec::new(),
+            outcome: stsmend::pipeline::Outcome {
+                scanned: 0,
+                failing: Vec::new(),
+                pending: Vec::new(),
+                exempt: Vec::new(),
+            },
+            skipped_kinds: Default::default(),
+            api_requests: None,
+            alerts: None,
+            incomplete: Some(format!(
+                "the run's deadline ({}) passed while it read the cluster: nothing was decided or written; the next run reads again",
+                Span(budget)
+            )),
+        };
+        write_report(&args, &report)?;
+        ran.report = Some(report);
         return Ok(EXIT_FAILURE);
     };
     let mut a = assessed?;
@@ -590,13 +623,19 @@ async fn run_and_act(args: RunArgs, config: &Config, ran: &mut Ran) -> anyhow::R
     }
     let mut report = a.into_report(Some(mode));
     report.alerts = delivery;
-    ran.report = Some(report.clone());
+    write_report(&args, &report)?;
+    ran.report = Some(report);
+    Ok(if failed { EXIT_FAILURE } else { 0 })
+}
+
+/// The report on stdout, and in `--report` when given.
+fn write_report(args: &RunArgs, report: &Report) -> anyhow::Result<()> {
     if let Some(path) = &args.report {
         std::fs::write(path, report.render(args.report_format)?)
             .with_context(|| format!("writing report {}", path.display()))?;
     }
     print!("{}", report.render(args.output)?);
-    Ok(if failed { EXIT_FAILURE } else { 0 })
+    Ok(())
 }
 
 /// The least time kept to save the state, however late the run is.

@@ -166,7 +166,8 @@ fn findings_exit_one_and_render_in_every_format() {
 
 /// A server that accepts connections and never answers would hold each
 /// request for the client's minute-long read timeout, and retries on top:
-/// the run's deadline ends it, with a failure (exit 3), long before.
+/// the run's deadline ends it, with a failure (exit 3), long before, and
+/// its report says the run is incomplete rather than that all is well.
 #[test]
 fn a_run_ends_by_its_deadline_against_a_server_that_never_answers() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -184,6 +185,7 @@ fn a_run_ends_by_its_deadline_against_a_server_that_never_answers() {
             "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: [{{name: c, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: u}}}}]\n"
         ),
     );
+    let report = std::env::temp_dir().join(format!("stsmend-deadline-{}.xml", std::process::id()));
     let started = std::time::Instant::now();
     let out = stsmend(&[
         "run",
@@ -191,6 +193,12 @@ fn a_run_ends_by_its_deadline_against_a_server_that_never_answers() {
         k.to_str().unwrap(),
         "--deadline",
         "4s",
+        "-o",
+        "json",
+        "--report",
+        report.to_str().unwrap(),
+        "--report-format",
+        "junit",
     ]);
     let took = started.elapsed();
     assert_eq!(
@@ -200,6 +208,20 @@ fn a_run_ends_by_its_deadline_against_a_server_that_never_answers() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let why = json["incomplete"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("deadline (4s) passed while it read the cluster"),
+        "{json:#}"
+    );
+    assert_eq!(json["failing"], serde_json::json!([]));
+    let junit = std::fs::read_to_string(&report).unwrap();
+    std::fs::remove_file(&report).ok();
+    assert!(
+        junit.contains("errors=\"1\"") && junit.contains("<error type=\"incomplete\""),
+        "{junit}"
+    );
+    assert!(!junit.contains("no failed rollout"), "{junit}");
 }
 
 #[test]

@@ -132,7 +132,16 @@ pub fn render(r: &Report) -> String {
             escape(&format!("exempt by design: {}", e.reason.describe()))
         );
     }
-    if o.failing.is_empty() {
+    let errors = usize::from(r.incomplete.is_some());
+    if let Some(why) = &r.incomplete {
+        // Not a pass: what was not read was not judged.
+        tests += 1;
+        let _ = writeln!(
+            cases,
+            "    <testcase classname=\"stsmend\" name=\"run\">\n      <error type=\"incomplete\" message=\"{}\"/>\n    </testcase>",
+            escape(why)
+        );
+    } else if o.failing.is_empty() {
         tests += 1;
         let _ = writeln!(
             cases,
@@ -145,12 +154,12 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(s, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
     let _ = writeln!(
         s,
-        "<testsuites name=\"stsmend plan\" tests=\"{tests}\" failures=\"{}\" errors=\"0\" skipped=\"{skipped}\">",
+        "<testsuites name=\"stsmend plan\" tests=\"{tests}\" failures=\"{}\" errors=\"{errors}\" skipped=\"{skipped}\">",
         o.failing.len()
     );
     let _ = writeln!(
         s,
-        "  <testsuite name=\"stsmend plan: {}\" tests=\"{tests}\" failures=\"{}\" errors=\"0\" skipped=\"{skipped}\" timestamp=\"{}\">",
+        "  <testsuite name=\"stsmend plan: {}\" tests=\"{tests}\" failures=\"{}\" errors=\"{errors}\" skipped=\"{skipped}\" timestamp=\"{}\">",
         escape(&r.source),
         o.failing.len(),
         r.generated_at.strftime("%Y-%m-%dT%H:%M:%S")
@@ -371,6 +380,7 @@ pub(crate) mod tests {
             skipped_kinds: Default::default(),
             api_requests: None,
             alerts: None,
+            incomplete: None,
         }
     }
 

@@ -28,6 +28,9 @@ pub fn render(r: &Report) -> String {
             .map(|m| format!(" · mode **{}**", m.as_str()))
             .unwrap_or_default()
     );
+    if let Some(why) = &r.incomplete {
+        let _ = writeln!(s, "> **Incomplete run**: {}\n", cell(why));
+    }
     let _ = writeln!(
         s,
         "| scanned | failing | pending | exempt |\n|---|---|---|---|"

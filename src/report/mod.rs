@@ -59,6 +59,11 @@ pub struct Report {
     /// `alertmanager` configured).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alerts: Option<crate::notify::Delivery>,
+    /// Why the run ended before it had decided on everything in scope (its
+    /// deadline passed while it read the cluster): the counts and lists
+    /// are then of what it got to, not of the cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
 }
 
 /// One line on the guards' verdict and what became of each action, shared

@@ -181,6 +181,19 @@ fn rule(kind: Kind) -> Value {
 
 /// Renders the report; `inputs` are the `--from` paths (empty for a live
 /// run, whose results then carry logical locations only).
+/// The run itself: unsuccessful, with the reason, when it ended before
+/// judging everything in scope.
+fn invocation(r: &Report) -> serde_json::Value {
+    let mut inv = json!({
+        "executionSuccessful": r.incomplete.is_none(),
+        "endTimeUtc": r.generated_at.to_string(),
+    });
+    if let Some(why) = &r.incomplete {
+        inv["toolExecutionNotifications"] = json!([{"level": "error", "message": {"text": why}}]);
+    }
+    inv
+}
+
 pub fn render(r: &Report, inputs: &[PathBuf]) -> Result<String> {
     let o = &r.outcome;
     let texts: Vec<(String, String)> = input_files(inputs)
@@ -217,10 +230,7 @@ pub fn render(r: &Report, inputs: &[PathBuf]) -> Result<String> {
                 "semanticVersion": r.version,
                 "rules": rules.into_values().collect::<Vec<_>>(),
             }},
-            "invocations": [{
-                "executionSuccessful": true,
-                "endTimeUtc": r.generated_at.to_string(),
-            }],
+            "invocations": [invocation(r)],
             "results": results,
             "properties": {
                 "source": r.source,

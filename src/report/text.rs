@@ -21,6 +21,9 @@ pub fn render(r: &Report) -> String {
         r.threshold,
         o.exempt.len()
     );
+    if let Some(why) = &r.incomplete {
+        let _ = writeln!(s, "stsmend: INCOMPLETE: {why}");
+    }
     for (label, list) in [("FAILING", &o.failing), ("pending", &o.pending)] {
         for a in list {
             let _ = writeln!(s, "\n{label} {}", a.id());
