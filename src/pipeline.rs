@@ -244,6 +244,9 @@ fn outside_keys(f: &Finding) -> Vec<String> {
             vec![format!("storage class {}", text("storage_class"))]
         }
         Kind::PriorityClassMissing => vec![format!("PriorityClass {}", text("priority_class"))],
+        // An attacher that fails (a storage backend, a CSI driver down)
+        // fails every set that needs it the same way.
+        Kind::VolumeAttach => vec![format!("volumes cannot be attached ({})", text("reason"))],
         // Named outside the workload, but about this StatefulSet alone (a
         // claim, a namespace's ServiceAccount or quota, an admission).
         Kind::PvcLost
