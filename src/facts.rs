@@ -143,27 +143,27 @@ impl WebhookSummary {
             (None, Some(url)) => url.clone(),
             (None, None) => "nothing (no service or url)".into(),
         };
-        let validating = inv.validating_webhooks.iter().flat_map(|c| {
-            c.webhooks.iter().flatten().map(move |w| Self {
-                kind: "ValidatingWebhookConfiguration",
-                configuration: name_of(c).to_string(),
-                webhook: w.name.clone(),
-                calls: calls(&w.client_config),
-                failure_policy: w.failure_policy.clone(),
-                timeout_seconds: w.timeout_seconds,
-            })
-        });
-        let mutating = inv.mutating_webhooks.iter().flat_map(|c| {
-            c.webhooks.iter().flatten().map(move |w| Self {
-                kind: "MutatingWebhookConfiguration",
-                configuration: name_of(c).to_string(),
-                webhook: w.name.clone(),
-                calls: calls(&w.client_config),
-                failure_policy: w.failure_policy.clone(),
-                timeout_seconds: w.timeout_seconds,
-            })
-        });
-        validating.chain(mutating).collect()
+        // The two kinds' webhooks are distinct types with the same fields.
+        macro_rules! summaries {
+            ($configs:expr, $kind:literal) => {
+                $configs.iter().flat_map(|c| {
+                    c.webhooks.iter().flatten().map(move |w| Self {
+                        kind: $kind,
+                        configuration: name_of(c).to_string(),
+                        webhook: w.name.clone(),
+                        calls: calls(&w.client_config),
+                        failure_policy: w.failure_policy.clone(),
+                        timeout_seconds: w.timeout_seconds,
+                    })
+                })
+            };
+        }
+        summaries!(inv.validating_webhooks, "ValidatingWebhookConfiguration")
+            .chain(summaries!(
+                inv.mutating_webhooks,
+                "MutatingWebhookConfiguration"
+            ))
+            .collect()
     }
 }
 

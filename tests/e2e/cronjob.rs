@@ -19,6 +19,21 @@ use stsmend_e2e::wait_until;
 /// The runtime image's tag, as scripts/runtime-image.sh printed it.
 const AGENT_IMAGE_ENV: &str = "STSMEND_E2E_AGENT_IMAGE";
 
+/// A strategic merge patch of the shipped CronJob, as `kubectl patch` does.
+async fn patch_cronjob(w: &World, patch: &serde_json::Value) {
+    w.cp.kubectl(&[
+        "patch",
+        "cronjob",
+        "stsmend",
+        "-n",
+        "stsmend",
+        "-p",
+        &patch.to_string(),
+    ])
+    .await
+    .unwrap();
+}
+
 /// A crash loop on a Parallel set, opted in: the CronJob's first Job rolls
 /// it back, the set heals, and the Job's log is the report.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,18 +82,7 @@ async fn the_cronjob_heals_a_crash_loop_in_cluster() {
             "args": ["run", "--apply", "--config", "/etc/stsmend/config.yaml", "--output", "markdown", "--log-format", "json"],
         }]}}}}
     }});
-    w.cp.kubectl(&[
-        "patch",
-        "cronjob",
-        "stsmend",
-        "-n",
-        "stsmend",
-        "--type=strategic",
-        "-p",
-        &cronjob.to_string(),
-    ])
-    .await
-    .unwrap();
+    patch_cronjob(&w, &cronjob).await;
 
     w.apply(&stateful_set(
         "cache",
@@ -100,18 +104,7 @@ async fn the_cronjob_heals_a_crash_loop_in_cluster() {
         .into_iter()
         .filter_map(|j| j.metadata.name)
         .collect();
-    w.cp.kubectl(&[
-        "patch",
-        "cronjob",
-        "stsmend",
-        "-n",
-        "stsmend",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"suspend":false}}"#,
-    ])
-    .await
-    .unwrap();
+    patch_cronjob(&w, &json!({"spec": {"suspend": false}})).await;
 
     // The next Job the controller starts after the set broke.
     let job = wait_until(

@@ -220,75 +220,81 @@ async fn a_refused_eviction_is_tried_once_and_names_its_budget() {
     );
 }
 
-/// A missing PriorityClass, both ways it happens. `db`'s template change
-/// names a class nobody created: the change explains the denial, so the
+/// An object a pod template names that must exist (a PriorityClass, a
+/// ServiceAccount), missing both ways it happens. `db`'s template change
+/// names one nobody created: the change explains the refused pods, so the
 /// agent rolls back (one write) and the set is healthy on its old
-/// revision. `cache`'s class was deleted under it and only an annotation
-/// changed: rolling back would re-create pods that the same admission
-/// refuses, so the agent escalates naming the class and writes nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_priority_class_is_rolled_back_only_when_the_change_named_it() {
-    let w = World::start().await;
+/// revision. `cache`'s was deleted under it and only an annotation changed:
+/// rolling back would re-create pods that the same admission refuses, so
+/// the agent escalates naming it and writes nothing.
+struct Missing<'a> {
+    /// The finding kind, and the `data` key that names the object.
+    kind: &'a str,
+    key: &'a str,
+    /// The pod spec field that names it.
+    field: &'a str,
+    /// The manifest of the one `cache` uses, named `kept`, created first.
+    object: &'a str,
+    kept: &'a str,
+    /// What `db`'s change names instead.
+    absent: &'a str,
+    /// `kubectl delete` of `kept`.
+    delete: &'a [&'a str],
+    /// What the FailedCreate events say.
+    refusal: &'a str,
+}
+
+async fn missing_both_ways(w: &World, m: Missing<'_>) -> Run {
     let (db, cache) = (w.id("db"), w.id("cache"));
-    w.cp.apply("apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: silver}\nvalue: 1000\n")
-        .await
-        .unwrap();
+    w.apply(m.object).await;
     let good = w.healthy_set("db", 2, "OrderedReady").await;
-    let mut sts = stateful_set("cache", 1, &w.image("cache", "1"), true, "OrderedReady");
-    sts = sts.replace(
+    let sts = stateful_set("cache", 1, &w.image("cache", "1"), true, "OrderedReady").replace(
         "      containers:\n",
-        "      priorityClassName: silver\n      containers:\n",
+        &format!("      {}: {}\n      containers:\n", m.field, m.kept),
     );
     w.apply(&sts).await;
     w.healthy("cache", ROLLOUT).await;
 
     w.patch(
         "db",
-        json!({"spec": {"template": {"spec": {"priorityClassName": "gold"}}}}),
+        json!({"spec": {"template": {"spec": {m.field: m.absent}}}}),
     )
     .await;
-    w.cp.kubectl(&["delete", "priorityclass", "silver"])
-        .await
-        .unwrap();
-    restart(&w, "cache").await;
+    w.cp.kubectl(m.delete).await.unwrap();
+    restart(w, "cache").await;
     for set in ["db", "cache"] {
         let message = w.event(set, "FailedCreate", ROLLOUT).await;
-        assert!(message.contains("no PriorityClass with name"), "{message}");
+        assert!(message.contains(m.refusal), "{message}");
     }
     let cache_before = w.sts("cache").await;
 
     let config = w.config("");
-    let config = config.to_str().unwrap();
-    let run = w.agent(&["run", "--apply", "--config", config]).await;
+    let run = w
+        .agent(&["run", "--apply", "--config", config.to_str().unwrap()])
+        .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-
-    let missing = findings_of(&run, &db, "priority_class_missing");
-    assert_eq!(missing.len(), 1, "{:#}", run.report);
-    assert_eq!(missing[0]["data"]["priority_class"], "gold");
-    assert_eq!(missing[0]["change"]["explains"], true, "{:#}", missing[0]);
-    run.assert_did(&db, "rollback", "rollback", "done");
-
-    let missing = findings_of(&run, &cache, "priority_class_missing");
-    assert_eq!(missing.len(), 1, "{:#}", run.report);
-    assert_eq!(missing[0]["data"]["priority_class"], "silver");
-    assert_eq!(missing[0]["change"]["explains"], false, "{:#}", missing[0]);
-    run.assert_did(&cache, "escalate", "escalate", "done");
-    let plan = assessment(&run, &cache)["plan"].to_string();
-    assert!(
-        plan.contains("PriorityClass silver"),
-        "the escalation names it: {plan}"
-    );
+    for (id, name, explains, rung) in [
+        (&db, m.absent, true, "rollback"),
+        (&cache, m.kept, false, "escalate"),
+    ] {
+        let missing = findings_of(&run, id, m.kind);
+        assert_eq!(missing.len(), 1, "{:#}", run.report);
+        assert_eq!(missing[0]["data"][m.key], name);
+        assert_eq!(
+            missing[0]["change"]["explains"], explains,
+            "{:#}",
+            missing[0]
+        );
+        run.assert_did(id, rung, rung, "done");
+    }
 
     assert_eq!(
         w.healthy("db", ROLLOUT).await,
         good,
         "back on the old revision"
     );
-    let sts = w.sts("db").await;
-    assert_eq!(
-        sts.spec.unwrap().template.spec.unwrap().priority_class_name,
-        None
-    );
+    let spec = serde_json::to_value(w.sts("db").await.spec.unwrap().template.spec).unwrap();
+    assert_eq!(spec[m.field], Value::Null, "{spec:#}");
     assert_eq!(w.agent_events("db").await, ["StsmendRolledBack"]);
     let cache_after = w.sts("cache").await;
     assert_eq!(
@@ -297,6 +303,56 @@ async fn a_missing_priority_class_is_rolled_back_only_when_the_change_named_it()
     );
     assert_eq!(cache_after.spec, cache_before.spec);
     assert_eq!(w.agent_events("cache").await, ["StsmendEscalated"]);
+    run
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_priority_class_is_rolled_back_only_when_the_change_named_it() {
+    let w = World::start().await;
+    let run = missing_both_ways(
+        &w,
+        Missing {
+            kind: "priority_class_missing",
+            key: "priority_class",
+            field: "priorityClassName",
+            object: "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: silver}\nvalue: 1000\n",
+            kept: "silver",
+            absent: "gold",
+            delete: &["delete", "priorityclass", "silver"],
+            refusal: "no PriorityClass with name",
+        },
+    )
+    .await;
+    let plan = assessment(&run, &w.id("cache"))["plan"].to_string();
+    assert!(
+        plan.contains("PriorityClass silver"),
+        "the escalation names it: {plan}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_service_account_is_rolled_back_only_when_the_change_named_it() {
+    let w = World::start_sim().await;
+    let ns = w.ns.clone();
+    let run = missing_both_ways(
+        &w,
+        Missing {
+            kind: "service_account_missing",
+            key: "service_account",
+            field: "serviceAccountName",
+            object: "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: reporter}\n",
+            kept: "reporter",
+            absent: "auditor",
+            delete: &["delete", "serviceaccount", "reporter", "-n", &ns],
+            refusal: "service account",
+        },
+    )
+    .await;
+    let plan = assessment(&run, &w.id("cache"))["plan"].to_string();
+    assert!(
+        plan.contains(&format!("ServiceAccount {ns}/reporter")),
+        "the escalation names it: {plan}"
+    );
 }
 
 /// Issue 12's lost volume: a replica whose local volume was provisioned on
@@ -531,71 +587,6 @@ async fn nodes_full_of_other_workloads_are_escalated() {
     assert_eq!(after.metadata.generation, before.metadata.generation);
     assert_eq!(after.spec, before.spec);
     assert_eq!(w.agent_events("db").await, ["StsmendEscalated"]);
-}
-
-/// A missing ServiceAccount, both ways. `db`'s change names one that does
-/// not exist: the change explains the refused pods and is rolled back.
-/// `cache`'s account was deleted under it and only an annotation changed:
-/// the agent escalates naming the account and writes nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_service_account_is_rolled_back_only_when_the_change_named_it() {
-    let w = World::start_sim().await;
-    let (db, cache) = (w.id("db"), w.id("cache"));
-    w.apply("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: reporter}\n")
-        .await;
-    let good = w.healthy_set("db", 2, "OrderedReady").await;
-    let sts = stateful_set("cache", 1, &w.image("cache", "1"), true, "OrderedReady").replace(
-        "      containers:\n",
-        "      serviceAccountName: reporter\n      containers:\n",
-    );
-    w.apply(&sts).await;
-    w.healthy("cache", ROLLOUT).await;
-
-    w.patch(
-        "db",
-        json!({"spec": {"template": {"spec": {"serviceAccountName": "auditor"}}}}),
-    )
-    .await;
-    w.cp.kubectl(&["delete", "serviceaccount", "reporter", "-n", &w.ns])
-        .await
-        .unwrap();
-    restart(&w, "cache").await;
-    for set in ["db", "cache"] {
-        let message = w.event(set, "FailedCreate", ROLLOUT).await;
-        assert!(message.contains("service account"), "{message}");
-    }
-    let cache_before = w.sts("cache").await;
-
-    let config = w.config("");
-    let config = config.to_str().unwrap();
-    let run = w.agent(&["run", "--apply", "--config", config]).await;
-    assert_eq!(run.code, 0, "{}", run.stderr);
-
-    let missing = findings_of(&run, &db, "service_account_missing");
-    assert_eq!(missing.len(), 1, "{:#}", run.report);
-    assert_eq!(missing[0]["data"]["service_account"], "auditor");
-    assert_eq!(missing[0]["change"]["explains"], true, "{:#}", missing[0]);
-    run.assert_did(&db, "rollback", "rollback", "done");
-
-    let missing = findings_of(&run, &cache, "service_account_missing");
-    assert_eq!(missing.len(), 1, "{:#}", run.report);
-    assert_eq!(missing[0]["data"]["service_account"], "reporter");
-    assert_eq!(missing[0]["change"]["explains"], false, "{:#}", missing[0]);
-    run.assert_did(&cache, "escalate", "escalate", "done");
-
-    assert_eq!(
-        w.healthy("db", ROLLOUT).await,
-        good,
-        "back on the old revision"
-    );
-    assert_eq!(w.agent_events("db").await, ["StsmendRolledBack"]);
-    let cache_after = w.sts("cache").await;
-    assert_eq!(
-        cache_after.metadata.generation,
-        cache_before.metadata.generation
-    );
-    assert_eq!(cache_after.spec, cache_before.spec);
-    assert_eq!(w.agent_events("cache").await, ["StsmendEscalated"]);
 }
 
 /// A node that stops reporting (its kubelet stopped): the node turns
