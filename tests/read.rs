@@ -263,14 +263,12 @@ async fn lists_that_may_be_large_are_paged_the_rest_come_from_the_cache() {
             "{seen:#?}"
         );
     }
-    // The PriorityClasses the suspects name, each once.
-    let mut classes: Vec<&str> = seen
-        .iter()
-        .filter_map(|r| r.strip_prefix("/apis/scheduling.k8s.io/v1/priorityclasses/"))
-        .map(|r| r.split('?').next().unwrap())
-        .collect();
-    classes.sort();
-    assert_eq!(classes, ["db-priority", "web-priority"]);
+    // No PriorityClass is read, though the suspects name some: a missing
+    // one shows in the controller's events (tests/e2e/rbac.rs).
+    assert!(
+        !seen.iter().any(|r| r.contains("priorityclasses")),
+        "{seen:#?}"
+    );
     // Nothing is read for the healthy StatefulSet.
     assert!(
         !seen

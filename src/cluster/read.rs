@@ -30,7 +30,6 @@ use k8s_openapi::api::core::v1::{
     ResourceQuota,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Client;
 use kube::api::{Api, ListParams, LogParams};
@@ -118,8 +117,6 @@ struct Part {
     limit_ranges: Vec<LimitRange>,
     resource_quotas: Vec<ResourceQuota>,
     namespace: Option<Namespace>,
-    /// PriorityClasses the suspects' templates name, read once a run.
-    priority_classes: Vec<String>,
 }
 
 /// Collects suspects as the LIST yields StatefulSets, and hands a
@@ -437,19 +434,6 @@ impl Reader<'_> {
             limit_ranges,
             resource_quotas,
             namespace,
-            priority_classes: group
-                .suspects
-                .iter()
-                .filter_map(|s| {
-                    s.spec
-                        .as_ref()?
-                        .template
-                        .spec
-                        .as_ref()?
-                        .priority_class_name
-                        .clone()
-                })
-                .collect(),
             ..Part::default()
         };
         for set in sets {
@@ -663,12 +647,11 @@ pub async fn read(
         .filter_map(|p| p.namespace.take())
         .collect();
 
-    let priority_classes: BTreeSet<String> = parts
-        .iter_mut()
-        .flat_map(|p| std::mem::take(&mut p.priority_classes))
-        .collect();
+    // PriorityClasses are not read: a missing one shows in the
+    // controller's FailedCreate events, which is what the diagnosis reads
+    // (tests/e2e/rbac.rs found the read changed no report).
     let c = || client.clone();
-    let (nodes, storage_classes, priority_classes, config_maps, lease, webhooks) = futures::try_join!(
+    let (nodes, storage_classes, config_maps, lease, webhooks) = futures::try_join!(
         reader.list(
             Api::<Node>::all(c()),
             paged(),
@@ -688,11 +671,6 @@ pub async fn read(
             Lane::Shared,
             reader.every(),
         ),
-        futures::future::try_join_all(priority_classes.iter().map(|pc| reader.get_optional(
-            Api::<PriorityClass>::all(c()),
-            pc,
-            "priorityclass",
-        ))),
         futures::future::try_join_all(
             [AUTOSCALER_STATUS, state, (state.0, crate::undo::CONFIG_MAP)]
                 .into_iter()
@@ -719,7 +697,6 @@ pub async fn read(
     (inv.validating_webhooks, inv.mutating_webhooks) = webhooks;
     inv.nodes = nodes;
     inv.storage_classes = storage_classes;
-    inv.priority_classes = priority_classes.into_iter().flatten().collect();
     inv.config_maps = config_maps.into_iter().flatten().collect();
     inv.leases = lease.into_iter().collect();
     dedup(&mut inv);

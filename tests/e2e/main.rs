@@ -15,6 +15,7 @@ mod cronjob;
 mod deploy;
 mod heal;
 mod kubelet;
+mod rbac;
 mod rollback;
 mod scale;
 mod stand_aside;
