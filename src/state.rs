@@ -80,6 +80,29 @@ impl State {
     pub fn get(&self, namespace: &str, name: &str) -> Option<&Record> {
         self.records.get(&format!("{namespace}/{name}"))
     }
+
+    /// Takes in what another run saved since this one read the state (two
+    /// runs at once: a manual run during the CronJob's): of each
+    /// StatefulSet both know, the later last action is kept, so a cooldown
+    /// another run started still holds. The rest is this run's.
+    pub fn merge_saved(&mut self, saved: &State) {
+        for (id, record) in &mut self.records {
+            let Some(theirs) = saved.records.get(id) else {
+                continue;
+            };
+            if theirs.uid.is_some() && record.uid.is_some() && theirs.uid != record.uid {
+                continue;
+            }
+            let later = match (&theirs.last_action, &record.last_action) {
+                (Some(t), Some(o)) => t.at > o.at,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            if later {
+                record.last_action = theirs.last_action.clone();
+            }
+        }
+    }
 }
 
 /// Reads per-StatefulSet records from one of the agent's ConfigMaps: one
@@ -157,6 +180,60 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(State::from_config_map(&cm).unwrap(), state);
+    }
+
+    #[test]
+    fn merging_keeps_the_later_action_of_another_run() {
+        let action = |at: &str, what: &str| LastAction {
+            at: at.parse().unwrap(),
+            action: what.into(),
+            why: String::new(),
+        };
+        let record = |last: Option<LastAction>| Record {
+            uid: Some("u1".into()),
+            failing_runs: 1,
+            last_action: last,
+            ..Default::default()
+        };
+        // This run saw db failing and did nothing (its revert conflicted);
+        // the other run rolled it back meanwhile.
+        let mut ours = State::default();
+        ours.records.insert("shop/db".into(), record(None));
+        ours.records.insert(
+            "shop/web".into(),
+            record(Some(action("2026-11-22T10:00:00Z", "rollback"))),
+        );
+        let mut saved = State::default();
+        saved.records.insert(
+            "shop/db".into(),
+            record(Some(action("2026-11-22T10:05:00Z", "rollback"))),
+        );
+        saved.records.insert(
+            "shop/web".into(),
+            record(Some(action("2026-11-22T09:00:00Z", "delete_pods"))),
+        );
+        saved.records.insert("shop/gone".into(), record(None));
+        ours.merge_saved(&saved);
+        assert_eq!(
+            ours.records["shop/db"].last_action,
+            Some(action("2026-11-22T10:05:00Z", "rollback"))
+        );
+        assert_eq!(
+            ours.records["shop/web"].last_action,
+            Some(action("2026-11-22T10:00:00Z", "rollback")),
+            "ours is later"
+        );
+        assert!(
+            !ours.records.contains_key("shop/gone"),
+            "this run's records only"
+        );
+        // A set re-created under the same name starts afresh.
+        let mut fresh = State::default();
+        let mut r = record(None);
+        r.uid = Some("u2".into());
+        fresh.records.insert("shop/db".into(), r);
+        fresh.merge_saved(&saved);
+        assert_eq!(fresh.records["shop/db"].last_action, None);
     }
 
     #[test]

@@ -134,6 +134,20 @@ impl Book {
     pub fn to_data(&self) -> Result<BTreeMap<String, String>> {
         crate::state::write_records(&self.records, "undo records")
     }
+
+    /// Takes in what another run saved since this one read the records
+    /// (two runs at once): a record only the other run has, or a later one,
+    /// is kept, so its action can still be undone.
+    pub fn merge_saved(&mut self, saved: &Book) {
+        for (id, theirs) in &saved.records {
+            match self.records.get(id) {
+                Some(ours) if ours.at >= theirs.at => {}
+                _ => {
+                    self.records.insert(id.clone(), theirs.clone());
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -199,6 +213,25 @@ mod tests {
                 .unwrap_err()
                 .contains("re-created")
         );
+    }
+
+    #[test]
+    fn merging_keeps_another_runs_records() {
+        let mut ours = Book::default();
+        let mut mine = record(&sts(3, "db:2", None), 4);
+        mine.at = "2026-11-22T10:00:00Z".parse().unwrap();
+        ours.records.insert("shop/db".into(), mine.clone());
+        let mut saved = Book::default();
+        let mut theirs = record(&sts(5, "web:2", None), 6);
+        theirs.at = "2026-11-22T10:01:00Z".parse().unwrap();
+        saved.records.insert("shop/web".into(), theirs.clone());
+        let mut older = mine.clone();
+        older.at = "2026-11-22T09:00:00Z".parse().unwrap();
+        older.action = "older".into();
+        saved.records.insert("shop/db".into(), older);
+        ours.merge_saved(&saved);
+        assert_eq!(ours.records["shop/web"], theirs);
+        assert_eq!(ours.records["shop/db"], mine, "ours is later");
     }
 
     #[test]

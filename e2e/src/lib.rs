@@ -14,6 +14,7 @@ pub mod logs;
 pub mod node;
 pub mod pki;
 mod process;
+pub mod proxy;
 pub mod sim;
 pub mod wait;
 

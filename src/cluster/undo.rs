@@ -157,7 +157,7 @@ pub async fn undo(
         let mut book = book;
         book.records.remove(&id);
         writer
-            .save_config_map(own_ns, undo::CONFIG_MAP, book.to_data()?)
+            .replace_config_map(own_ns, undo::CONFIG_MAP, book.to_data()?)
             .await?;
         // The undo starts a cooldown, so the next run does not redo at once
         // what a person just undid.

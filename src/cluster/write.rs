@@ -323,33 +323,119 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes the agent's own ConfigMap (state or undo records) with
-    /// server-side apply: the data given replaces what the agent wrote
-    /// before. Runs never overlap (the CronJob forbids concurrency), so there
-    /// is no other writer to be conditional against.
+    /// Writes the agent's own ConfigMap (state or undo records): the data
+    /// given replaces what the agent wrote before, after taking in what
+    /// another run saved since (two runs at once: a manual run during the
+    /// CronJob's; [`crate::state::State::merge_saved`],
+    /// [`crate::undo::Book::merge_saved`]). The write is conditional on the
+    /// ConfigMap as just read (its resourceVersion; created only if still
+    /// absent), so a save that crossed another is merged again, never lost.
     pub async fn save_config_map(
         &self,
         ns: &str,
         name: &str,
         data: std::collections::BTreeMap<String, String>,
     ) -> Result<()> {
+        self.save_own(ns, name, data, true).await
+    }
+
+    /// Writes the agent's own ConfigMap as given, without taking in another
+    /// run's records (`stsmend undo` removes the record it undid), still
+    /// conditional on the ConfigMap as just read.
+    pub async fn replace_config_map(
+        &self,
+        ns: &str,
+        name: &str,
+        data: std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
+        self.save_own(ns, name, data, false).await
+    }
+
+    async fn save_own(
+        &self,
+        ns: &str,
+        name: &str,
+        data: std::collections::BTreeMap<String, String>,
+        merge: bool,
+    ) -> Result<()> {
+        /// Saves that crossed another run's before this one gives up.
+        const ATTEMPTS: u32 = 5;
         let api = Api::<ConfigMap>::namespaced(self.client.clone(), ns);
-        let cm = json!({
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": name,
-                "namespace": ns,
-                "labels": {"app.kubernetes.io/managed-by": MANAGER},
-            },
-            "data": data,
-        });
-        let mut params = PatchParams::apply(MANAGER).force();
-        params.dry_run = self.mode == Mode::ServerDryRun;
-        api.patch(name, &params, &Patch::Apply(cm))
-            .await
-            .map_err(|e| Error::api(format!("write ConfigMap {ns}/{name}"), e))?;
-        Ok(())
+        let context = || format!("write ConfigMap {ns}/{name}");
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let saved = api
+                .get_opt(name)
+                .await
+                .map_err(|e| Error::api(format!("read ConfigMap {ns}/{name}"), e))?;
+            let data = match &saved {
+                Some(cm) if merge => merged(name, &data, cm)?,
+                _ => data.clone(),
+            };
+            let mut cm = json!({
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": name,
+                    "namespace": ns,
+                    "labels": {"app.kubernetes.io/managed-by": MANAGER},
+                },
+                "data": data,
+            });
+            let written = match &saved {
+                None => {
+                    let cm: ConfigMap = serde_json::from_value(cm).map_err(|e| Error::Encode {
+                        what: "ConfigMap",
+                        message: e.to_string(),
+                    })?;
+                    api.create(&self.post_params(), &cm).await.map(|_| ())
+                }
+                Some(current) => {
+                    cm["metadata"]["resourceVersion"] = json!(current.metadata.resource_version);
+                    let mut params = PatchParams::apply(MANAGER).force();
+                    params.dry_run = self.mode == Mode::ServerDryRun;
+                    api.patch(name, &params, &Patch::Apply(cm))
+                        .await
+                        .map(|_| ())
+                }
+            };
+            match written {
+                Ok(()) => return Ok(()),
+                // Another run saved (or created it) in between: read again.
+                Err(kube::Error::Api(s)) if s.code == 409 && attempt < ATTEMPTS => {
+                    tracing::info!(configmap = name, "saved by another run meanwhile; merging");
+                }
+                Err(e) => return Err(Error::api(context(), e)),
+            }
+        }
+    }
+}
+
+/// This run's records of the agent's ConfigMap `name` with what another run
+/// saved in `saved` taken in.
+fn merged(
+    name: &str,
+    ours: &std::collections::BTreeMap<String, String>,
+    saved: &ConfigMap,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let as_ours = ConfigMap {
+        metadata: saved.metadata.clone(),
+        data: Some(ours.clone()),
+        ..Default::default()
+    };
+    match name {
+        crate::state::CONFIG_MAP => {
+            let mut state = crate::state::State::from_config_map(&as_ours)?;
+            state.merge_saved(&crate::state::State::from_config_map(saved)?);
+            state.to_data()
+        }
+        crate::undo::CONFIG_MAP => {
+            let mut book = crate::undo::Book::from_config_map(&as_ours)?;
+            book.merge_saved(&crate::undo::Book::from_config_map(saved)?);
+            book.to_data()
+        }
+        _ => Ok(ours.clone()),
     }
 }
 

@@ -19,6 +19,7 @@ mod rbac;
 mod rollback;
 mod scale;
 mod stand_aside;
+mod state_faults;
 mod storm;
 mod trust;
 mod world;

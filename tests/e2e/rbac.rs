@@ -189,7 +189,7 @@ fn manifest(roles: &[Role], account: &str, without: Option<&RuleRef>) -> Vec<Val
 }
 
 /// The token of a ServiceAccount (v1.20 fills in a token Secret).
-async fn token(client: &kube::Client, ns: &str, name: &str) -> String {
+pub(crate) async fn token(client: &kube::Client, ns: &str, name: &str) -> String {
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     wait_until(

@@ -1,0 +1,302 @@
+//! Faults on the agent's own state and neighbours (issue 15, item 3): two
+//! runs at once, its ConfigMaps damaged, deleted or near the size limit,
+//! a slow API server. Each ends with nothing done twice, nothing half
+//! done, and a clear exit code.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::{Value, json};
+use stsmend_e2e::proxy::SlowProxy;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+use crate::ROLLOUT;
+use crate::rbac::token;
+use crate::world::World;
+
+/// A kubeconfig for the shipped `stsmend` ServiceAccount whose server is
+/// `server` (a proxy in front of the API server).
+async fn agent_kubeconfig_via(w: &World, name: &str, server: &str) -> PathBuf {
+    let t = token(&w.client, "stsmend", "stsmend").await;
+    let path =
+        w.cp.kubeconfig_for_token(&format!("system:serviceaccount:stsmend:{name}"), &t)
+            .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replace(&w.cp.server_url(), server);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn own_config_map(w: &World, name: &str) -> Option<ConfigMap> {
+    Api::<ConfigMap>::namespaced(w.client.clone(), "stsmend")
+        .get_opt(name)
+        .await
+        .unwrap()
+}
+
+/// The record of `id` in the state ConfigMap.
+async fn state_record(w: &World, id: &str) -> Option<Value> {
+    let cm = own_config_map(w, "stsmend-state").await?;
+    let key = id.replacen('/', ".", 1);
+    cm.data?.get(&key).map(|v| serde_json::from_str(v).unwrap())
+}
+
+/// `db`, 2 pods under OrderedReady, crash-looping after a template change:
+/// the agent's remedy is the forced rollback (revert, evict db-1).
+async fn crash_looping_db(w: &World) -> String {
+    let good = w.healthy_set("db", 2, "OrderedReady").await;
+    w.set_image("db", &w.image("db", "2-crash")).await;
+    w.restarted("db-1", 1, ROLLOUT).await;
+    good
+}
+
+/// Runs `stsmend ARGS --kubeconfig KUBECONFIG -o json --log-format json`,
+/// calling `on_line` with each line it logs as it logs it; returns the
+/// exit code, the report and the log.
+async fn agent_watched(
+    kubeconfig: &PathBuf,
+    args: &[&str],
+    mut on_line: impl FnMut(&str),
+) -> (i32, Value, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stsmend"))
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["-o", "json", "--log-format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let read_stdout = tokio::spawn(async move {
+        let mut out = Vec::new();
+        stdout.read_to_end(&mut out).await.unwrap();
+        out
+    });
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        on_line(&line);
+        log.push_str(&line);
+        log.push('\n');
+    }
+    let code = child.wait().await.unwrap().code().unwrap_or(-1);
+    let report = serde_json::from_slice(&read_stdout.await.unwrap()).unwrap_or(Value::Null);
+    (code, report, log)
+}
+
+/// Two runs at once, a manual one during the CronJob's.
+///
+/// Two apply runs started together: the StatefulSet's writes are
+/// conditional, so one rolls `web` back and the other's revert is refused
+/// (or it sees the cooldown): one rollback.
+///
+/// A manual dry run (`stsmend run`, which saves the state too) that read
+/// the state before the CronJob's apply run acted and saves it after (held
+/// between its decisions and its save by a proxy in front of the API
+/// server): its save must not wipe out the apply run's record of the
+/// rollback, or the cooldown would not hold. The same bad template deployed
+/// again right after is left alone, not rolled back a second time.
+/// (Before the fix in src/cluster/write.rs the manual run's save dropped
+/// the record and the second rollback happened.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_at_once_act_once_and_keep_the_cooldown() {
+    let w = World::start_sim().await;
+    let config = w.config("  stormMinFailing: 10\n");
+    let config = config.to_str().unwrap();
+    let apply = ["run", "--apply", "--config", config];
+
+    let web = w.id("web");
+    let web_good = w.healthy_set("web", 2, "OrderedReady").await;
+    w.set_image("web", &w.image("web", "2-crash")).await;
+    w.restarted("web-1", 1, ROLLOUT).await;
+    let (one, other) = tokio::join!(w.agent(&apply), w.agent(&apply));
+    for run in [&one, &other] {
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let statuses: Vec<(String, String)> = one
+        .executed(&web)
+        .into_iter()
+        .chain(other.executed(&web))
+        .collect();
+    eprintln!("two apply runs: {statuses:?}");
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|(a, s)| a == "rollback" && s == "done")
+            .count(),
+        1,
+        "one rollback: {statuses:?}"
+    );
+    assert_eq!(w.healthy("web", ROLLOUT).await, web_good);
+    // The refused revert is an Event too (StsmendActionDeferred).
+    let events = w.agent_events("web").await;
+    for done in ["StsmendRolledBack", "StsmendDeletedPods"] {
+        assert_eq!(
+            events.iter().filter(|e| *e == done).count(),
+            1,
+            "{events:?}"
+        );
+    }
+
+    let id = w.id("db");
+    let good = crash_looping_db(&w).await;
+    let upstream = w.cp.server_url().trim_start_matches("https://").to_string();
+    let proxy = SlowProxy::start(upstream, Duration::from_millis(300))
+        .await
+        .unwrap();
+    let slow = agent_kubeconfig_via(&w, "slow", &proxy.url()).await;
+    let (decided_tx, decided_rx) = tokio::sync::oneshot::channel::<()>();
+    let dry = ["run", "--config", config];
+    let manual = {
+        let proxy = &proxy;
+        let mut decided = Some(decided_tx);
+        agent_watched(&slow, &dry, move |line| {
+            // It has decided (a dry run logs each action it would take):
+            // its state save, all that is left, waits.
+            if line.contains("\"message\":\"action\"") {
+                proxy.hold();
+                if let Some(tx) = decided.take() {
+                    let _ = tx.send(());
+                }
+            }
+        })
+    };
+    let cron = async {
+        decided_rx.await.expect("the manual run decides");
+        let run = w.agent(&apply).await;
+        proxy.release();
+        run
+    };
+    let ((code, report, log), cron) = tokio::join!(manual, cron);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        report["failing"][0]["executed"][0]["status"], "dry-run",
+        "the manual run decided before the rollback: {report:#}"
+    );
+    assert_eq!(cron.code, 0, "{}", cron.stderr);
+    cron.assert_did(&id, "rollback", "rollback", "done");
+    assert_eq!(
+        w.sts("db").await.status.unwrap().update_revision,
+        Some(good),
+        "rolled back (the controller observed it)"
+    );
+    let record = state_record(&w, &id).await;
+    assert_eq!(
+        record
+            .as_ref()
+            .and_then(|r| r["lastAction"]["action"].as_str()),
+        Some("rollback"),
+        "the rollback is remembered after the manual run saved: {record:?}"
+    );
+    // The same bad template deployed again at once (a CD system): the
+    // cooldown holds.
+    w.set_image("db", &w.image("db", "2-crash")).await;
+    w.restarted("db-1", 1, ROLLOUT).await;
+    let again = w.agent(&apply).await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        again.executed(&id),
+        [("rollback".to_string(), "blocked".to_string())],
+        "held by the cooldown: {:#}",
+        again.report
+    );
+    let events = w.agent_events("db").await;
+    assert_eq!(
+        events.iter().filter(|e| *e == "StsmendRolledBack").count(),
+        1,
+        "rolled back once: {events:?}"
+    );
+}
+
+/// Patches a key of one of the agent's ConfigMaps as a person would.
+async fn edit(w: &World, name: &str, key: &str, value: &str) {
+    Api::<ConfigMap>::namespaced(w.client.clone(), "stsmend")
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {key: value}})),
+        )
+        .await
+        .unwrap();
+}
+
+/// The state and undo ConfigMaps edited into nonsense: every command that
+/// reads them stops with exit 2 naming the ConfigMap and key, before any
+/// write; the set is untouched. Deleted: the agent forgets (debounce
+/// starts again), then acts once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_or_deleted_state_stops_or_forgets_never_acts_twice() {
+    let w = World::start_sim().await;
+    let id = w.id("db");
+    let good = crash_looping_db(&w).await;
+    let config = w.config("");
+    let config = config.to_str().unwrap();
+    // A dry run first: the state exists, counting the failing run.
+    let first = w.agent(&["run", "--config", config]).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(own_config_map(&w, "stsmend-state").await.is_some());
+
+    let before = w.sts("db").await;
+    edit(&w, "stsmend-state", "shop.db", "{\"failingRuns\": \"many\"").await;
+    for args in [
+        vec!["run", "--apply", "--config", config],
+        vec!["plan", "--config", config],
+    ] {
+        let (code, out) = w.agent_raw(&args).await;
+        assert_eq!(code, 2, "{args:?}: {out}");
+        assert!(
+            out.contains("stsmend-state") && out.contains("shop.db"),
+            "{args:?} names the ConfigMap and key: {out}"
+        );
+    }
+    assert_eq!(w.sts("db").await.spec, before.spec, "nothing written");
+    assert!(w.agent_events("db").await.is_empty());
+
+    // The undo records damaged the same way.
+    edit(&w, "stsmend-state", "shop.db", "{}").await;
+    Api::<ConfigMap>::namespaced(w.client.clone(), "stsmend")
+        .patch(
+            "stsmend-undo",
+            &PatchParams::apply("person").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "stsmend-undo", "namespace": "stsmend"},
+                "data": {"shop.db": "[1, 2"},
+            })),
+        )
+        .await
+        .unwrap();
+    for args in [
+        vec!["run", "--apply", "--config", config],
+        vec!["undo", "shop/db", "--config", config],
+    ] {
+        let (code, out) = w.agent_raw(&args).await;
+        assert_eq!(code, 2, "{args:?}: {out}");
+        assert!(
+            out.contains("stsmend-undo") && out.contains("shop.db"),
+            "{args:?} names the ConfigMap and key: {out}"
+        );
+    }
+    assert_eq!(w.sts("db").await.spec, before.spec, "nothing written");
+
+    // Both deleted: the agent forgets and starts again; it acts once.
+    let cms = Api::<ConfigMap>::namespaced(w.client.clone(), "stsmend");
+    for name in ["stsmend-state", "stsmend-undo"] {
+        cms.delete(name, &Default::default()).await.unwrap();
+    }
+    let run = w.agent(&["run", "--apply", "--config", config]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_did(&id, "rollback", "rollback", "done");
+    assert_eq!(w.healthy("db", ROLLOUT).await, good);
+    let again = w.agent(&["run", "--apply", "--config", config]).await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.failing().is_empty(), "{:#}", again.report);
+    assert_eq!(
+        w.agent_events("db").await,
+        ["StsmendRolledBack", "StsmendDeletedPods"]
+    );
+}
