@@ -300,3 +300,160 @@ async fn damaged_or_deleted_state_stops_or_forgets_never_acts_twice() {
         ["StsmendRolledBack", "StsmendDeletedPods"]
     );
 }
+
+/// The undo ConfigMap near the 1 MiB a ConfigMap may hold (records of
+/// earlier actions the agent keeps): the record of a new action does not
+/// fit, so the action is not made (a write whose undo record could not be
+/// saved is not made): exit 3 naming the ConfigMap, the set untouched.
+/// Once the old records are pruned, the next run remediates once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undo_config_map_too_large_for_one_more_record_holds_the_action() {
+    let w = World::start_sim().await;
+    let id = w.id("db");
+    let good = crash_looping_db(&w).await;
+    let config = w.config("");
+    let config = config.to_str().unwrap();
+
+    // Old records filling 1,048,000 bytes of the 1,048,576 a ConfigMap's
+    // data may hold: the next record (a StatefulSet's template, about
+    // 1.5 KB) does not fit.
+    let record = |pad: usize| stsmend::undo::Record {
+        at: "2026-11-01T00:00:00Z".parse().unwrap(),
+        action: "rollback".into(),
+        uid: None,
+        generation_after: None,
+        prior: stsmend::undo::Prior::Spec {
+            spec: [(
+                "template".to_string(),
+                json!({"metadata": {"annotations": {"pad": "x".repeat(pad)}}}),
+            )]
+            .into(),
+        },
+        steps: Vec::new(),
+    };
+    let size = |book: &stsmend::undo::Book| -> usize {
+        book.to_data()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum()
+    };
+    let mut book = stsmend::undo::Book::default();
+    for i in 0..10 {
+        book.records.insert(format!("old/set-{i}"), record(100_000));
+    }
+    let short = 1_048_000 - size(&book);
+    book.records
+        .insert("old/set-9".into(), record(100_000 + short));
+    assert_eq!(size(&book), 1_048_000);
+    let cms = Api::<ConfigMap>::namespaced(w.client.clone(), "stsmend");
+    cms.patch(
+        "stsmend-undo",
+        &PatchParams::apply("stsmend"),
+        &Patch::Apply(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "stsmend-undo", "namespace": "stsmend"},
+            "data": book.to_data().unwrap(),
+        })),
+    )
+    .await
+    .unwrap();
+    let before = w.sts("db").await;
+
+    let run = w.agent(&["run", "--apply", "--config", config]).await;
+    assert_eq!(run.code, 3, "{:#}\n{}", run.report, run.stderr);
+    assert_eq!(
+        run.executed(&id),
+        [("rollback".to_string(), "failed".to_string())],
+        "{:#}",
+        run.report
+    );
+    let failing = serde_json::to_string(&run.report["failing"]).unwrap();
+    assert!(
+        failing.contains("ConfigMap stsmend/stsmend-undo"),
+        "the report names the ConfigMap: {failing}"
+    );
+    assert_eq!(w.sts("db").await.spec, before.spec, "nothing written");
+    assert!(
+        !w.agent_events("db")
+            .await
+            .contains(&"StsmendRolledBack".to_string())
+    );
+
+    // Pruned by hand: the next run rolls back, once.
+    cms.delete("stsmend-undo", &Default::default())
+        .await
+        .unwrap();
+    let run = w.agent(&["run", "--apply", "--config", config]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_did(&id, "rollback", "rollback", "done");
+    assert_eq!(w.healthy("db", ROLLOUT).await, good);
+    let events = w.agent_events("db").await;
+    assert_eq!(
+        events.iter().filter(|e| *e == "StsmendRolledBack").count(),
+        1,
+        "{events:?}"
+    );
+}
+
+/// A slow API server (what the agent sends held by a proxy on loopback,
+/// 1.5 s, then 150 ms a chunk):
+/// past the run's deadline while reading, the run ends with exit 3 and has
+/// written nothing; within it, the forced rollback completes in one run,
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_api_server_delays_the_run_but_nothing_is_half_done() {
+    let w = World::start_sim().await;
+    let id = w.id("db");
+    let good = crash_looping_db(&w).await;
+    let config = w.config("");
+    let config = config.to_str().unwrap();
+    let upstream = w.cp.server_url().trim_start_matches("https://").to_string();
+    let proxy = SlowProxy::start(upstream, Duration::from_millis(1500))
+        .await
+        .unwrap();
+    let slow = agent_kubeconfig_via(&w, "slow", &proxy.url()).await;
+    let before = w.sts("db").await;
+
+    // Too slow for a 4-second deadline (3 s of it for the work).
+    let (code, report, log) = agent_watched(
+        &slow,
+        &["run", "--apply", "--config", config, "--deadline", "4s"],
+        |_| {},
+    )
+    .await;
+    assert_eq!(code, 3, "{report:#}\n{log}");
+    assert!(
+        log.contains("deadline passed while reading"),
+        "the log says why: {log}"
+    );
+    assert_eq!(w.sts("db").await.spec, before.spec, "nothing written");
+    assert!(w.agent_events("db").await.is_empty());
+    assert!(own_config_map(&w, "stsmend-undo").await.is_none());
+
+    // Slow, but within the shipped deadline.
+    proxy.set_delay(Duration::from_millis(150));
+    let (code, report, log) =
+        agent_watched(&slow, &["run", "--apply", "--config", config], |_| {}).await;
+    assert_eq!(code, 0, "{log}");
+    let executed = &report["failing"][0]["executed"][0];
+    assert_eq!(executed["action"], "rollback", "{report:#}");
+    assert_eq!(executed["status"], "done", "{report:#}");
+    assert_eq!(w.healthy("db", ROLLOUT).await, good);
+    let events = w.agent_events("db").await;
+    assert_eq!(
+        events,
+        ["StsmendRolledBack", "StsmendDeletedPods"],
+        "one remediation, whole"
+    );
+    assert_eq!(
+        format!(
+            "{}/{}",
+            report["failing"][0]["namespace"]
+                .as_str()
+                .unwrap_or_default(),
+            report["failing"][0]["name"].as_str().unwrap_or_default()
+        ),
+        id
+    );
+}
