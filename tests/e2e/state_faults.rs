@@ -457,3 +457,93 @@ async fn a_slow_api_server_delays_the_run_but_nothing_is_half_done() {
         id
     );
 }
+
+/// kube-controller-manager killed and etcd restarted during a forced
+/// rollback. The controller-manager goes just before the run (its lease
+/// is still fresh, so the agent does not stand aside); the revert is
+/// written, then etcd restarts while the agent waits for the controller
+/// to observe it. The controller never does, so nothing is evicted: the
+/// run says so (exit 0 or 3, never a pod evicted before the revert is
+/// observed). Once the controller-manager is back, later runs finish the
+/// remediation (its eviction is part of the same remediation, so the
+/// cooldown does not hold it): one rollback, healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_manager_killed_and_etcd_restarted_during_a_rollback() {
+    let w = World::start_sim().await;
+    let id = w.id("db");
+    let good = crash_looping_db(&w).await;
+    let config = w.config("");
+    let config = config.to_str().unwrap();
+    let apply = ["run", "--apply", "--config", config];
+    let good_image = w.image("db", "1");
+
+    w.cp.stop_controller_manager().await.unwrap();
+    let chaos = async {
+        // The revert is written: the template is the good one again.
+        let api = w.sts_api();
+        stsmend_e2e::wait_until("the revert", ROLLOUT, || {
+            let api = api.clone();
+            let good_image = good_image.clone();
+            async move {
+                let s = api.get("db").await.map_err(|e| e.to_string())?;
+                let image = s.spec.unwrap().template.spec.unwrap().containers[0]
+                    .image
+                    .clone();
+                (image.as_deref() == Some(good_image.as_str()))
+                    .then_some(())
+                    .ok_or(format!("{image:?}"))
+            }
+        })
+        .await
+        .unwrap();
+        w.cp.restart_component(stsmend_e2e::Component::Etcd)
+            .await
+            .unwrap();
+    };
+    let (run, ()) = tokio::join!(w.agent(&apply), chaos);
+    eprintln!(
+        "during: exit {}, steps {:?}\n{}",
+        run.code,
+        run.steps(&id),
+        run.stderr
+    );
+    assert!(run.code == 0 || run.code == 3, "{}", run.stderr);
+    let steps = run.steps(&id);
+    assert_eq!(
+        steps.first(),
+        Some(&("revert".to_string(), "done".to_string())),
+        "{:#}",
+        run.report
+    );
+    assert!(
+        !steps.iter().any(|(s, st)| s == "evict" && st == "done"),
+        "nothing evicted before the controller observed the revert: {steps:?}"
+    );
+    assert!(
+        !w.agent_events("db")
+            .await
+            .contains(&"StsmendDeletedPods".to_string())
+    );
+
+    w.cp.start_controller_manager().await.unwrap();
+    for _ in 0..10 {
+        let run = w.agent(&apply).await;
+        eprintln!("after: exit {}, executed {:?}", run.code, run.executed(&id));
+        assert!(run.code == 0 || run.code == 3, "{}", run.stderr);
+        if run.code == 0 && run.failing().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    assert_eq!(w.healthy("db", ROLLOUT).await, good);
+    let events = w.agent_events("db").await;
+    assert_eq!(
+        events.iter().filter(|e| *e == "StsmendRolledBack").count(),
+        1,
+        "rolled back once: {events:?}"
+    );
+    assert!(
+        events.iter().filter(|e| *e == "StsmendDeletedPods").count() <= 1,
+        "{events:?}"
+    );
+}
