@@ -26,6 +26,7 @@ pub(crate) struct Process {
 }
 
 impl Process {
+    #[allow(unsafe_code)] // prctl in pre_exec: see the SAFETY note below
     pub fn spawn(launch: Launch) -> Result<Self> {
         let mut log = OpenOptions::new()
             .create(true)
@@ -142,6 +143,7 @@ impl Drop for Process {
     }
 }
 
+#[allow(unsafe_code)] // kill(2) of the group: see the SAFETY note below
 fn signal_group(child: &Child, sig: i32) {
     let Ok(pid) = i32::try_from(child.id()) else {
         return;

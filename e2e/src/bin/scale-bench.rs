@@ -1592,6 +1592,7 @@ async fn run_measured(cmd: Command, stdout: PathBuf, stderr: PathBuf) -> Result<
 /// The helper: `scale-bench --measure-child STDOUT STDERR RESULT -- PROGRAM
 /// ARGS...` runs PROGRAM, reaps it with `wait4`, and writes `wall_ns cpu_us
 /// max_rss_kib exit_code` to RESULT.
+#[allow(unsafe_code)] // wait4(2) for the child's rusage: see the SAFETY notes below
 fn measure_child(args: &[String]) -> Result<()> {
     let [stdout, stderr, result, sep, program, rest @ ..] = args else {
         bail!("usage: {MEASURE_CHILD} STDOUT STDERR RESULT -- PROGRAM ARGS...");
