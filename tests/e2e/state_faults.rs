@@ -560,3 +560,74 @@ async fn controller_manager_killed_and_etcd_restarted_during_a_rollback() {
         "{events:?}"
     );
 }
+
+/// The state ConfigMap near the 1 MiB a ConfigMap may hold: records of
+/// StatefulSets long gone, each with a long last action, as a busy cluster
+/// could leave. The run reads it whole, acts once on the set that fails,
+/// and saves only the records of what fails now: the state shrinks instead
+/// of growing past the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_config_map_near_its_limit_is_read_and_shrinks() {
+    let w = World::start_sim().await;
+    let id = w.id("db");
+    let good = crash_looping_db(&w).await;
+    let config = w.config("");
+    let config = config.to_str().unwrap();
+    // A dry run first, so the state exists and counts the failing run.
+    let first = w.agent(&["run", "--config", config]).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+
+    let why = "x".repeat(400);
+    let mut data = serde_json::Map::new();
+    for i in 0..2000 {
+        let record = json!({
+            "uid": format!("gone-{i}"),
+            "lastAction": {"at": "2026-11-30T10:00:00Z", "action": "rollback", "why": why},
+        });
+        data.insert(format!("gone.set-{i}"), Value::String(record.to_string()));
+    }
+    // Written as the agent writes its state (server-side apply, its field
+    // manager), as records it left itself would be.
+    let mut saved = own_config_map(&w, "stsmend-state").await.unwrap();
+    saved.metadata.managed_fields = None;
+    let mut all = saved.data.unwrap_or_default();
+    all.extend(
+        data.into_iter()
+            .map(|(k, v)| (k, v.as_str().unwrap().to_string())),
+    );
+    Api::<ConfigMap>::namespaced(w.client.clone(), "stsmend")
+        .patch(
+            "stsmend-state",
+            &PatchParams::apply("stsmend").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "stsmend-state", "namespace": "stsmend"},
+                "data": all,
+            })),
+        )
+        .await
+        .unwrap();
+    let size = |cm: ConfigMap| -> usize {
+        cm.data
+            .unwrap_or_default()
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum()
+    };
+    let big = size(own_config_map(&w, "stsmend-state").await.unwrap());
+    assert!(big > 900 * 1024, "{big} bytes");
+
+    let run = w.agent(&["run", "--apply", "--config", config]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_did(&id, "rollback", "rollback", "done");
+    let after = own_config_map(&w, "stsmend-state").await.unwrap();
+    assert!(
+        !after.data.as_ref().unwrap().contains_key("gone.set-0"),
+        "records of what no longer fails are not kept"
+    );
+    assert!(size(after) < 16 * 1024, "the state shrank");
+    assert!(state_record(&w, &id).await.is_some());
+    until_healed(&w, config).await;
+    assert_eq!(w.healthy("db", ROLLOUT).await, good);
+    assert_eq!(count(&w, "db", "StsmendRolledBack").await, 1);
+}
