@@ -137,7 +137,16 @@ async fn carry_out_with(
         .collect()
 }
 
+/// Saving the undo ConfigMap: it is read, then patched conditionally on
+/// the resourceVersion read (two runs at once merge, never overwrite).
+const READ_UNDO: &str = "GET /api/v1/namespaces/stsmend/configmaps/stsmend-undo";
 const UNDO: &str = "PATCH /api/v1/namespaces/stsmend/configmaps/stsmend-undo";
+
+/// The undo ConfigMap as the save reads it.
+fn undo_book() -> (u16, serde_json::Value) {
+    ok(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "stsmend-undo", "namespace": "stsmend", "resourceVersion": "7"}}))
+}
 const STS: &str = "PATCH /apis/apps/v1/namespaces/shop/statefulsets/db";
 const EVENT: &str = "POST /api/v1/namespaces/shop/events";
 
@@ -148,8 +157,10 @@ fn sts_after() -> serde_json::Value {
 #[tokio::test]
 async fn a_rollback_saves_its_undo_record_first_then_records_an_event() {
     let s = Script::new(&[
+        undo_book(),
         ok(serde_json::json!({})),
         ok(sts_after()),
+        undo_book(),
         ok(serde_json::json!({})),
         ok(serde_json::json!({})),
     ]);
@@ -158,31 +169,44 @@ async fn a_rollback_saves_its_undo_record_first_then_records_an_event() {
     // The revert's own writes; what follows is the forced rollback's wait
     // for the controller (this script answers no more), which
     // tests/e2e/heal.rs shows on a real control plane.
-    assert_eq!(s.seen()[..4], [UNDO, STS, UNDO, EVENT]);
+    assert_eq!(
+        s.seen()[..6],
+        [READ_UNDO, UNDO, STS, READ_UNDO, UNDO, EVENT]
+    );
 }
 
 #[tokio::test]
 async fn server_errors_and_throttling_are_retried() {
     let s = Script::new(&[
+        undo_book(),
         status(503, "ServiceUnavailable"),
+        undo_book(),
         ok(serde_json::json!({})),
         status(500, "InternalError"),
         status(429, "TooManyRequests"),
         ok(sts_after()),
+        undo_book(),
         ok(serde_json::json!({})),
         ok(serde_json::json!({})),
     ]);
     let done = carry_out(&s, Mode::Apply).await;
-    assert_eq!(done[0].1, Status::Done, "{done:?}");
-    assert_eq!(s.seen()[..7], [UNDO, UNDO, STS, STS, STS, UNDO, EVENT]);
+    assert_eq!(done[0].1, Status::Done, "{done:?} {:?}", s.seen());
+    assert_eq!(
+        s.seen()[..10],
+        [
+            READ_UNDO, UNDO, READ_UNDO, UNDO, STS, STS, STS, READ_UNDO, UNDO, EVENT
+        ]
+    );
 }
 
 #[tokio::test]
 async fn a_conflict_or_a_vanished_object_is_deferred_never_forced() {
     for (code, reason) in [(409, "Conflict"), (404, "NotFound")] {
         let s = Script::new(&[
+            undo_book(),
             ok(serde_json::json!({})),
             status(code, reason),
+            undo_book(),
             ok(serde_json::json!({})),
             ok(serde_json::json!({})),
         ]);
@@ -191,13 +215,18 @@ async fn a_conflict_or_a_vanished_object_is_deferred_never_forced() {
         assert!(done[0].2.contains(&format!("injected {code}")), "{done:?}");
         // One attempt at the StatefulSet; the undo record is withdrawn (it
         // would undo nothing) and the deferral is recorded as an Event.
-        assert_eq!(s.seen(), [UNDO, STS, UNDO, EVENT], "{code}");
+        assert_eq!(
+            s.seen(),
+            [READ_UNDO, UNDO, STS, READ_UNDO, UNDO, EVENT],
+            "{code}"
+        );
     }
 }
 
 #[tokio::test]
 async fn a_forbidden_write_fails_loudly_after_one_attempt() {
     let s = Script::new(&[
+        undo_book(),
         ok(serde_json::json!({})),
         status(403, "Forbidden"),
         ok(serde_json::json!({})),
@@ -208,7 +237,7 @@ async fn a_forbidden_write_fails_loudly_after_one_attempt() {
         done[0].2.contains("403") || done[0].2.contains("injected"),
         "{done:?}"
     );
-    assert_eq!(s.seen(), [UNDO, STS, EVENT]);
+    assert_eq!(s.seen(), [READ_UNDO, UNDO, STS, EVENT]);
 }
 
 #[tokio::test]
@@ -222,6 +251,7 @@ async fn no_write_without_its_undo_record() {
 #[tokio::test]
 async fn a_server_that_stays_down_is_reported_not_retried_forever() {
     let s = Script::new(&[
+        undo_book(),
         ok(serde_json::json!({})),
         status(503, "ServiceUnavailable"),
         status(503, "ServiceUnavailable"),

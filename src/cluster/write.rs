@@ -391,11 +391,24 @@ impl Writer {
                     })?;
                     api.create(&self.post_params(), &cm).await.map(|_| ())
                 }
+                // A merge patch conditional on the resourceVersion as read,
+                // that also removes every key the agent no longer keeps: its
+                // data is all of the ConfigMap's, whoever wrote a key (a
+                // server-side apply would keep keys written by its create
+                // or by another field manager).
                 Some(current) => {
                     cm["metadata"]["resourceVersion"] = json!(current.metadata.resource_version);
-                    let mut params = PatchParams::apply(MANAGER).force();
-                    params.dry_run = self.mode == Mode::ServerDryRun;
-                    api.patch(name, &params, &Patch::Apply(cm))
+                    for gone in current.data.iter().flatten().map(|(k, _)| k) {
+                        if !data.contains_key(gone) {
+                            cm["data"][gone] = Value::Null;
+                        }
+                    }
+                    let params = PatchParams {
+                        dry_run: self.mode == Mode::ServerDryRun,
+                        field_manager: Some(MANAGER.into()),
+                        ..PatchParams::default()
+                    };
+                    api.patch(name, &params, &Patch::Merge(cm))
                         .await
                         .map(|_| ())
                 }
