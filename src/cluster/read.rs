@@ -243,15 +243,7 @@ impl Reader<'_> {
                 .map_err(|e| Error::api(format!("get {what}"), e))
         })
         .await;
-        match got {
-            Ok(v) => Ok(v),
-            Err(Error::Api { source, .. }) if matches!(source.as_ref(), kube::Error::Api(s) if s.code == 403) =>
-            {
-                tracing::warn!(what, "not allowed to read; continuing without it");
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
+        forbidden_is_nothing(got, what)
     }
 
     /// The LIST of StatefulSets, handing suspects to `groups` as it goes.
@@ -473,17 +465,10 @@ impl Reader<'_> {
     where
         K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
     {
-        match self
+        let got = self
             .list(api, paged(), what.to_string(), Lane::Shared, self.every())
-            .await
-        {
-            Err(Error::Api { source, .. }) if matches!(source.as_ref(), kube::Error::Api(s) if s.code == 403) =>
-            {
-                tracing::warn!(what, "not allowed to list; continuing without it");
-                Ok(Vec::new())
-            }
-            other => other,
-        }
+            .await;
+        forbidden_is_nothing(got, what)
     }
 
     /// The webhook configurations, when an event of a suspect says the API
@@ -574,6 +559,19 @@ impl Reader<'_> {
                 })
             })
             .collect()
+    }
+}
+
+/// An optional read the role does not allow (403): a warning, and nothing
+/// read.
+fn forbidden_is_nothing<T: Default>(got: Result<T>, what: &str) -> Result<T> {
+    match got {
+        Err(Error::Api { source, .. }) if matches!(source.as_ref(), kube::Error::Api(s) if s.code == 403) =>
+        {
+            tracing::warn!(what, "not allowed to read; continuing without it");
+            Ok(T::default())
+        }
+        other => other,
     }
 }
 

@@ -39,7 +39,7 @@ pub fn classify(message: &str) -> &'static str {
 
 /// The first double-quoted name after `marker`: `failed calling webhook
 /// "x.example.com": ...` gives `x.example.com`.
-fn quoted_after<'a>(message: &'a str, marker: &str) -> Option<&'a str> {
+pub(super) fn quoted_after<'a>(message: &'a str, marker: &str) -> Option<&'a str> {
     let rest = &message[message.find(marker)? + marker.len()..];
     let rest = rest.trim_start().strip_prefix('"')?;
     rest.split_once('"').map(|(name, _)| name)

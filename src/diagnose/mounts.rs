@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
 
+use super::admission::quoted_after;
 use super::{Confidence, Evidence, Finding, Input, Kind, pod_ref};
 
 /// Whether every container of the pod is still being created: the kubelet
@@ -30,14 +31,6 @@ fn creating(pod: &Pod) -> bool {
         && pod.spec.as_ref().is_some_and(|s| s.node_name.is_some())
         && waiting(&status.container_statuses)
         && waiting(&status.init_container_statuses)
-}
-
-/// The first double-quoted word after `marker`.
-fn quoted_after<'m>(message: &'m str, marker: &str) -> Option<&'m str> {
-    let rest = message.split_once(marker)?.1;
-    let start = rest.find('"')? + 1;
-    let len = rest[start..].find('"')?;
-    Some(&rest[start..start + len])
 }
 
 /// What a mount failure says is missing: `(kind, name)` from `configmap
