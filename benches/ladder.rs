@@ -27,12 +27,24 @@ fn ladder(c: &mut Criterion) {
     let assessment = &outcome.failing[0];
     let run = pipeline::run_context(&outcome, &opts, &DecideOptions::default());
     let policies = Policies::builtin();
-    let plan = policies.decide(assessment, &run);
+    let plan = policies.decide(
+        &assessment.facts,
+        &assessment.detection,
+        &assessment.findings,
+        &run,
+    );
     assert_eq!(plan.rung.as_deref(), Some("rollback"), "{plan:?}");
 
     let mut group = c.benchmark_group("ladder");
     group.bench_function("decide (view + evaluation)", |b| {
-        b.iter(|| policies.decide(black_box(assessment), black_box(&run)))
+        b.iter(|| {
+            policies.decide(
+                black_box(&assessment.facts),
+                black_box(&assessment.detection),
+                black_box(&assessment.findings),
+                black_box(&run),
+            )
+        })
     });
     let view = Arc::new(View::new(
         &assessment.facts,

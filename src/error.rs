@@ -1,45 +1,25 @@
-//! The library's error type: every variant names the input it came from, so a
-//! bad file, object or flag is reported where it is, never as a bare parse error.
+//! The I/O layer's error: the core's errors (bad input, named where it is)
+//! and what only talking to a cluster or the disk can fail with. Each keeps
+//! its source, and [`Error::exit_code`] says how the process ends.
 
 use std::path::PathBuf;
+
+use stsmend_core::cases::CaseError;
+pub use stsmend_core::error::{EXIT_BAD_INPUT, EXIT_FAILURE};
+use stsmend_core::policy::PolicyError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: {message}")]
-    Input { path: PathBuf, message: String },
+    #[error(transparent)]
+    Core(#[from] stsmend_core::Error),
 
-    #[error("{path}: document {document}: {message}")]
-    Document {
-        path: PathBuf,
-        document: usize,
-        message: String,
-    },
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
 
-    #[error("{path}: {object}: {message}")]
-    Object {
-        path: PathBuf,
-        object: String,
-        message: String,
-    },
-
-    #[error("invalid {what} {value:?}: {message}")]
-    Invalid {
-        what: &'static str,
-        value: String,
-        message: String,
-    },
-
-    #[error("config {path}: {message}")]
-    Config { path: PathBuf, message: String },
-
-    #[error("reading {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Case(#[from] CaseError),
 
     #[error("kubeconfig: {0}")]
     Kubeconfig(String),
@@ -51,15 +31,23 @@ pub enum Error {
         source: Box<kube::Error>,
     },
 
-    #[error("encoding {what}: {message}")]
-    Encode { what: &'static str, message: String },
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Error {
-    /// Whether the error is the user's input (exit code 2) rather than a failure
-    /// of the run itself (exit code 3).
-    pub fn is_bad_input(&self) -> bool {
-        !matches!(self, Error::Api { .. } | Error::Encode { .. })
+    /// 2 when the input stopped the run (a file, flag, config, kubeconfig or
+    /// policy), 3 when the run failed on its own.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Core(e) => e.exit_code(),
+            Error::Policy(_) | Error::Case(_) | Error::Kubeconfig(_) => EXIT_BAD_INPUT,
+            Error::Api { .. } | Error::Write { .. } => EXIT_FAILURE,
+        }
     }
 
     pub fn api(context: impl Into<String>, source: kube::Error) -> Self {
@@ -74,10 +62,20 @@ impl Error {
         value: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
-        Error::Invalid {
-            what,
-            value: value.into(),
-            message: message.into(),
+        Error::Core(stsmend_core::Error::invalid(what, value, message))
+    }
+
+    pub fn encode(
+        what: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Core(stsmend_core::Error::encode(what, source))
+    }
+
+    pub fn write(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Write {
+            path: path.into(),
+            source,
         }
     }
 }

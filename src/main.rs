@@ -5,7 +5,6 @@ mod cli;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Parser;
 
 use cli::{
@@ -18,7 +17,7 @@ use stsmend::config::Config;
 use stsmend::duration::Span;
 use stsmend::execution::{self, Mode};
 use stsmend::inventory::Inventory;
-use stsmend::pipeline::{self, DecideOptions, GuardOptions, Options, Outcome};
+use stsmend::pipeline::{self, Outcome, Settings};
 use stsmend::policy::{self, Origin, Policies, PolicyError};
 use stsmend::report::Report;
 use stsmend::scope::Scope;
@@ -26,8 +25,7 @@ use stsmend::selector::Selector;
 use stsmend::state::{self, State};
 use stsmend::{Error, notify, snapshot, source, undo};
 
-const EXIT_BAD_INPUT: u8 = 2;
-const EXIT_FAILURE: u8 = 3;
+use stsmend::error::{EXIT_BAD_INPUT, EXIT_FAILURE};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -61,17 +59,8 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("stsmend: {err:#}");
-            let bad_input = err.chain().any(|e| {
-                e.downcast_ref::<Error>().is_some_and(Error::is_bad_input)
-                    || e.is::<PolicyError>()
-                    || e.is::<policy::cases::CaseError>()
-            });
-            ExitCode::from(if bad_input {
-                EXIT_BAD_INPUT
-            } else {
-                EXIT_FAILURE
-            })
+            eprintln!("stsmend: {err}");
+            ExitCode::from(err.exit_code())
         }
     }
 }
@@ -94,7 +83,7 @@ fn init_logging(cli: &Cli) {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<u8> {
+async fn run(cli: Cli) -> stsmend::Result<u8> {
     match cli.command {
         Command::Plan(args) => plan(args).await,
         Command::Snapshot(args) => take_snapshot(args).await,
@@ -135,7 +124,7 @@ fn resolve_scope(args: &ScopeArgs, config: &Config) -> Result<Scope, Error> {
 
 fn load_config(args: &ScopeArgs) -> Result<Config, Error> {
     match &args.config {
-        Some(path) => Config::load(path),
+        Some(path) => Ok(Config::load(path)?),
         None => Ok(Config::default()),
     }
 }
@@ -149,6 +138,7 @@ fn state_of(inv: &Inventory, config: &Config) -> Result<Option<State>, Error> {
         })
         .map(State::from_config_map)
         .transpose()
+        .map_err(Error::from)
 }
 
 /// The policies a run decides with: `--policies` (strict: a policy that
@@ -211,7 +201,7 @@ async fn assess(
     threshold: Option<stsmend::duration::Span>,
     now: Option<jiff::Timestamp>,
     max_actions: Option<usize>,
-) -> anyhow::Result<Assessed> {
+) -> stsmend::Result<Assessed> {
     let mut config = load_config(scope_args)?;
     if let Some(n) = max_actions {
         config.limits.max_actions = n;
@@ -269,26 +259,12 @@ async fn assess(
         .flat_map(|s| &s.records)
         .filter_map(|(id, r)| Some((id.clone(), r.alert.clone()?)))
         .collect();
-    let opts = Options {
-        now,
-        threshold,
-        scope,
-        node_groups: config.node_groups.clone(),
-        migration_annotations: config.migration_annotations.clone(),
-    };
-    let decide = DecideOptions {
-        rollback_unsafe_annotations: config.rollback_unsafe_annotations.clone(),
-        limits: config.limits.clone(),
-    };
-    let mut outcome = pipeline::evaluate(&inv, state.as_ref(), &opts);
-    pipeline::decide(&mut outcome, &policies, &opts, &decide);
-    let next_state = state::observe(&state.unwrap_or_default(), &outcome, now);
-    let guards = GuardOptions {
-        limits: config.limits.clone(),
-        pause: config.pause,
-        opt_in: config.opt_in()?,
-    };
-    pipeline::guard(&mut outcome, &inv, &next_state, &guards, now);
+    config.threshold = threshold;
+    let settings = Settings::new(&config, scope, now)?;
+    let pipeline::Run {
+        outcome,
+        next_state,
+    } = pipeline::run(&inv, state.as_ref(), &settings, &policies);
     Ok(Assessed {
         outcome,
         source_label,
@@ -313,7 +289,7 @@ fn policy_failed(a: &Assessed) -> bool {
             .any(|e| e.kind != policy::ErrorKind::UnknownPolicy)
 }
 
-async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
+async fn plan(args: PlanArgs) -> stsmend::Result<u8> {
     let a = assess(
         &args.source,
         &args.scope,
@@ -330,8 +306,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
     let report = a.into_report(None);
     let text = report.render_with_inputs(args.output, &args.source.from)?;
     if let Some(path) = &args.report {
-        std::fs::write(path, &text)
-            .with_context(|| format!("writing report {}", path.display()))?;
+        std::fs::write(path, &text).map_err(|e| Error::write(path, e))?;
     }
     print!("{text}");
     Ok(if failed {
@@ -341,7 +316,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
     })
 }
 
-async fn explain(args: ExplainArgs) -> anyhow::Result<u8> {
+async fn explain(args: ExplainArgs) -> stsmend::Result<u8> {
     let (ns, name) = split_target(&args.target)?;
     let a = assess(
         &args.source,
@@ -368,7 +343,9 @@ async fn explain(args: ExplainArgs) -> anyhow::Result<u8> {
                 "assessment": found,
                 "exempt": exempt,
             });
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            let text = serde_json::to_string_pretty(&value)
+                .map_err(|e| Error::encode("explanation", e))?;
+            println!("{text}");
         }
         ExplainFormat::Text => match (found, exempt) {
             (Some(assessment), _) => print!(
@@ -401,7 +378,7 @@ struct Ran {
 
 /// One CronJob run, then its figures pushed to the Pushgateway (if
 /// configured), whether it succeeded or not.
-async fn run_once(args: RunArgs) -> anyhow::Result<u8> {
+async fn run_once(args: RunArgs) -> stsmend::Result<u8> {
     let started = std::time::Instant::now();
     let config = load_config(&args.scope)?;
     let mut ran = Ran::default();
@@ -430,7 +407,7 @@ async fn run_once(args: RunArgs) -> anyhow::Result<u8> {
 }
 
 /// Assess, then carry out admitted plans, send alerts, then save state.
-async fn run_and_act(args: RunArgs, config: &Config, ran: &mut Ran) -> anyhow::Result<u8> {
+async fn run_and_act(args: RunArgs, config: &Config, ran: &mut Ran) -> stsmend::Result<u8> {
     let mode = match (args.apply, args.dry_run) {
         (true, _) => Mode::Apply,
         (false, Some(DryRun::Server)) => Mode::ServerDryRun,
@@ -503,7 +480,11 @@ async fn run_and_act(args: RunArgs, config: &Config, ran: &mut Ran) -> anyhow::R
         return Ok(EXIT_BAD_INPUT);
     }
     let Some((client, _)) = a.client.clone() else {
-        anyhow::bail!("stsmend run needs a cluster");
+        return Err(Error::invalid(
+            "source",
+            "files",
+            "stsmend run reads a cluster",
+        ));
     };
     let undo_book = a
         .inv
@@ -629,10 +610,10 @@ async fn run_and_act(args: RunArgs, config: &Config, ran: &mut Ran) -> anyhow::R
 }
 
 /// The report on stdout, and in `--report` when given.
-fn write_report(args: &RunArgs, report: &Report) -> anyhow::Result<()> {
+fn write_report(args: &RunArgs, report: &Report) -> stsmend::Result<()> {
     if let Some(path) = &args.report {
         std::fs::write(path, report.render(args.report_format)?)
-            .with_context(|| format!("writing report {}", path.display()))?;
+            .map_err(|e| Error::write(path, e))?;
     }
     print!("{}", report.render(args.output)?);
     Ok(())
@@ -685,7 +666,7 @@ fn split_target(target: &str) -> Result<(&str, &str), Error> {
 /// Restores what the last action on one StatefulSet changed, under the same
 /// guards as a run: opted in, not paused, and conditional on the object not
 /// having moved on since.
-async fn undo(args: UndoArgs) -> anyhow::Result<u8> {
+async fn undo(args: UndoArgs) -> stsmend::Result<u8> {
     let (ns, name) = split_target(&args.target)?;
     let config = match &args.config {
         Some(path) => Config::load(path)?,
@@ -713,8 +694,8 @@ async fn undo(args: UndoArgs) -> anyhow::Result<u8> {
     Ok(if outcome.refused { 1 } else { 0 })
 }
 
-fn policy_test(args: PolicyTestArgs) -> anyhow::Result<u8> {
-    let results = policy::cases::run_dir(&args.dir)?;
+fn policy_test(args: PolicyTestArgs) -> stsmend::Result<u8> {
+    let results = stsmend::cases::run_dir(&args.dir)?;
     match args.output {
         PolicyTestFormat::Text => print!("{}", results.render(args.verbose)),
         PolicyTestFormat::Junit => print!("{}", stsmend::report::junit::policy_tests(&results)),
@@ -722,7 +703,7 @@ fn policy_test(args: PolicyTestArgs) -> anyhow::Result<u8> {
     Ok(if results.failed() == 0 { 0 } else { 1 })
 }
 
-async fn take_snapshot(args: SnapshotArgs) -> anyhow::Result<u8> {
+async fn take_snapshot(args: SnapshotArgs) -> stsmend::Result<u8> {
     let config = load_config(&args.scope)?;
     let scope = resolve_scope(&args.scope, &config)?;
     let target = Target {
@@ -742,9 +723,7 @@ async fn take_snapshot(args: SnapshotArgs) -> anyhow::Result<u8> {
     let yaml = snapshot::to_yaml(&inv)?;
     tracing::info!(requests = counter.snapshot().total, "snapshot taken");
     match &args.output {
-        Some(path) => {
-            std::fs::write(path, yaml).with_context(|| format!("writing {}", path.display()))?
-        }
+        Some(path) => std::fs::write(path, yaml).map_err(|e| Error::write(path, e))?,
         None => print!("{yaml}"),
     }
     Ok(0)

@@ -6,10 +6,10 @@ use std::path::Path;
 
 use jiff::Timestamp;
 use stsmend::guard::{Blocked, Limits};
-use stsmend::pipeline::{self, DecideOptions, GuardOptions, Options, Outcome};
+use stsmend::pipeline::{self, DecideOptions, GuardOptions, Options, Outcome, Settings};
 use stsmend::policy::Policies;
 use stsmend::selector::Selector;
-use stsmend::state::{self, LastAction, State};
+use stsmend::state::{LastAction, State};
 
 const CASE: &str = "policies/tests/ladder/e-rollback-crash-loop/objects.yaml";
 
@@ -42,24 +42,27 @@ fn sts_labels(list: &mut serde_json::Value) -> &mut serde_json::Value {
 }
 
 /// Plans and guards like `stsmend run`, with `prior` as the saved state.
-fn run(inv: &stsmend::inventory::Inventory, prior: &State, guards: &GuardOptions) -> Outcome {
-    let opts = Options {
-        now: now(),
-        threshold: stsmend::duration::Span::minutes(10),
-        scope: Default::default(),
-        node_groups: vec![],
-        migration_annotations: vec![],
+fn run_with(
+    inv: &stsmend::inventory::Inventory,
+    prior: &State,
+    guards: &GuardOptions,
+) -> pipeline::Run {
+    let settings = Settings {
+        options: Options {
+            now: now(),
+            threshold: stsmend::duration::Span::minutes(10),
+            scope: Default::default(),
+            node_groups: vec![],
+            migration_annotations: vec![],
+        },
+        decide: DecideOptions::default(),
+        guards: guards.clone(),
     };
-    let mut outcome = pipeline::evaluate(inv, Some(prior), &opts);
-    pipeline::decide(
-        &mut outcome,
-        &Policies::builtin(),
-        &opts,
-        &DecideOptions::default(),
-    );
-    let next = state::observe(prior, &outcome, now());
-    pipeline::guard(&mut outcome, inv, &next, guards, now());
-    outcome
+    pipeline::run(inv, Some(prior), &settings, &Policies::builtin())
+}
+
+fn run(inv: &stsmend::inventory::Inventory, prior: &State, guards: &GuardOptions) -> Outcome {
+    run_with(inv, prior, guards).outcome
 }
 
 fn opted_in() -> stsmend::inventory::Inventory {
@@ -73,8 +76,7 @@ fn seen(runs: u32) -> State {
     let inv = opted_in();
     let mut s = State::default();
     for _ in 0..runs {
-        let o = run(&inv, &s, &GuardOptions::default());
-        s = state::observe(&s, &o, now());
+        s = run_with(&inv, &s, &GuardOptions::default()).next_state;
     }
     s
 }

@@ -38,7 +38,7 @@ const STORM: &str = "policies/tests/ladder/e-rollback-bad-release-not-a-storm/ob
 
 #[test]
 fn every_shipped_policy_case_passes() {
-    let results = stsmend::policy::cases::run_dir(&root().join("policies/tests")).unwrap();
+    let results = stsmend::cases::run_dir(&root().join("policies/tests")).unwrap();
     let table = results.render(false);
     println!("{table}");
     assert_eq!(results.failed(), 0, "{table}");

@@ -138,7 +138,7 @@ proptest! {
     ]) {
         if let Err(e) = parse("in.yaml", &text) {
             prop_assert!(e.to_string().starts_with("in.yaml: "), "{e}");
-            prop_assert!(e.is_bad_input(), "{e}");
+            prop_assert_eq!(e.exit_code(), stsmend::error::EXIT_BAD_INPUT, "{}", e);
         }
     }
 
@@ -454,7 +454,7 @@ proptest! {
         let cm = config_map([("shop.db".to_string(), record)].into());
         let prior = State::from_config_map(&cm).unwrap();
         let outcome = failing_outcome();
-        let next = stsmend::state::observe(&prior, &outcome, "2026-11-22T10:00:00Z".parse().unwrap());
+        let next = stsmend::pipeline::observe(&prior, &outcome, "2026-11-22T10:00:00Z".parse().unwrap());
         let runs = next.get("shop", "db").unwrap().failing_runs;
         let before = prior.get("shop", "db").unwrap();
         if before.uid.as_deref().is_none_or(|u| u == "u1") {
@@ -518,7 +518,7 @@ fn a_failing_count_at_its_maximum_stays_there() {
         .into(),
     );
     let prior = State::from_config_map(&cm).unwrap();
-    let next = stsmend::state::observe(
+    let next = stsmend::pipeline::observe(
         &prior,
         &failing_outcome(),
         "2026-11-22T10:00:00Z".parse().unwrap(),
@@ -737,7 +737,7 @@ proptest! {
                 return Ok(());
             }
         };
-        let decision = policies.decide(&assessment, &run);
+        let decision = policies.decide(&assessment.facts, &assessment.detection, &assessment.findings, &run);
         prop_assert_eq!(&decision.policy, "fuzz");
         match &decision.error {
             Some(e) => {
@@ -769,7 +769,7 @@ proptest! {
         let line = 2 + prefix.len().max(1);
         let policies = Policies::from_sources(&[("fuzz", &script)], Origin::CommandLine);
         let Ok(policies) = policies else { return Ok(()); };
-        let decision = policies.decide(&assessment, &run);
+        let decision = policies.decide(&assessment.facts, &assessment.detection, &assessment.findings, &run);
         let e = decision.error.expect("a runaway policy cannot return");
         // An earlier statement may fail first; if the runaway is reached,
         // a limit stops it, naming the file. (Its line too, almost always:
@@ -805,7 +805,12 @@ fn every_runaway_alone_stops_at_a_limit_at_its_line() {
         let script = format!("//! @namespaces shop\n{runaway}\n[]\n");
         let policies = Policies::from_sources(&[("fuzz", &script)], Origin::CommandLine).unwrap();
         let e = policies
-            .decide(&assessment, &run)
+            .decide(
+                &assessment.facts,
+                &assessment.detection,
+                &assessment.findings,
+                &run,
+            )
             .error
             .expect("a runaway policy cannot return");
         assert_eq!(e.kind, ErrorKind::Limit, "{runaway}: {e}");

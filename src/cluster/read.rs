@@ -548,15 +548,10 @@ impl Reader<'_> {
             .await?
             .into_iter()
             .map(|o| {
-                let mut v = serde_json::to_value(&o).map_err(|e| Error::Encode {
-                    what: "PodDisruptionBudget",
-                    message: e.to_string(),
-                })?;
+                let mut v = serde_json::to_value(&o)
+                    .map_err(|e| Error::encode("PodDisruptionBudget", e))?;
                 v["apiVersion"] = "policy/v1".into();
-                serde_json::from_value(v).map_err(|e| Error::Encode {
-                    what: "PodDisruptionBudget",
-                    message: e.to_string(),
-                })
+                serde_json::from_value(v).map_err(|e| Error::encode("PodDisruptionBudget", e))
             })
             .collect()
     }

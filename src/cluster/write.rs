@@ -385,10 +385,8 @@ impl Writer {
             });
             let written = match &saved {
                 None => {
-                    let cm: ConfigMap = serde_json::from_value(cm).map_err(|e| Error::Encode {
-                        what: "ConfigMap",
-                        message: e.to_string(),
-                    })?;
+                    let cm: ConfigMap =
+                        serde_json::from_value(cm).map_err(|e| Error::encode("ConfigMap", e))?;
                     api.create(&self.post_params(), &cm).await.map(|_| ())
                 }
                 // A merge patch conditional on the resourceVersion as read,
@@ -441,12 +439,12 @@ fn merged(
         crate::state::CONFIG_MAP => {
             let mut state = crate::state::State::from_config_map(&as_ours)?;
             state.merge_saved(&crate::state::State::from_config_map(saved)?);
-            state.to_data()
+            Ok(state.to_data()?)
         }
         crate::undo::CONFIG_MAP => {
             let mut book = crate::undo::Book::from_config_map(&as_ours)?;
             book.merge_saved(&crate::undo::Book::from_config_map(saved)?);
-            book.to_data()
+            Ok(book.to_data()?)
         }
         _ => Ok(ours.clone()),
     }

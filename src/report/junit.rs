@@ -6,8 +6,8 @@
 use std::fmt::Write;
 
 use super::Report;
+use crate::cases::Results;
 use crate::pipeline::Assessment;
-use crate::policy::cases::Results;
 
 /// Escapes text for an XML attribute or element. Characters XML 1.0 cannot
 /// carry at all (most C0 controls) are dropped: a container's last log line
@@ -436,7 +436,7 @@ pub(crate) mod tests {
 
     #[test]
     fn policy_tests_render_one_case_per_row_with_failures() {
-        use crate::policy::cases::{Results, Row};
+        use crate::cases::{Results, Row};
         let row = |case: &str, passed: bool| Row {
             case: case.into(),
             description: "a <b> & c".into(),

@@ -242,10 +242,7 @@ pub fn render(r: &Report, inputs: &[PathBuf]) -> Result<String> {
             },
         }],
     });
-    let mut s = serde_json::to_string_pretty(&log).map_err(|e| Error::Encode {
-        what: "SARIF report",
-        message: e.to_string(),
-    })?;
+    let mut s = serde_json::to_string_pretty(&log).map_err(|e| Error::encode("SARIF report", e))?;
     s.push('\n');
     Ok(s)
 }

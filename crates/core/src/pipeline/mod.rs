@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::config::NodeGroup;
+use crate::config::{Config, NodeGroup};
 use crate::detect::{self, Detection, Exemption, Screen};
 use crate::diagnose::{self, Confidence, Finding, Kind};
 use crate::duration::Span;
@@ -14,6 +14,9 @@ use crate::inventory::Inventory;
 use crate::policy::{Decision, Policies, RunContext};
 use crate::scope::Scope;
 use crate::state::State;
+
+mod observe;
+pub use observe::observe;
 
 /// Everything a run's decisions depend on besides the objects.
 #[derive(Debug, Clone)]
@@ -163,7 +166,7 @@ pub struct DecideOptions {
 impl Default for DecideOptions {
     fn default() -> Self {
         Self {
-            rollback_unsafe_annotations: vec![crate::policy::ROLLBACK_UNSAFE_ANNOTATION.into()],
+            rollback_unsafe_annotations: vec![crate::config::ROLLBACK_UNSAFE_ANNOTATION.into()],
             limits: Limits::default(),
         }
     }
@@ -306,7 +309,7 @@ pub fn run_context(outcome: &Outcome, opts: &Options, decide: &DecideOptions) ->
 pub fn decide(outcome: &mut Outcome, policies: &Policies, opts: &Options, decide: &DecideOptions) {
     let run = run_context(outcome, opts, decide);
     for a in &mut outcome.failing {
-        a.plan = Some(policies.decide(a, &run));
+        a.plan = Some(policies.decide(&a.facts, &a.detection, &a.findings, &run));
     }
 }
 
@@ -350,7 +353,7 @@ pub struct GuardOptions {
 
 /// Puts every failing StatefulSet's plan through the guards, in report
 /// order, so the action budget goes to the first ones. `state` is the state
-/// after this run's observation (see [`crate::state::observe`]), which is
+/// after this run's observation (see [`observe`]), which is
 /// what counts the runs for the debounce. Pure, and the same for a dry run
 /// and an apply run, which is what makes a dry-run report faithful.
 pub fn guard(
@@ -418,6 +421,79 @@ fn finishes_own(a: &Assessment, record: Option<&crate::state::Record>) -> bool {
     own_rollback && only_evictions
 }
 
+/// Everything a run is given besides the objects, the state and the
+/// policies: the config's settings, resolved, and the clock.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub options: Options,
+    pub decide: DecideOptions,
+    pub guards: GuardOptions,
+}
+
+impl Settings {
+    /// The settings of a run at `now` under `config`, with the flags
+    /// already folded in and the scope resolved.
+    pub fn new(config: &Config, scope: Scope, now: Timestamp) -> crate::Result<Self> {
+        Ok(Self {
+            options: Options {
+                now,
+                threshold: config.threshold,
+                scope,
+                node_groups: config.node_groups.clone(),
+                migration_annotations: config.migration_annotations.clone(),
+            },
+            decide: DecideOptions {
+                rollback_unsafe_annotations: config.rollback_unsafe_annotations.clone(),
+                limits: config.limits.clone(),
+            },
+            guards: GuardOptions {
+                limits: config.limits.clone(),
+                pause: config.pause,
+                opt_in: config.opt_in()?,
+            },
+        })
+    }
+}
+
+/// What a run comes to: every StatefulSet's assessment with its plan and
+/// the guards' verdict, and the state to save for the next run.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub outcome: Outcome,
+    pub next_state: State,
+}
+
+/// One run of the pipeline, from the objects read to the plans and the
+/// guards' verdicts: detect, gather facts and diagnose ([`evaluate`]), let
+/// the policies decide ([`decide`]), remember what was seen ([`observe`]),
+/// then guard ([`guard`]). Pure: `plan`, every mode of `run`, `policy test`
+/// and the benchmarks all come here, so they decide alike.
+pub fn run(
+    inv: &Inventory,
+    state: Option<&State>,
+    settings: &Settings,
+    policies: &Policies,
+) -> Run {
+    let mut outcome = evaluate(inv, state, &settings.options);
+    decide(&mut outcome, policies, &settings.options, &settings.decide);
+    let next_state = observe(
+        &state.cloned().unwrap_or_default(),
+        &outcome,
+        settings.options.now,
+    );
+    guard(
+        &mut outcome,
+        inv,
+        &next_state,
+        &settings.guards,
+        settings.options.now,
+    );
+    Run {
+        outcome,
+        next_state,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Storm protection's judgement of causes, on the shipped policy cases'
@@ -429,7 +505,7 @@ mod tests {
     use crate::guard::Cause;
 
     fn outcome(case: &str) -> Outcome {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
             .join("policies/tests/ladder")
             .join(case)
             .join("objects.yaml");

@@ -53,7 +53,8 @@ mod tests {
     use crate::selector::Selector;
 
     fn fixtures() -> Vec<crate::inventory::Inventory> {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let dir =
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join("tests/fixtures");
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().path())

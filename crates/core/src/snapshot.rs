@@ -64,8 +64,5 @@ pub fn taken_at(inv: &Inventory) -> Result<Option<Timestamp>> {
 /// The snapshot as YAML, a `v1 List`.
 pub fn to_yaml(inv: &Inventory) -> Result<String> {
     let list = inv.to_list()?;
-    serde_saphyr::to_string(&list).map_err(|e| Error::Encode {
-        what: "snapshot",
-        message: e.to_string(),
-    })
+    serde_saphyr::to_string(&list).map_err(|e| Error::encode("snapshot", e))
 }

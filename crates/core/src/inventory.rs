@@ -294,10 +294,7 @@ impl Inventory {
             objs: &[T],
         ) -> Result<()> {
             for obj in objs {
-                let mut v = serde_json::to_value(obj).map_err(|e| Error::Encode {
-                    what: "snapshot",
-                    message: e.to_string(),
-                })?;
+                let mut v = serde_json::to_value(obj).map_err(|e| Error::encode("snapshot", e))?;
                 if let Value::Object(map) = &mut v {
                     map.insert("apiVersion".into(), T::API_VERSION.into());
                     map.insert("kind".into(), T::KIND.into());

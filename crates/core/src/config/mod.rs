@@ -1,6 +1,8 @@
 //! The operator's config file (`--config`, YAML). Unknown keys and wrong types
 //! are errors naming the key, so a typo never silently changes behaviour.
 
+pub mod notify;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -8,6 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::duration::Span;
 use crate::error::{Error, Result};
+
+/// The StatefulSet annotation that names the policy deciding for it.
+pub const POLICY_ANNOTATION: &str = "stsmend.io/policy";
+/// The StatefulSet annotation that marks rolling back as unsafe (an
+/// irreversible migration ran); the ladder escalates instead.
+pub const ROLLBACK_UNSAFE_ANNOTATION: &str = "stsmend.io/rollback-unsafe";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
@@ -45,10 +53,10 @@ pub struct Config {
     /// Where escalations and failed actions are posted as alerts; none:
     /// Events only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub alertmanager: Option<crate::notify::AlertmanagerConfig>,
+    pub alertmanager: Option<notify::AlertmanagerConfig>,
     /// Where the run's figures are pushed.
-    #[serde(skip_serializing_if = "crate::notify::MetricsConfig::is_empty")]
-    pub metrics: crate::notify::MetricsConfig,
+    #[serde(skip_serializing_if = "notify::MetricsConfig::is_empty")]
+    pub metrics: notify::MetricsConfig,
 }
 
 impl Default for Config {
@@ -60,14 +68,14 @@ impl Default for Config {
             node_groups: Vec::new(),
             migration_annotations: vec!["stsmend.io/migration".into()],
             policies: None,
-            policy_annotation: crate::policy::POLICY_ANNOTATION.into(),
-            rollback_unsafe_annotations: vec![crate::policy::ROLLBACK_UNSAFE_ANNOTATION.into()],
+            policy_annotation: POLICY_ANNOTATION.into(),
+            rollback_unsafe_annotations: vec![ROLLBACK_UNSAFE_ANNOTATION.into()],
             limits: crate::guard::Limits::default(),
             opt_in_selector: None,
             pause: false,
             deadline: Span::minutes(4),
             alertmanager: None,
-            metrics: crate::notify::MetricsConfig::default(),
+            metrics: notify::MetricsConfig::default(),
         }
     }
 }

@@ -15,6 +15,15 @@ use crate::error::{Error, Result};
 /// The ConfigMap that holds the state.
 pub const CONFIG_MAP: &str = "stsmend-state";
 
+/// An alert the agent sent and has not resolved yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OpenAlert {
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub starts_at: Timestamp,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Record {
@@ -34,7 +43,7 @@ pub struct Record {
     /// The alert open in Alertmanager about it, kept until it is resolved
     /// (src/notify/alerts.rs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alert: Option<crate::notify::alerts::OpenAlert>,
+    pub alert: Option<OpenAlert>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -137,10 +146,7 @@ pub(crate) fn write_records<T: Serialize>(
         .map(|(id, record)| {
             serde_json::to_string(record)
                 .map(|v| (id.replacen('/', ".", 1), v))
-                .map_err(|e| Error::Encode {
-                    what,
-                    message: e.to_string(),
-                })
+                .map_err(|e| Error::encode(what, e))
         })
         .collect()
 }
@@ -166,7 +172,7 @@ mod tests {
                     action: "rollback".into(),
                     why: "crash loop".into(),
                 }),
-                alert: Some(crate::notify::alerts::OpenAlert {
+                alert: Some(OpenAlert {
                     labels: [("alertname".to_string(), "StsmendEscalation".to_string())].into(),
                     annotations: Default::default(),
                     starts_at: "2026-11-22T10:05:00Z".parse().unwrap(),
@@ -244,142 +250,5 @@ mod tests {
         };
         let err = State::from_config_map(&cm).unwrap_err().to_string();
         assert!(err.contains("key shop.db"), "{err}");
-    }
-}
-
-/// The state after a run: a mismatch seen for the first time is recorded with
-/// `now`; a record whose mismatch has cleared, or whose generation moved on,
-/// is renewed; records of StatefulSets no longer suspect are dropped so the
-/// ConfigMap does not grow without bound.
-pub fn observe(prior: &State, outcome: &crate::pipeline::Outcome, now: Timestamp) -> State {
-    let mut next = State::default();
-    for a in outcome.failing.iter().chain(&outcome.pending) {
-        let id = a.id();
-        let old = prior
-            .records
-            .get(&id)
-            .filter(|r| r.uid.is_none() || r.uid == a.uid);
-        let mismatch = a.detection.symptoms.iter().find_map(|h| match h.symptom {
-            crate::detect::Symptom::GenerationMismatch { generation, .. } => Some(generation),
-            _ => None,
-        });
-        let mut record = old.cloned().unwrap_or_default();
-        record.uid = a.uid.clone();
-        let failing = outcome.failing.iter().any(|f| f.id() == id);
-        record.failing_runs = if failing {
-            record.failing_runs.saturating_add(1)
-        } else {
-            0
-        };
-        record.mismatch = mismatch.map(|generation| match &record.mismatch {
-            Some(seen) if seen.generation == generation => seen.clone(),
-            _ => Seen {
-                generation,
-                first_seen: now,
-            },
-        });
-        next.records.insert(id, record);
-    }
-    next
-}
-
-#[cfg(test)]
-mod observe_tests {
-    use super::*;
-    use crate::inventory::Inventory;
-    use crate::pipeline::{Options, evaluate};
-
-    fn outcome(generation: i64, observed: i64) -> crate::pipeline::Outcome {
-        let mut inv = Inventory::default();
-        let yaml = format!(
-            "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {{name: db, namespace: shop, uid: u1, generation: {generation}}}\nspec: {{replicas: 1, selector: {{matchLabels: {{app: db}}}}, serviceName: db, template: {{metadata: {{labels: {{app: db}}}}, spec: {{containers: [{{name: db, image: db}}]}}}}}}\nstatus: {{replicas: 1, readyReplicas: 1, observedGeneration: {observed}}}\n"
-        );
-        crate::source::files::parse_into(&mut inv, std::path::Path::new("t.yaml"), &yaml).unwrap();
-        evaluate(
-            &inv,
-            None,
-            &Options {
-                now: "2026-11-22T10:00:00Z".parse().unwrap(),
-                threshold: crate::duration::Span::minutes(10),
-                scope: Default::default(),
-                node_groups: vec![],
-                migration_annotations: vec![],
-            },
-        )
-    }
-
-    #[test]
-    fn first_sight_is_recorded_and_kept_while_the_generation_holds() {
-        let t1: Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();
-        let t2: Timestamp = "2026-11-22T10:05:00Z".parse().unwrap();
-        let s1 = observe(&State::default(), &outcome(3, 2), t1);
-        assert_eq!(
-            s1.get("shop", "db")
-                .unwrap()
-                .mismatch
-                .as_ref()
-                .unwrap()
-                .first_seen,
-            t1
-        );
-        let s2 = observe(&s1, &outcome(3, 2), t2);
-        assert_eq!(
-            s2.get("shop", "db")
-                .unwrap()
-                .mismatch
-                .as_ref()
-                .unwrap()
-                .first_seen,
-            t1
-        );
-        // A new generation restarts the clock.
-        let s3 = observe(&s2, &outcome(4, 2), t2);
-        assert_eq!(
-            s3.get("shop", "db")
-                .unwrap()
-                .mismatch
-                .as_ref()
-                .unwrap()
-                .first_seen,
-            t2
-        );
-        assert_eq!(
-            s3.get("shop", "db").unwrap().failing_runs,
-            0,
-            "pending, not failing"
-        );
-        // Healed: the record goes.
-        let s4 = observe(&s3, &outcome(4, 4), t2);
-        assert!(s4.get("shop", "db").is_none());
-    }
-
-    #[test]
-    fn a_recorded_first_sight_makes_the_mismatch_due() {
-        let t1: Timestamp = "2026-11-22T09:40:00Z".parse().unwrap();
-        let state = observe(&State::default(), &outcome(3, 2), t1);
-        let mut inv = Inventory::default();
-        crate::source::files::parse_into(
-            &mut inv,
-            std::path::Path::new("t.yaml"),
-            "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db, namespace: shop, uid: u1, generation: 3}\nspec: {replicas: 1, selector: {matchLabels: {app: db}}, serviceName: db, template: {metadata: {labels: {app: db}}, spec: {containers: [{name: db, image: db}]}}}\nstatus: {replicas: 1, readyReplicas: 1, observedGeneration: 2}\n",
-        )
-        .unwrap();
-        let opts = Options {
-            now: "2026-11-22T10:00:00Z".parse().unwrap(),
-            threshold: crate::duration::Span::minutes(10),
-            scope: Default::default(),
-            node_groups: vec![],
-            migration_annotations: vec![],
-        };
-        assert_eq!(
-            evaluate(&inv, None, &opts).failing.len(),
-            0,
-            "without state, not yet due"
-        );
-        assert_eq!(
-            evaluate(&inv, Some(&state), &opts).failing.len(),
-            1,
-            "with state, held 20m"
-        );
     }
 }

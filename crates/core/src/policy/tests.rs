@@ -11,7 +11,7 @@ use crate::pipeline::{self, DecideOptions, Options, Outcome};
 const NOW: &str = "2026-11-22T10:00:00Z";
 
 fn case_objects(case: &str) -> crate::inventory::Inventory {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .join("policies/tests")
         .join(case);
     crate::source::files::load(&[dir.join("objects.yaml")]).expect("case objects")

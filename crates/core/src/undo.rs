@@ -72,10 +72,7 @@ pub enum Prior {
 
 /// The mutable spec of `sts`, as an undo record keeps it.
 pub fn prior_spec(sts: &StatefulSet) -> Result<Prior> {
-    let spec = serde_json::to_value(&sts.spec).map_err(|e| Error::Encode {
-        what: "StatefulSet spec",
-        message: e.to_string(),
-    })?;
+    let spec = serde_json::to_value(&sts.spec).map_err(|e| Error::encode("StatefulSet spec", e))?;
     Ok(Prior::Spec {
         spec: SPEC_FIELDS
             .iter()

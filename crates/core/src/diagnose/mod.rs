@@ -351,7 +351,7 @@ mod tests {
     use crate::pipeline::{self, Options};
 
     fn objects(case: &str) -> Inventory {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
             .join("policies/tests/ladder")
             .join(case)
             .join("objects.yaml");

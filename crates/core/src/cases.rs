@@ -29,10 +29,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Decision, Origin, Policies, Status};
 use crate::config::Config;
 use crate::duration::Span;
-use crate::pipeline::{self, DecideOptions, Options};
+use crate::pipeline::{self, Settings};
+use crate::policy::{Decision, Origin, Policies, Status};
 
 /// The name of a case's description file.
 pub const CASE_FILE: &str = "case.yaml";
@@ -267,7 +267,8 @@ pub fn run_case(dir: &Path, label: &str) -> Result<Vec<Row>, CaseError> {
         std::fs::read_to_string(&case_path).map_err(|e| invalid(&case_path, e.to_string()))?;
     let case: CaseFile =
         serde_saphyr::from_str(&text).map_err(|e| invalid(&case_path, e.to_string()))?;
-    let config = case.config.unwrap_or_default();
+    let mut config = case.config.unwrap_or_default();
+    config.threshold = case.threshold.unwrap_or(config.threshold);
     config
         .validate(&case_path)
         .map_err(|e| invalid(&case_path, e.to_string()))?;
@@ -309,19 +310,9 @@ pub fn run_case(dir: &Path, label: &str) -> Result<Vec<Row>, CaseError> {
     };
     policies.set_annotation(config.policy_annotation.clone());
 
-    let opts = Options {
-        now: case.now,
-        threshold: case.threshold.unwrap_or(config.threshold),
-        scope: crate::scope::Scope::default(),
-        node_groups: config.node_groups.clone(),
-        migration_annotations: config.migration_annotations.clone(),
-    };
-    let decide = DecideOptions {
-        rollback_unsafe_annotations: config.rollback_unsafe_annotations.clone(),
-        limits: config.limits.clone(),
-    };
-    let mut outcome = pipeline::evaluate(&inventory, None, &opts);
-    pipeline::decide(&mut outcome, &policies, &opts, &decide);
+    let settings = Settings::new(&config, crate::scope::Scope::default(), case.now)
+        .map_err(|e| invalid(&case_path, e.to_string()))?;
+    let outcome = pipeline::run(&inventory, None, &settings, &policies).outcome;
 
     Ok(case
         .expect
@@ -455,7 +446,7 @@ fn check(label: &str, e: &Expectation, outcome: &pipeline::Outcome) -> Row {
 
 fn compare_actions(
     expected: &[serde_json::Map<String, Value>],
-    actual: &[super::Action],
+    actual: &[crate::policy::Action],
     problems: &mut Vec<String>,
 ) {
     if expected.len() != actual.len() {

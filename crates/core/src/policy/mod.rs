@@ -9,7 +9,6 @@
 //! ([`PolicyError`]) naming the file, line and column.
 
 pub mod action;
-pub mod cases;
 pub mod engine;
 pub mod error;
 mod returns;
@@ -35,15 +34,11 @@ use engine::{Compiled, LadderRef};
 
 /// The default ladder, built into the binary; a `ladder.rhai` among the
 /// loaded policies replaces it.
-pub const LADDER_SOURCE: &str = include_str!("../../policies/ladder.rhai");
+pub const LADDER_SOURCE: &str = include_str!("../../../../policies/ladder.rhai");
 pub const LADDER: &str = "ladder";
 const LADDER_FILE: &str = "policies/ladder.rhai (built in)";
 
-/// The StatefulSet annotation that names the policy deciding for it.
-pub const POLICY_ANNOTATION: &str = "stsmend.io/policy";
-/// The StatefulSet annotation that marks rolling back as unsafe (an
-/// irreversible migration ran); the ladder escalates instead.
-pub const ROLLBACK_UNSAFE_ANNOTATION: &str = "stsmend.io/rollback-unsafe";
+pub use crate::config::{POLICY_ANNOTATION, ROLLBACK_UNSAFE_ANNOTATION};
 
 /// Every finding kind, by the name policies use. Kept in step with
 /// [`crate::diagnose::Kind`] by the test below.
@@ -366,14 +361,15 @@ impl Policies {
     }
 
     /// The plan for one failing StatefulSet.
-    pub fn decide(&self, assessment: &crate::pipeline::Assessment, run: &RunContext) -> Decision {
-        let view = Arc::new(View::new(
-            &assessment.facts,
-            &assessment.detection,
-            &assessment.findings,
-            run,
-        ));
-        self.decide_view(&assessment.facts.stateful_set, &view)
+    pub fn decide(
+        &self,
+        facts: &crate::facts::Facts,
+        detection: &crate::detect::Detection,
+        findings: &[crate::diagnose::Finding],
+        run: &RunContext,
+    ) -> Decision {
+        let view = Arc::new(View::new(facts, detection, findings, run));
+        self.decide_view(&facts.stateful_set, &view)
     }
 
     /// The plan from a view built beforehand: a view can be reused, say to

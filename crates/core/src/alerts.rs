@@ -12,11 +12,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{SignedDuration, Timestamp};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::AlertmanagerConfig;
+use crate::config::notify::AlertmanagerConfig;
 use crate::execution::Status;
 use crate::pipeline::{Assessment, Outcome};
+pub use crate::state::OpenAlert;
 
 pub const ESCALATION: &str = "StsmendEscalation";
 pub const ACTION_FAILED: &str = "StsmendActionFailed";
@@ -24,15 +25,6 @@ pub const ACTION_FAILED: &str = "StsmendActionFailed";
 /// The runbooks of the alerts whose conditions the agent handles.
 pub const RUNBOOK_GENERATION_MISMATCH: &str = "https://runbooks.prometheus-operator.dev/runbooks/kubernetes/kubestatefulsetgenerationmismatch";
 pub const RUNBOOK_UPDATE_NOT_ROLLED_OUT: &str = "https://runbooks.prometheus-operator.dev/runbooks/kubernetes/kubestatefulsetupdatenotrolledout";
-
-/// An alert the agent sent and has not resolved yet.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct OpenAlert {
-    pub labels: BTreeMap<String, String>,
-    pub annotations: BTreeMap<String, String>,
-    pub starts_at: Timestamp,
-}
 
 /// One element of the body of `POST /api/v2/alerts`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -299,7 +291,7 @@ mod tests {
             node_groups: vec![],
             migration_annotations: vec![],
         };
-        let prior = crate::state::observe(
+        let prior = crate::pipeline::observe(
             &crate::state::State::default(),
             &crate::pipeline::evaluate(&inv, None, &opts),
             "2026-11-22T09:30:00Z".parse().unwrap(),
