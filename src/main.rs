@@ -511,7 +511,7 @@ async fn run_and_act(args: RunArgs, config: &Config, ran: &mut Ran) -> stsmend::
         state_namespace: a.config.state_namespace.clone(),
         undo: undo_book,
         now: a.now,
-        retry_delay: std::time::Duration::from_secs(1),
+        retry_delay: cluster::retry::WRITE_DELAY,
     };
     let mut failed = false;
     for assessment in &mut a.outcome.failing {
@@ -583,7 +583,7 @@ async fn run_and_act(args: RunArgs, config: &Config, ran: &mut Ran) -> stsmend::
     // debounce the same way, or its report would differ from an apply run's.
     let saved = tokio::time::timeout(deadline.left().max(CLOSING_MIN), async {
         let data = a.next_state.to_data()?;
-        act::retry(std::time::Duration::from_secs(1), || {
+        cluster::retry::retry(cluster::retry::WRITE_DELAY, || {
             actor
                 .own
                 .save_config_map(&a.config.state_namespace, state::CONFIG_MAP, data.clone())

@@ -2,26 +2,20 @@
 //! its precondition, retried only where a retry is safe, recorded as an
 //! Event, with an undo record saved before every write.
 
-use std::future::Future;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::StatefulSet;
 
+use super::retry::{retry, transient};
 use crate::cluster::write::{self, Writer};
 use crate::config::NodeGroup;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::execution::{Executed, Mode, Status, Step, event_reason, pod_not_deletable};
 use crate::pipeline::Assessment;
 use crate::policy::Action;
 use crate::state::LastAction;
 use crate::undo::{self, Book, Prior};
-
-/// Attempts for a write that failed in a way that may pass on its own (the
-/// API server restarting, overloaded, or a dropped connection). Every write
-/// is conditional, so a retry of a write that did land ends as a conflict,
-/// never as a second change.
-const ATTEMPTS: u32 = 3;
 
 /// How long a forced rollback waits for the controller to observe its
 /// revert before it evicts the pods stuck on the abandoned revision. The
@@ -767,84 +761,4 @@ fn refused_pods(a: &Assessment, pods: &[String], any_pod: bool) -> Vec<String> {
                 .map(|why| format!("{name}: {why}"))
         })
         .collect()
-}
-
-/// Whether an error may pass on its own: the server unreachable, timing
-/// out, overloaded or failing inside. A 4xx other than 429 will not.
-pub fn transient(e: &Error) -> bool {
-    match e {
-        Error::Api { source, .. } => match source.as_ref() {
-            kube::Error::Api(s) => s.code == 429 || s.code >= 500,
-            kube::Error::Auth(_) | kube::Error::SerdeError(_) | kube::Error::BuildRequest(_) => {
-                false
-            }
-            _ => true,
-        },
-        _ => false,
-    }
-}
-
-pub async fn retry<T, F, Fut>(delay: Duration, mut f: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T>>,
-{
-    let mut attempt = 1;
-    loop {
-        match f().await {
-            Err(e) if attempt < ATTEMPTS && transient(&e) => {
-                tracing::warn!(error = %e, attempt, "transient API error; retrying");
-                tokio::time::sleep(delay * attempt).await;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_server_side_and_connection_failures_are_retried() {
-        let api = |code: u16| {
-            Error::api(
-                "x",
-                kube::Error::Api(Box::new(
-                    kube::core::Status::failure("m", "r").with_code(code),
-                )),
-            )
-        };
-        assert!(transient(&api(503)));
-        assert!(transient(&api(429)));
-        assert!(!transient(&api(403)));
-        assert!(!transient(&api(409)));
-        assert!(!transient(&Error::invalid("x", "y", "z")));
-    }
-
-    #[tokio::test]
-    async fn retries_transient_errors_then_gives_up() {
-        let calls = std::sync::atomic::AtomicU32::new(0);
-        let r: Result<()> = retry(Duration::ZERO, || async {
-            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Err(Error::api(
-                "x",
-                kube::Error::Api(Box::new(
-                    kube::core::Status::failure("m", "r").with_code(500),
-                )),
-            ))
-        })
-        .await;
-        assert!(r.is_err());
-        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), ATTEMPTS);
-        let calls = std::sync::atomic::AtomicU32::new(0);
-        let r: Result<()> = retry(Duration::ZERO, || async {
-            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Err(Error::invalid("x", "y", "z"))
-        })
-        .await;
-        assert!(r.is_err());
-        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
-    }
 }

@@ -4,6 +4,7 @@
 pub mod act;
 pub mod metrics;
 pub mod read;
+pub mod retry;
 pub mod undo;
 pub mod write;
 
@@ -70,7 +71,7 @@ pub fn build_client(mut config: kube::Config, counter: &metrics::Counter) -> Res
     config.connect_timeout = Some(std::time::Duration::from_secs(10));
     config.read_timeout = Some(std::time::Duration::from_secs(60));
     config.write_timeout = Some(std::time::Duration::from_secs(60));
-    // One retry layer: the agent's own ([`act::retry`]), which knows that
+    // One retry layer: the agent's own ([`retry`]), which knows that
     // an eviction's 429 is a PodDisruptionBudget's answer. kube's default
     // layer retries every 429 up to 15 times, honouring Retry-After, so a
     // refused eviction took minutes before the agent saw it.

@@ -47,10 +47,6 @@ use crate::scope::Scope;
 /// Objects per LIST page.
 pub const PAGE: u32 = 500;
 
-/// The pause before retrying a read the server throttled or failed (429,
-/// 5xx, a dropped connection); the client itself retries nothing.
-const READ_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
-
 /// Requests in flight at once, besides the StatefulSet LIST. The suspects'
 /// reads are small and mostly wait on the API server; a few at a time hide
 /// the round trips without crowding the server (docs/performance.md).
@@ -189,7 +185,7 @@ impl Reader<'_> {
                     Lane::Scan => None,
                     Lane::Shared => Some(self.in_flight.acquire().await.expect("never closed")),
                 };
-                crate::cluster::act::retry(READ_RETRY_DELAY, || async {
+                crate::cluster::retry::retry(crate::cluster::retry::READ_DELAY, || async {
                     api.list(&lp)
                         .await
                         .map_err(|e| Error::api(format!("list {what}"), e))
@@ -237,7 +233,7 @@ impl Reader<'_> {
         K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
     {
         let _permit = self.in_flight.acquire().await.expect("never closed");
-        let got = crate::cluster::act::retry(READ_RETRY_DELAY, || async {
+        let got = crate::cluster::retry::retry(crate::cluster::retry::READ_DELAY, || async {
             api.get_opt(name)
                 .await
                 .map_err(|e| Error::api(format!("get {what}"), e))
@@ -299,17 +295,18 @@ impl Reader<'_> {
     /// containers' previous logs, which those name.
     async fn read_set(&self, ns: &str, sts: &StatefulSet) -> Result<Part> {
         let name = name_of(sts);
+        // An empty selector would match every pod in the namespace, and an
+        // operator the API does not define means nothing: the API server
+        // rejects such StatefulSets anyway.
         let selector = sts
             .spec
             .as_ref()
-            .map(|s| selector_query(&s.selector))
+            .and_then(|s| kube::core::Selector::try_from(s.selector.clone()).ok())
             .unwrap_or_default();
-        // An empty selector would match every pod in the namespace; the
-        // API server rejects such StatefulSets anyway.
-        if selector.is_empty() {
+        if selector.selects_all() {
             return Ok(Default::default());
         }
-        let lp = cached().labels(&selector);
+        let lp = cached().labels_from(&selector);
         let c = || self.client.clone();
         let (pods, revisions, pvcs) = futures::try_join!(
             self.list(
@@ -376,7 +373,7 @@ impl Reader<'_> {
         };
         let api = Api::<Pod>::namespaced(self.client.clone(), ns);
         let _permit = self.in_flight.acquire().await.expect("never closed");
-        let got = crate::cluster::act::retry(READ_RETRY_DELAY, || async {
+        let got = crate::cluster::retry::retry(crate::cluster::retry::READ_DELAY, || async {
             api.logs(pod, &lp)
                 .await
                 .map_err(|e| Error::api(format!("get log of {ns}/{pod} container {container}"), e))
@@ -568,26 +565,6 @@ fn forbidden_is_nothing<T: Default>(got: Result<T>, what: &str) -> Result<T> {
         }
         other => other,
     }
-}
-
-/// The query form of an object's label selector, for server-side filtering.
-fn selector_query(sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector) -> String {
-    let mut parts: Vec<String> = sel
-        .match_labels
-        .iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    for e in sel.match_expressions.iter().flatten() {
-        let values = e.values.clone().unwrap_or_default().join(",");
-        parts.push(match e.operator.as_str() {
-            "In" => format!("{} in ({values})", e.key),
-            "NotIn" => format!("{} notin ({values})", e.key),
-            "Exists" => e.key.clone(),
-            _ => format!("!{}", e.key),
-        });
-    }
-    parts.join(",")
 }
 
 /// Reads what a run needs. `state` names the agent's state ConfigMap

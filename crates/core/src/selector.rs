@@ -6,66 +6,61 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
+use kube_core::{Expression, SelectorExt as _};
+
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Requirement {
-    Equals(String, String),
-    NotEquals(String, String),
-    In(String, Vec<String>),
-    NotIn(String, Vec<String>),
-    Exists(String),
-    DoesNotExist(String),
-}
-
-/// A parsed selector; an empty one matches everything.
+/// A parsed selector; an empty one matches everything. The expressions and
+/// their matching are kube's; the text is kept as written, for reports and
+/// the API server's `labelSelector` parameter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selector {
-    requirements: Vec<Requirement>,
+    expressions: kube_core::Selector,
     text: String,
 }
 
 impl Selector {
-    /// Parses `a=b,c!=d,e in (x,y),f notin (z),g,!h`.
+    /// Parses `a=b,c!=d,e in (x,y),f notin (z),g,!h`: kube has the
+    /// expressions but no parser for kubectl's `-l` text.
     pub fn parse(text: &str) -> Result<Self> {
         let bad = |message: &str| Error::invalid("label selector", text, message);
-        let mut requirements = Vec::new();
+        let mut expressions = kube_core::Selector::default();
         for part in split_top_level(text) {
             let part = part.trim();
             if part.is_empty() {
                 continue;
             }
-            let requirement = if let Some(key) = part.strip_prefix('!') {
-                Requirement::DoesNotExist(key_of(key.trim()).map_err(|m| bad(&m))?)
+            let expression = if let Some(key) = part.strip_prefix('!') {
+                Expression::DoesNotExist(key_of(key.trim()).map_err(|m| bad(&m))?)
             } else if let Some((key, values)) = split_set(part, " notin ") {
-                Requirement::NotIn(
+                Expression::NotIn(
                     key_of(key).map_err(|m| bad(&m))?,
                     values.map_err(|m| bad(&m))?,
                 )
             } else if let Some((key, values)) = split_set(part, " in ") {
-                Requirement::In(
+                Expression::In(
                     key_of(key).map_err(|m| bad(&m))?,
                     values.map_err(|m| bad(&m))?,
                 )
             } else if let Some((key, value)) = part.split_once("!=") {
-                Requirement::NotEquals(key_of(key).map_err(|m| bad(&m))?, value.trim().to_string())
+                Expression::NotEqual(key_of(key).map_err(|m| bad(&m))?, value.trim().to_string())
             } else if let Some((key, value)) =
                 part.split_once("==").or_else(|| part.split_once('='))
             {
-                Requirement::Equals(key_of(key).map_err(|m| bad(&m))?, value.trim().to_string())
+                Expression::Equal(key_of(key).map_err(|m| bad(&m))?, value.trim().to_string())
             } else {
-                Requirement::Exists(key_of(part).map_err(|m| bad(&m))?)
+                Expression::Exists(key_of(part).map_err(|m| bad(&m))?)
             };
-            requirements.push(requirement);
+            expressions.extend(expression);
         }
         Ok(Self {
-            requirements,
+            expressions,
             text: text.trim().to_string(),
         })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.requirements.is_empty()
+        self.expressions.selects_all()
     }
 
     /// The selector as the API server's `labelSelector` parameter takes it.
@@ -75,50 +70,20 @@ impl Selector {
 
     pub fn matches(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
         let empty = BTreeMap::new();
-        let labels = labels.unwrap_or(&empty);
-        self.requirements.iter().all(|r| r.matches(labels))
+        self.expressions.matches(labels.unwrap_or(&empty))
     }
 
-    /// Converts an object's `LabelSelector`. An absent selector selects nothing,
-    /// as for a StatefulSet or PodDisruptionBudget.
+    /// Converts an object's `LabelSelector`; an operator the API does not
+    /// define is an error, never a different selector. An absent selector
+    /// selects nothing, as for a StatefulSet or PodDisruptionBudget.
     pub fn from_label_selector(selector: &LabelSelector) -> Result<Self> {
-        let mut requirements = Vec::new();
-        for (k, v) in selector.match_labels.iter().flatten() {
-            requirements.push(Requirement::Equals(k.clone(), v.clone()));
-        }
-        for expr in selector.match_expressions.iter().flatten() {
-            let values = expr.values.clone().unwrap_or_default();
-            requirements.push(match expr.operator.as_str() {
-                "In" => Requirement::In(expr.key.clone(), values),
-                "NotIn" => Requirement::NotIn(expr.key.clone(), values),
-                "Exists" => Requirement::Exists(expr.key.clone()),
-                "DoesNotExist" => Requirement::DoesNotExist(expr.key.clone()),
-                other => {
-                    return Err(Error::invalid(
-                        "label selector operator",
-                        other,
-                        "expected In, NotIn, Exists or DoesNotExist",
-                    ));
-                }
-            });
-        }
+        let expressions = kube_core::Selector::try_from(selector.clone()).map_err(|e| {
+            Error::invalid("label selector", format!("{selector:?}"), e.to_string())
+        })?;
         Ok(Self {
-            requirements,
-            text: String::new(),
+            text: expressions.to_string(),
+            expressions,
         })
-    }
-}
-
-impl Requirement {
-    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        match self {
-            Requirement::Equals(k, v) => labels.get(k) == Some(v),
-            Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
-            Requirement::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
-            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
-            Requirement::Exists(k) => labels.contains_key(k),
-            Requirement::DoesNotExist(k) => !labels.contains_key(k),
-        }
     }
 }
 
@@ -141,7 +106,7 @@ fn split_top_level(text: &str) -> Vec<&str> {
     parts
 }
 
-type SetValues = std::result::Result<Vec<String>, String>;
+type SetValues = std::result::Result<std::collections::BTreeSet<String>, String>;
 
 fn split_set<'a>(part: &'a str, op: &str) -> Option<(&'a str, SetValues)> {
     let (key, rest) = part.split_once(op)?;
@@ -224,5 +189,41 @@ mod tests {
         let err = Selector::parse("app in db").unwrap_err().to_string();
         assert!(err.contains("\"app in db\""), "{err}");
         assert!(Selector::parse("a b=c").is_err());
+    }
+}
+
+#[cfg(test)]
+mod object_tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+
+    use super::*;
+
+    #[test]
+    fn an_unknown_operator_is_an_error_not_a_different_selector() {
+        let sel = LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: "Contains".into(),
+                values: Some(vec!["db".into()]),
+            }]),
+            ..Default::default()
+        };
+        assert!(Selector::from_label_selector(&sel).is_err());
+    }
+
+    #[test]
+    fn an_object_selector_matches_and_renders_as_a_query() {
+        let sel = LabelSelector {
+            match_labels: Some([("app".to_string(), "db".to_string())].into()),
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: "NotIn".into(),
+                values: Some(vec!["cache".into()]),
+            }]),
+        };
+        let s = Selector::from_label_selector(&sel).unwrap();
+        assert_eq!(s.as_query(), "app=db,tier notin (cache)");
+        let labels: BTreeMap<String, String> = [("app".to_string(), "db".to_string())].into();
+        assert!(s.matches(Some(&labels)));
     }
 }
