@@ -717,7 +717,7 @@ fn policy_test(args: PolicyTestArgs) -> anyhow::Result<u8> {
     let results = policy::cases::run_dir(&args.dir)?;
     match args.output {
         PolicyTestFormat::Text => print!("{}", results.render(args.verbose)),
-        PolicyTestFormat::Junit => print!("{}", stsmend::report::junit::policy_tests(&results)),
+        PolicyTestFormat::Junit => print!("{}", stsmend::report::junit::policy_tests(&results)?),
     }
     Ok(if results.failed() == 0 { 0 } else { 1 })
 }

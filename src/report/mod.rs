@@ -98,7 +98,7 @@ impl Report {
             Format::Text => Ok(text::render(self)),
             Format::Markdown => Ok(markdown::render(self)),
             Format::Json => json::render(self),
-            Format::Junit => Ok(junit::render(self)),
+            Format::Junit => junit::render(self),
             Format::Sarif => sarif::render(self, inputs),
         }
     }
