@@ -165,6 +165,8 @@ struct Assessed {
     policies: Policies,
     config: Config,
     inv: Inventory,
+    /// Where the StatefulSets read from files are declared.
+    locations: source::files::Locations,
     /// The state after this run's observation: what `run` saves.
     next_state: State,
     /// The client of a live run, and its request counter.
@@ -211,7 +213,7 @@ async fn assess(
     let threshold = threshold.unwrap_or(config.threshold);
     let counter = cluster::metrics::Counter::default();
     let mut live = None;
-    let (inv, source_label) = if source.from.is_empty() {
+    let (inv, locations, source_label) = if source.from.is_empty() {
         let target = Target {
             kubeconfig: source.kubeconfig.clone(),
             context: source.context.clone(),
@@ -238,16 +240,16 @@ async fn assess(
             inv.config_maps.extend(cm);
         }
         live = Some((client, counter.clone()));
-        (inv, label)
+        (inv, Default::default(), label)
     } else {
-        let inv = source::files::load(&source.from)?;
+        let (inv, locations) = source::files::load_with_locations(&source.from)?;
         let label = source
             .from
             .iter()
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(", ");
-        (inv, format!("files {label}"))
+        (inv, locations, format!("files {label}"))
     };
     let now = match now {
         Some(t) => t,
@@ -274,6 +276,7 @@ async fn assess(
         policies,
         config,
         inv,
+        locations,
         next_state,
         client: live,
         open_alerts,
@@ -290,7 +293,7 @@ fn policy_failed(a: &Assessed) -> bool {
 }
 
 async fn plan(args: PlanArgs) -> stsmend::Result<u8> {
-    let a = assess(
+    let mut a = assess(
         &args.source,
         &args.scope,
         args.policy.policies.as_deref(),
@@ -303,8 +306,9 @@ async fn plan(args: PlanArgs) -> stsmend::Result<u8> {
     for e in a.outcome.policy_errors() {
         tracing::warn!(error = %e, "policy failed; no actions for this StatefulSet");
     }
+    let locations = std::mem::take(&mut a.locations);
     let report = a.into_report(None);
-    let text = report.render_with_inputs(args.output, &args.source.from)?;
+    let text = report.render_with_locations(args.output, &locations)?;
     if let Some(path) = &args.report {
         std::fs::write(path, &text).map_err(|e| Error::write(path, e))?;
     }
@@ -698,7 +702,7 @@ fn policy_test(args: PolicyTestArgs) -> stsmend::Result<u8> {
     let results = stsmend::cases::run_dir(&args.dir)?;
     match args.output {
         PolicyTestFormat::Text => print!("{}", results.render(args.verbose)),
-        PolicyTestFormat::Junit => print!("{}", stsmend::report::junit::policy_tests(&results)),
+        PolicyTestFormat::Junit => print!("{}", stsmend::report::junit::policy_tests(&results)?),
     }
     Ok(if results.failed() == 0 { 0 } else { 1 })
 }

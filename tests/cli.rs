@@ -218,7 +218,9 @@ fn a_run_ends_by_its_deadline_against_a_server_that_never_answers() {
     let junit = std::fs::read_to_string(&report).unwrap();
     std::fs::remove_file(&report).ok();
     assert!(
-        junit.contains("errors=\"1\"") && junit.contains("<error type=\"incomplete\""),
+        junit.contains("errors=\"1\"")
+            && junit.contains("<error ")
+            && junit.contains("type=\"incomplete\""),
         "{junit}"
     );
     assert!(!junit.contains("no failed rollout"), "{junit}");

@@ -5,29 +5,12 @@
 
 use std::fmt::Write;
 
+use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
+
 use super::Report;
 use crate::cases::Results;
+use crate::error::{Error, Result};
 use crate::pipeline::Assessment;
-
-/// Escapes text for an XML attribute or element. Characters XML 1.0 cannot
-/// carry at all (most C0 controls) are dropped: a container's last log line
-/// or an event message may hold them, and one would make the file unreadable.
-pub(crate) fn escape(text: &str) -> String {
-    let mut s = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => s.push_str("&amp;"),
-            '<' => s.push_str("&lt;"),
-            '>' => s.push_str("&gt;"),
-            '"' => s.push_str("&quot;"),
-            '\'' => s.push_str("&apos;"),
-            '\t' | '\n' | '\r' => s.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
-            c => s.push(c),
-        }
-    }
-    s
-}
 
 /// The findings and plan of one StatefulSet, as the body of its test case.
 fn details(a: &Assessment) -> String {
@@ -87,115 +70,102 @@ fn headline(a: &Assessment) -> String {
         .unwrap_or_else(|| "failed rollout".to_string())
 }
 
+fn failure(kind: NonSuccessKind, ty: Option<&str>, message: &str) -> TestCaseStatus {
+    let mut status = TestCaseStatus::non_success(kind);
+    status.set_message(message);
+    if let Some(ty) = ty {
+        status.set_type(ty);
+    }
+    status
+}
+
+fn skipped(message: &str) -> TestCaseStatus {
+    let mut status = TestCaseStatus::skipped();
+    status.set_message(message);
+    status
+}
+
+fn case(classname: &str, name: &str, status: TestCaseStatus) -> TestCase {
+    let mut case = TestCase::new(name, status);
+    case.set_classname(classname);
+    case
+}
+
+/// The report with one suite, its counts summed by quick-junit as cases are
+/// added.
+fn to_xml(name: &str, suite: TestSuite) -> Result<String> {
+    let mut report = quick_junit::Report::new(name);
+    report.add_test_suite(suite);
+    report
+        .to_string()
+        .map_err(|e| Error::encode("JUnit report", e))
+}
+
 /// One test case per failing, pending or exempt StatefulSet. A run that
 /// finds nothing has one passing case, so CI shows a green test rather than
 /// an empty suite (which some systems treat as an error).
-pub fn render(r: &Report) -> String {
+pub fn render(r: &Report) -> Result<String> {
     let o = &r.outcome;
-    let mut cases = String::new();
-    let mut tests = 0;
+    let mut suite = TestSuite::new(format!("stsmend plan: {}", r.source));
+    // Set as written rather than through `set_timestamp`: the JUnit schema
+    // CI systems validate against has no zone or fraction in it, which
+    // quick-junit's format adds.
+    suite.extra.insert(
+        "timestamp".into(),
+        r.generated_at
+            .strftime("%Y-%m-%dT%H:%M:%S")
+            .to_string()
+            .into(),
+    );
+    suite.add_properties([
+        Property::new("stsmend.version", r.version),
+        Property::new("threshold", r.threshold.to_string()),
+        Property::new("scanned", o.scanned.to_string()),
+    ]);
     for a in &o.failing {
-        tests += 1;
-        let _ = writeln!(
-            cases,
-            "    <testcase classname=\"{}\" name=\"{}\">\n      <failure type=\"{}\" message=\"{}\">{}</failure>\n    </testcase>",
-            escape(&a.namespace),
-            escape(&a.id()),
-            escape(a.findings.first().map_or("failing", |f| f.kind.as_str())),
-            escape(&headline(a)),
-            escape(&details(a))
+        let mut status = failure(
+            NonSuccessKind::Failure,
+            Some(a.findings.first().map_or("failing", |f| f.kind.as_str())),
+            &headline(a),
         );
+        status.set_description(details(a));
+        suite.add_test_case(case(&a.namespace, &a.id(), status));
     }
     for a in &o.pending {
-        tests += 1;
-        let _ = writeln!(
-            cases,
-            "    <testcase classname=\"{}\" name=\"{}\">\n      <skipped message=\"{}\"/>\n      <system-out>{}</system-out>\n    </testcase>",
-            escape(&a.namespace),
-            escape(&a.id()),
-            escape(&format!(
-                "pending: not yet held for {}: {}",
-                r.threshold,
-                headline(a)
-            )),
-            escape(&details(a))
-        );
+        let message = format!("pending: not yet held for {}: {}", r.threshold, headline(a));
+        let mut pending = case(&a.namespace, &a.id(), skipped(&message));
+        pending.set_system_out(details(a));
+        suite.add_test_case(pending);
     }
     for e in &o.exempt {
-        tests += 1;
-        let _ = writeln!(
-            cases,
-            "    <testcase classname=\"{}\" name=\"{}/{}\">\n      <skipped message=\"{}\"/>\n    </testcase>",
-            escape(&e.namespace),
-            escape(&e.namespace),
-            escape(&e.name),
-            escape(&format!("exempt by design: {}", e.reason.describe()))
-        );
+        let message = format!("exempt by design: {}", e.reason.describe());
+        suite.add_test_case(case(
+            &e.namespace,
+            &format!("{}/{}", e.namespace, e.name),
+            skipped(&message),
+        ));
     }
-    let errors = usize::from(r.incomplete.is_some());
     if let Some(why) = &r.incomplete {
         // Not a pass: what was not read was not judged.
-        tests += 1;
-        let _ = writeln!(
-            cases,
-            "    <testcase classname=\"stsmend\" name=\"run\">\n      <error type=\"incomplete\" message=\"{}\"/>\n    </testcase>",
-            escape(why)
-        );
+        suite.add_test_case(case(
+            "stsmend",
+            "run",
+            failure(NonSuccessKind::Error, Some("incomplete"), why),
+        ));
     } else if o.failing.is_empty() {
-        tests += 1;
-        let _ = writeln!(
-            cases,
-            "    <testcase classname=\"stsmend\" name=\"no failed rollout among {} StatefulSet(s)\"/>",
-            o.scanned
-        );
+        suite.add_test_case(case(
+            "stsmend",
+            &format!("no failed rollout among {} StatefulSet(s)", o.scanned),
+            TestCaseStatus::success(),
+        ));
     }
-    let skipped = o.pending.len() + o.exempt.len();
-    let mut s = String::new();
-    let _ = writeln!(s, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
-    let _ = writeln!(
-        s,
-        "<testsuites name=\"stsmend plan\" tests=\"{tests}\" failures=\"{}\" errors=\"{errors}\" skipped=\"{skipped}\">",
-        o.failing.len()
-    );
-    let _ = writeln!(
-        s,
-        "  <testsuite name=\"stsmend plan: {}\" tests=\"{tests}\" failures=\"{}\" errors=\"{errors}\" skipped=\"{skipped}\" timestamp=\"{}\">",
-        escape(&r.source),
-        o.failing.len(),
-        r.generated_at.strftime("%Y-%m-%dT%H:%M:%S")
-    );
-    let _ = writeln!(s, "    <properties>");
-    for (name, value) in [
-        ("stsmend.version", r.version.to_string()),
-        ("threshold", r.threshold.to_string()),
-        ("scanned", o.scanned.to_string()),
-    ] {
-        let _ = writeln!(
-            s,
-            "      <property name=\"{name}\" value=\"{}\"/>",
-            escape(&value)
-        );
-    }
-    let _ = writeln!(s, "    </properties>");
-    s.push_str(&cases);
-    let _ = writeln!(s, "  </testsuite>\n</testsuites>");
-    s
+    to_xml("stsmend plan", suite)
 }
 
 /// `stsmend policy test --output junit`: one test case per expectation,
 /// named by its case directory and StatefulSet.
-pub fn policy_tests(results: &Results) -> String {
-    let mut s = String::new();
-    let (tests, failures) = (results.rows.len(), results.failed());
-    let _ = writeln!(s, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
-    let _ = writeln!(
-        s,
-        "<testsuites name=\"stsmend policy test\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\">"
-    );
-    let _ = writeln!(
-        s,
-        "  <testsuite name=\"stsmend policy test\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\">"
-    );
+pub fn policy_tests(results: &Results) -> Result<String> {
+    let mut suite = TestSuite::new("stsmend policy test");
     for r in &results.rows {
         let mut out = String::new();
         if !r.description.is_empty() {
@@ -220,110 +190,93 @@ pub fn policy_tests(results: &Results) -> String {
                 );
             }
         }
-        let _ = write!(
-            s,
-            "    <testcase classname=\"{}\" name=\"{}\">",
-            escape(&r.case),
-            escape(&r.stateful_set)
-        );
-        if !r.passed {
-            let _ = write!(
-                s,
-                "\n      <failure message=\"{}\">{}</failure>",
-                escape(&r.problems.join("; ")),
-                escape(&r.problems.join("\n"))
-            );
-        }
-        let _ = writeln!(
-            s,
-            "\n      <system-out>{}</system-out>\n    </testcase>",
-            escape(&out)
-        );
+        let status = if r.passed {
+            TestCaseStatus::success()
+        } else {
+            let mut status = failure(NonSuccessKind::Failure, None, &r.problems.join("; "));
+            status.set_description(r.problems.join("\n"));
+            status
+        };
+        let mut case = case(&r.case, &r.stateful_set, status);
+        case.set_system_out(out);
+        suite.add_test_case(case);
     }
-    let _ = writeln!(s, "  </testsuite>\n</testsuites>");
-    s
+    to_xml("stsmend policy test", suite)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
 
-    /// A strict enough XML reader for what these renderers emit: elements
-    /// nest and close in order, attributes are quoted, entities are the five
-    /// predefined ones. Returns (element name, attributes, text) in order.
     /// An element's name and attributes.
     pub(crate) type Element = (String, Vec<(String, String)>);
 
+    /// The elements of a JUnit report in document order, read by quick-xml
+    /// with its checks on. What a reader of events does not check is
+    /// checked here, since a CI system would refuse the file: the XML
+    /// declaration first, one root element, only the predefined entities, no
+    /// control characters.
     pub(crate) fn parse(xml: &str) -> Result<Vec<Element>, String> {
-        let body = xml
-            .strip_prefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")
-            .ok_or("no XML declaration")?;
-        let mut stack: Vec<String> = Vec::new();
+        use quick_xml::events::Event;
+        let mut reader = quick_xml::Reader::from_str(xml);
+        reader.config_mut().enable_all_checks(true);
         let mut elements = Vec::new();
-        let mut rest = body;
-        let mut roots = 0;
-        while let Some(open) = rest.find('<') {
-            check_text(&rest[..open])?;
-            if stack.is_empty() && !rest[..open].trim().is_empty() {
-                return Err("text outside the root element".into());
+        let (mut depth, mut roots, mut first) = (0usize, 0, true);
+        loop {
+            let event = reader
+                .read_event()
+                .map_err(|e| format!("at byte {}: {e}", reader.error_position()))?;
+            if std::mem::take(&mut first) && !matches!(event, Event::Decl(_)) {
+                return Err("no XML declaration".into());
             }
-            let close = rest[open..].find('>').ok_or("unclosed tag")? + open;
-            let tag = &rest[open + 1..close];
-            rest = &rest[close + 1..];
-            if let Some(name) = tag.strip_prefix('/') {
-                match stack.pop() {
-                    Some(top) if top == name => {}
-                    other => return Err(format!("</{name}> closes {other:?}")),
+            match event {
+                Event::Decl(_) | Event::Comment(_) => {}
+                Event::Start(e) | Event::Empty(e) if depth == 0 && roots > 0 => {
+                    return Err(format!("a second root {:?}", e.name()));
                 }
-                continue;
-            }
-            let self_closing = tag.ends_with('/');
-            let tag = tag.trim_end_matches('/');
-            let (name, mut attrs_text) = tag.split_once(' ').unwrap_or((tag, ""));
-            if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '-') {
-                return Err(format!("bad element name {name:?}"));
-            }
-            let mut attrs = Vec::new();
-            loop {
-                attrs_text = attrs_text.trim_start();
-                if attrs_text.is_empty() {
-                    break;
+                Event::Start(ref e) | Event::Empty(ref e) => {
+                    roots += usize::from(depth == 0);
+                    let mut attrs = Vec::new();
+                    for a in e.attributes() {
+                        let a = a.map_err(|e| e.to_string())?;
+                        let value = a
+                            .normalized_value(quick_xml::XmlVersion::Explicit1_0)
+                            .map_err(|e| e.to_string())?;
+                        check_chars(&value)?;
+                        attrs.push((
+                            String::from_utf8_lossy(a.key.as_ref()).into_owned(),
+                            value.into_owned(),
+                        ));
+                    }
+                    let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                    elements.push((name, attrs));
+                    depth += usize::from(matches!(event, Event::Start(_)));
                 }
-                let (key, after) = attrs_text.split_once("=\"").ok_or("unquoted attribute")?;
-                let end = after.find('"').ok_or("unterminated attribute")?;
-                check_text(&after[..end])?;
-                if attrs.iter().any(|(k, _)| k == key) {
-                    return Err(format!("attribute {key} twice"));
+                Event::End(_) => depth -= 1,
+                Event::Text(t) => {
+                    let text = t.xml10_content().map_err(|e| e.to_string())?;
+                    if depth == 0 && !text.trim().is_empty() {
+                        return Err("text outside the root element".into());
+                    }
+                    check_chars(&text)?;
                 }
-                attrs.push((key.to_string(), unescape(&after[..end])));
-                attrs_text = &after[end + 1..];
-            }
-            if stack.is_empty() {
-                roots += 1;
-            }
-            elements.push((name.to_string(), attrs));
-            if !self_closing {
-                stack.push(name.to_string());
+                Event::GeneralRef(r) => {
+                    let name = r.decode().map_err(|e| e.to_string())?;
+                    if !["amp", "lt", "gt", "quot", "apos"].contains(&name.as_ref()) {
+                        return Err(format!("unknown entity &{name};"));
+                    }
+                }
+                Event::Eof => break,
+                other => return Err(format!("unexpected {other:?}")),
             }
         }
-        if !rest.trim().is_empty() || !stack.is_empty() || roots != 1 {
-            return Err(format!("unbalanced: open {stack:?}, {roots} root(s)"));
+        if depth != 0 || roots != 1 {
+            return Err(format!("unbalanced: {depth} open, {roots} root(s)"));
         }
         Ok(elements)
     }
 
-    fn check_text(text: &str) -> Result<(), String> {
-        if text.contains('<') {
-            return Err("a raw < in text".into());
-        }
-        let mut rest = text;
-        while let Some(amp) = rest.find('&') {
-            let end = rest[amp..].find(';').ok_or("a raw & in text")? + amp;
-            if !["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"].contains(&&rest[amp..=end]) {
-                return Err(format!("unknown entity {}", &rest[amp..=end]));
-            }
-            rest = &rest[end + 1..];
-        }
+    fn check_chars(text: &str) -> Result<(), String> {
         if text
             .chars()
             .any(|c| (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r'))
@@ -331,14 +284,6 @@ pub(crate) mod tests {
             return Err("a control character".into());
         }
         Ok(())
-    }
-
-    fn unescape(text: &str) -> String {
-        text.replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&quot;", "\"")
-            .replace("&apos;", "'")
-            .replace("&amp;", "&")
     }
 
     /// The bundled example (five broken rollouts) judged as failing, and
@@ -389,7 +334,7 @@ pub(crate) mod tests {
         let report = example("0s");
         let failing = report.outcome.failing.len();
         assert!(failing >= 2, "the example has broken rollouts");
-        let xml = render(&report);
+        let xml = render(&report).unwrap();
         let elements = parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
         let cases: Vec<_> = elements.iter().filter(|e| e.0 == "testcase").collect();
         let failures: Vec<_> = elements.iter().filter(|e| e.0 == "failure").collect();
@@ -422,7 +367,7 @@ pub(crate) mod tests {
         let report = example("10000h");
         assert!(report.outcome.failing.is_empty());
         assert!(!report.outcome.pending.is_empty());
-        let xml = render(&report);
+        let xml = render(&report).unwrap();
         let elements = parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
         assert!(!elements.iter().any(|e| e.0 == "failure"));
         let skipped = elements.iter().filter(|e| e.0 == "skipped").count();
@@ -454,7 +399,7 @@ pub(crate) mod tests {
         let results = Results {
             rows: vec![row("ladder/bad-image", true), row("ladder/crash", false)],
         };
-        let xml = policy_tests(&results);
+        let xml = policy_tests(&results).unwrap();
         let elements = parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
         let cases: Vec<_> = elements.iter().filter(|e| e.0 == "testcase").collect();
         assert_eq!(cases.len(), 2);
@@ -474,14 +419,29 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn escape_keeps_markup_out_and_drops_what_xml_cannot_hold() {
-        let text = "a <b> & \"c\" 'd'\u{1b}[31m\tok\n";
-        let escaped = escape(text);
-        assert_eq!(
-            escaped,
-            "a &lt;b&gt; &amp; &quot;c&quot; &apos;d&apos;[31m\tok\n"
+    fn text_keeps_markup_out_and_drops_what_xml_cannot_hold() {
+        use crate::cases::{Results, Row};
+        let results = Results {
+            rows: vec![Row {
+                case: "a <b> & \"c\" 'd'".into(),
+                description: "a <b> & \"c\" 'd' \u{1b}[31mred\u{1b}[0m\u{1}\n".into(),
+                stateful_set: "shop/db".into(),
+                policy: "ladder".into(),
+                rung: "rollback".into(),
+                passed: true,
+                problems: vec![],
+                decision: None,
+            }],
+        };
+        let xml = policy_tests(&results).unwrap();
+        let elements = parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+        let case = elements.iter().find(|e| e.0 == "testcase").unwrap();
+        assert_eq!(attr(case, "classname"), Some("a <b> & \"c\" 'd'"));
+        // A terminal's colours are dropped whole, not left as `[31m`.
+        assert!(
+            xml.contains("a &lt;b&gt; &amp; &quot;c&quot; &apos;d&apos; red\n"),
+            "{xml}"
         );
-        assert_eq!(unescape(&escaped), "a <b> & \"c\" 'd'[31m\tok\n");
     }
 
     #[test]
@@ -495,6 +455,8 @@ pub(crate) mod tests {
             "<a/><b/>",
             "<a>",
             "<a>\u{1}</a>",
+            "<a>&nbsp;</a>",
+            "x<a/>",
         ] {
             assert!(parse(&format!("{decl}{bad}")).is_err(), "{bad}");
         }

@@ -84,22 +84,22 @@ pub(crate) fn gate_line(a: &crate::pipeline::Assessment) -> Option<String> {
 
 impl Report {
     pub fn render(&self, format: Format) -> crate::error::Result<String> {
-        self.render_with_inputs(format, &[])
+        self.render_with_locations(format, &Default::default())
     }
 
-    /// As `render`; `inputs` are the files read instead of a cluster, which
-    /// SARIF results point at.
-    pub fn render_with_inputs(
+    /// As `render`; `locations` are where the StatefulSets read from files
+    /// are declared, which SARIF results point at.
+    pub fn render_with_locations(
         &self,
         format: Format,
-        inputs: &[std::path::PathBuf],
+        locations: &crate::source::files::Locations,
     ) -> crate::error::Result<String> {
         match format {
             Format::Text => Ok(text::render(self)),
             Format::Markdown => Ok(markdown::render(self)),
             Format::Json => json::render(self),
-            Format::Junit => Ok(junit::render(self)),
-            Format::Sarif => sarif::render(self, inputs),
+            Format::Junit => junit::render(self),
+            Format::Sarif => sarif::render(self, locations),
         }
     }
 

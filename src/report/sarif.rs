@@ -1,11 +1,11 @@
 //! SARIF 2.1.0 (the OASIS static-analysis format that GitHub code scanning,
 //! GitLab and Azure DevOps import): one result per finding, its rule the
-//! finding's kind. With `--from`, each result also points at the line of the
-//! input file where the StatefulSet is declared, so a pull request that
+//! finding's kind. With `--from`, each result also points at the input file
+//! and line where the StatefulSet's object starts, so a pull request that
 //! changes manifests gets the finding as an annotation on that line.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Value, json};
 
@@ -13,6 +13,7 @@ use super::Report;
 use crate::diagnose::{Confidence, Finding, Kind};
 use crate::error::{Error, Result};
 use crate::pipeline::Assessment;
+use crate::source::files::{Location, Locations};
 
 pub const SCHEMA_URI: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 
@@ -34,92 +35,6 @@ fn confidence_str(c: Confidence) -> &'static str {
     }
 }
 
-/// The input files as given on the command line, directories expanded to
-/// the files stsmend reads in them; standard input has no location.
-fn input_files(inputs: &[PathBuf]) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for p in inputs {
-        if p.as_os_str() == "-" {
-            continue;
-        }
-        if p.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.path())
-                .filter(|f| {
-                    f.is_file()
-                        && matches!(
-                            f.extension().and_then(|e| e.to_str()),
-                            Some("yaml" | "yml" | "json")
-                        )
-                })
-                .collect();
-            found.sort();
-            files.extend(found);
-        } else {
-            files.push(p.clone());
-        }
-    }
-    files
-}
-
-fn indent(line: &str) -> usize {
-    line.len() - line.trim_start_matches([' ', '-']).len()
-}
-
-/// The 1-based line of `name: NAME` in the metadata of the StatefulSet
-/// NAMESPACE/NAME in YAML as kubectl prints it (a `v1 List` or documents).
-/// Matching by indentation keeps a Pod's `ownerReferences` entry (also
-/// `kind: StatefulSet` with a `name:`) from being taken for the object.
-pub(crate) fn locate(text: &str, namespace: &str, name: &str) -> Option<usize> {
-    let lines: Vec<&str> = text.lines().collect();
-    for (i, line) in lines.iter().enumerate() {
-        let trimmed = line.trim_start_matches([' ', '-']).trim_end();
-        if trimmed != "kind: StatefulSet" {
-            continue;
-        }
-        let col = indent(line);
-        let mut in_metadata = false;
-        let mut name_line = None;
-        let mut ns = None;
-        for (j, l) in lines.iter().enumerate().skip(i + 1) {
-            let t = l.trim();
-            if t.is_empty() || t.starts_with('#') {
-                continue;
-            }
-            let c = indent(l);
-            // A sibling list item or a shallower line ends the object.
-            if t == "---" || c < col || (c == col && l.trim_start().starts_with('-')) {
-                break;
-            }
-            if c == col {
-                in_metadata = t == "metadata:";
-                continue;
-            }
-            if in_metadata && c == col + 2 {
-                if let Some(v) = t.strip_prefix("name:") {
-                    name_line = (v.trim().trim_matches(['"', '\'']) == name).then_some(j + 1);
-                    if name_line.is_none() {
-                        break;
-                    }
-                } else if let Some(v) = t.strip_prefix("namespace:") {
-                    ns = Some(v.trim().trim_matches(['"', '\'']).to_string());
-                }
-            }
-        }
-        // A document without a namespace is in whatever namespace it is
-        // applied to: accept it for any.
-        if let Some(n) = name_line
-            && ns.as_deref().is_none_or(|ns| ns == namespace)
-        {
-            return Some(n);
-        }
-    }
-    None
-}
-
 fn uri(path: &Path) -> String {
     let shown = path.to_string_lossy().replace('\\', "/");
     if path.is_absolute() {
@@ -129,7 +44,7 @@ fn uri(path: &Path) -> String {
     }
 }
 
-fn result(a: &Assessment, f: &Finding, failing: bool, located: Option<&(String, usize)>) -> Value {
+fn result(a: &Assessment, f: &Finding, failing: bool, located: Option<&Location>) -> Value {
     let mut location = json!({
         "logicalLocations": [{
             "name": a.name,
@@ -138,11 +53,11 @@ fn result(a: &Assessment, f: &Finding, failing: bool, located: Option<&(String, 
         }],
         "message": {"text": format!("StatefulSet {}", a.id())},
     });
-    if let Some((file, line)) = located {
-        location["physicalLocation"] = json!({
-            "artifactLocation": {"uri": file},
-            "region": {"startLine": line},
-        });
+    if let Some(at) = located {
+        location["physicalLocation"] = json!({"artifactLocation": {"uri": uri(&at.path)}});
+        if let Some(line) = at.line {
+            location["physicalLocation"]["region"] = json!({"startLine": line});
+        }
     }
     let plan: Vec<String> = a
         .plan
@@ -179,8 +94,6 @@ fn rule(kind: Kind) -> Value {
     })
 }
 
-/// Renders the report; `inputs` are the `--from` paths (empty for a live
-/// run, whose results then carry logical locations only).
 /// The run itself: unsuccessful, with the reason, when it ended before
 /// judging everything in scope.
 fn invocation(r: &Report) -> serde_json::Value {
@@ -194,22 +107,19 @@ fn invocation(r: &Report) -> serde_json::Value {
     inv
 }
 
-pub fn render(r: &Report, inputs: &[PathBuf]) -> Result<String> {
+/// Renders the report; `locations` are where the StatefulSets read from
+/// files are declared (empty for a live run, whose results then carry
+/// logical locations only).
+pub fn render(r: &Report, locations: &Locations) -> Result<String> {
     let o = &r.outcome;
-    let texts: Vec<(String, String)> = input_files(inputs)
-        .into_iter()
-        .filter_map(|p| std::fs::read_to_string(&p).ok().map(|t| (uri(&p), t)))
-        .collect();
     let mut rules = BTreeMap::new();
     let mut results = Vec::new();
     for (list, failing) in [(&o.failing, true), (&o.pending, false)] {
         for a in list {
-            let located = texts.iter().find_map(|(file, text)| {
-                locate(text, &a.namespace, &a.name).map(|line| (file.clone(), line))
-            });
+            let located = locations.get(&a.namespace, &a.name);
             for f in &a.findings {
                 rules.entry(f.kind).or_insert_with(|| rule(f.kind));
-                results.push(result(a, f, failing, located.as_ref()));
+                results.push(result(a, f, failing, located));
             }
         }
     }
@@ -251,41 +161,54 @@ pub fn render(r: &Report, inputs: &[PathBuf]) -> Result<String> {
 mod tests {
     use super::*;
 
-    const LIST: &str = "\
-apiVersion: v1
-items:
-- apiVersion: v1
-  kind: Pod
-  metadata:
-    name: db-0
-    namespace: shop
-    ownerReferences:
-    - apiVersion: apps/v1
-      kind: StatefulSet
-      name: db
-- apiVersion: apps/v1
-  kind: StatefulSet
-  metadata:
-    labels:
-      name: other
-    name: db
-    namespace: shop
-  spec:
-    replicas: 3
-kind: List
-";
+    use std::path::PathBuf;
 
-    #[test]
-    fn locates_the_statefulset_not_a_pods_owner_reference() {
-        assert_eq!(locate(LIST, "shop", "db"), Some(17));
-        assert_eq!(locate(LIST, "billing", "db"), None);
-        assert_eq!(locate(LIST, "shop", "web"), None);
+    use crate::source::files;
+
+    fn example_path() -> PathBuf {
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/failing-rollout.yaml"
+        ))
     }
 
-    #[test]
-    fn locates_in_documents_without_a_namespace() {
-        let docs = "kind: ConfigMap\nmetadata:\n  name: db\n---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: db\nspec: {}\n";
-        assert_eq!(locate(docs, "anywhere", "db"), Some(8));
+    /// The example's objects (a `v1 List`), as the files a test writes.
+    fn example_items() -> Vec<Value> {
+        let text = std::fs::read_to_string(example_path()).unwrap();
+        let list: Value = serde_saphyr::from_str(&text).unwrap();
+        list["items"].as_array().unwrap().clone()
+    }
+
+    /// A directory of its own under the system's temporary one.
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("stsmend-sarif-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// The example report rendered with the locations of `paths`, and each
+    /// result's StatefulSet name, file and line.
+    fn located_results(paths: &[PathBuf]) -> Vec<(String, String, u64)> {
+        let report = crate::report::junit::tests::example("0s");
+        let (_, locations) = files::load_with_locations(paths).unwrap();
+        let log: Value = serde_json::from_str(&render(&report, &locations).unwrap()).unwrap();
+        check_required(&log);
+        let results = log["runs"][0]["results"].as_array().unwrap();
+        assert!(!results.is_empty());
+        results
+            .iter()
+            .map(|r| {
+                let name = r["locations"][0]["logicalLocations"][0]["name"].as_str();
+                let at = &r["locations"][0]["physicalLocation"];
+                let line = at["region"]["startLine"].as_u64();
+                let file = at["artifactLocation"]["uri"].as_str();
+                let (Some(name), Some(file), Some(line)) = (name, file, line) else {
+                    panic!("{r:#}\nhas no file and line");
+                };
+                (name.to_string(), file.to_string(), line)
+            })
+            .collect()
     }
 
     /// The fields SARIF 2.1.0 requires (and GitHub code scanning reads) are
@@ -316,7 +239,9 @@ kind: List
                 assert!(loc["logicalLocations"][0]["fullyQualifiedName"].is_string());
                 if let Some(p) = loc.get("physicalLocation") {
                     assert!(p["artifactLocation"]["uri"].is_string());
-                    assert!(p["region"]["startLine"].as_u64().unwrap() >= 1);
+                    if let Some(region) = p.get("region") {
+                        assert!(region["startLine"].as_u64().unwrap() >= 1);
+                    }
                 }
             }
         }
@@ -325,28 +250,19 @@ kind: List
     #[test]
     fn one_result_per_finding_located_in_the_input_file() {
         let report = crate::report::junit::tests::example("0s");
-        let input = PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/examples/failing-rollout.yaml"
-        ));
-        let text = std::fs::read_to_string(&input).unwrap();
-        let log: Value = serde_json::from_str(&render(&report, &[input]).unwrap()).unwrap();
+        let input = example_path();
+        let (_, locations) = files::load_with_locations(std::slice::from_ref(&input)).unwrap();
+        let log: Value = serde_json::from_str(&render(&report, &locations).unwrap()).unwrap();
         check_required(&log);
         let results = log["runs"][0]["results"].as_array().unwrap();
         let findings: usize = report
             .outcome
             .failing
             .iter()
+            .chain(&report.outcome.pending)
             .map(|a| a.findings.len())
-            .sum::<usize>()
-            + report
-                .outcome
-                .pending
-                .iter()
-                .map(|a| a.findings.len())
-                .sum::<usize>();
+            .sum();
         assert_eq!(results.len(), findings);
-        let lines: Vec<&str> = text.lines().collect();
         for (a, res) in report
             .outcome
             .failing
@@ -355,15 +271,89 @@ kind: List
             .zip(results)
         {
             assert_eq!(res["ruleId"], a.1.kind.as_str());
-            let line = res["locations"][0]["physicalLocation"]["region"]["startLine"]
-                .as_u64()
-                .unwrap_or_else(|| panic!("{} has no line", a.0.id()));
-            assert_eq!(
-                lines[line as usize - 1].trim(),
-                format!("name: {}", a.0.name)
-            );
         }
         assert!(results.iter().any(|r| r["level"] == "error"));
+
+        // kubectl's List puts each object at a `- ` of its own, in order.
+        let text = std::fs::read_to_string(&input).unwrap();
+        let starts: Vec<u64> = (1..)
+            .zip(text.lines())
+            .filter(|(_, l)| l.starts_with("- "))
+            .map(|(n, _)| n)
+            .collect();
+        let items = example_items();
+        assert_eq!(starts.len(), items.len());
+        for (name, file, line) in located_results(std::slice::from_ref(&input)) {
+            assert_eq!(file, uri(&input));
+            let item = starts.iter().position(|&s| s == line).unwrap();
+            assert_eq!(items[item]["kind"], "StatefulSet");
+            assert_eq!(items[item]["metadata"]["name"], name.as_str());
+        }
+    }
+
+    #[test]
+    fn a_statefulset_in_a_subfolder_is_located() {
+        let dir = temp_dir("subfolder");
+        std::fs::create_dir(dir.join("shop")).unwrap();
+        let file = dir.join("shop").join("rollout.yaml");
+        std::fs::copy(example_path(), &file).unwrap();
+        let results = located_results(std::slice::from_ref(&dir));
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(
+            results.iter().all(|(_, f, line)| *f == uri(&file)
+                && f.ends_with("/shop/rollout.yaml")
+                && *line > 1),
+            "{results:?}"
+        );
+    }
+
+    #[test]
+    fn each_document_of_a_multi_document_file_is_located() {
+        // Each object a document of its own, after a comment and an
+        // object stsmend does not read.
+        let mut text =
+            String::from("# shop\napiVersion: v1\nkind: Service\nmetadata:\n  name: db\n");
+        let items = example_items();
+        for item in &items {
+            text.push_str("---\n");
+            text.push_str(&serde_saphyr::to_string(item).unwrap());
+        }
+        let dir = temp_dir("documents");
+        let file = dir.join("shop.yaml");
+        std::fs::write(&file, &text).unwrap();
+        let results = located_results(std::slice::from_ref(&file));
+        std::fs::remove_dir_all(&dir).ok();
+        // A document starts on the line after its `---`.
+        let starts: Vec<u64> = (2..)
+            .zip(text.lines())
+            .filter(|(_, l)| *l == "---")
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(starts.len(), items.len());
+        for (name, file, line) in results {
+            assert!(file.ends_with("/shop.yaml"), "{file}");
+            let item = starts.iter().position(|&s| s == line).unwrap();
+            assert_eq!(items[item]["metadata"]["name"], name.as_str());
+        }
+    }
+
+    #[test]
+    fn json_input_is_located_by_file_only() {
+        let list =
+            serde_json::json!({"apiVersion": "v1", "kind": "List", "items": example_items()});
+        let dir = temp_dir("json");
+        let file = dir.join("shop.json");
+        std::fs::write(&file, serde_json::to_string_pretty(&list).unwrap()).unwrap();
+        let report = crate::report::junit::tests::example("0s");
+        let (_, locations) = files::load_with_locations(std::slice::from_ref(&file)).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        let log: Value = serde_json::from_str(&render(&report, &locations).unwrap()).unwrap();
+        check_required(&log);
+        for r in log["runs"][0]["results"].as_array().unwrap() {
+            let at = &r["locations"][0]["physicalLocation"];
+            assert_eq!(at["artifactLocation"]["uri"], uri(&file));
+            assert!(at.get("region").is_none(), "{at}");
+        }
     }
 
     #[test]
