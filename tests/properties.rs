@@ -245,10 +245,10 @@ proptest! {
         let whole = Selector::parse(&parts.join(",")).unwrap();
         let each: Vec<Selector> = parts.iter().map(|p| Selector::parse(p).unwrap()).collect();
         prop_assert_eq!(
-            whole.matches(Some(&labels)),
-            each.iter().all(|s| s.matches(Some(&labels)))
+            whole.matches(&labels),
+            each.iter().all(|s| s.matches(&labels))
         );
-        prop_assert_eq!(whole.matches(None), each.iter().all(|s| s.matches(None)));
+        prop_assert_eq!(whole.matches(&Default::default()), each.iter().all(|s| s.matches(&Default::default())));
     }
 }
 

@@ -715,6 +715,7 @@ fn dedup(inv: &mut Inventory) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::ResourceExt as _;
 
     fn sts(ns: &str, name: &str) -> StatefulSet {
         let mut s = StatefulSet::default();
@@ -745,7 +746,7 @@ mod tests {
             .map(|g| {
                 (
                     g.namespace,
-                    g.suspects.iter().map(|s| name_of(s).to_string()).collect(),
+                    g.suspects.iter().map(|s| s.name_any()).collect(),
                 )
             })
             .collect();

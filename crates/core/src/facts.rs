@@ -2,6 +2,7 @@
 //! diagnosis and the policies may look at. Cut from an [`Inventory`] by pure
 //! functions, so the live and the file source give the same facts.
 
+use kube_core::{Resource, ResourceExt as _};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use serde::Serialize;
 
 use crate::config::NodeGroup;
 use crate::inventory::{ContainerLog, Inventory};
-use crate::selector::Selector;
+use crate::selector::{NO_LABELS, Selector};
 use crate::state::Record;
 
 /// The cluster-autoscaler's status ConfigMap, where it is installed.
@@ -149,7 +150,7 @@ impl WebhookSummary {
                 $configs.iter().flat_map(|c| {
                     c.webhooks.iter().flatten().map(move |w| Self {
                         kind: $kind,
-                        configuration: name_of(c).to_string(),
+                        configuration: c.name_any(),
                         webhook: w.name.clone(),
                         calls: calls(&w.client_config),
                         failure_policy: w.failure_policy.clone(),
@@ -176,20 +177,14 @@ pub struct Context<'a> {
     pub state: Option<&'a crate::state::State>,
 }
 
-pub fn name_of<
-    K: k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
->(
-    obj: &K,
-) -> &str {
-    obj.metadata().name.as_deref().unwrap_or_default()
+/// An object's name, borrowed: kube's `ResourceExt::name_any` would copy
+/// it, and sets of names are built per candidate.
+pub fn name_of<K: Resource>(obj: &K) -> &str {
+    obj.meta().name.as_deref().unwrap_or_default()
 }
 
-pub fn namespace_of<
-    K: k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
->(
-    obj: &K,
-) -> &str {
-    obj.metadata().namespace.as_deref().unwrap_or_default()
+pub fn namespace_of<K: Resource>(obj: &K) -> &str {
+    obj.meta().namespace.as_deref().unwrap_or_default()
 }
 
 /// The ordinal in a StatefulSet pod or claim name `<prefix>-<n>`.
@@ -252,7 +247,7 @@ pub fn gather(inv: &Inventory, sts: &StatefulSet, ctx: &Context<'_>) -> Facts {
         .filter(|p| {
             let by_name = ordinal(name, name_of(*p)).is_some()
                 && !selector.is_empty()
-                && selector.matches(p.metadata.labels.as_ref());
+                && selector.matches(p.labels());
             owned_by(&p.metadata, sts).unwrap_or(by_name)
         })
         .cloned()
@@ -270,7 +265,7 @@ pub fn gather(inv: &Inventory, sts: &StatefulSet, ctx: &Context<'_>) -> Facts {
             let by_name = name_of(*r)
                 .strip_prefix(name)
                 .is_some_and(|rest| rest.starts_with('-'))
-                && selector.matches(r.metadata.labels.as_ref());
+                && selector.matches(r.labels());
             owned_by(&r.metadata, sts).unwrap_or(by_name)
         })
         .cloned()
@@ -354,7 +349,9 @@ pub fn gather(inv: &Inventory, sts: &StatefulSet, ctx: &Context<'_>) -> Facts {
                 .as_ref()
                 .and_then(|s| s.selector.as_ref())
                 .and_then(|s| Selector::from_label_selector(s).ok())
-                .is_some_and(|s| !s.is_empty() && s.matches(template_labels.as_ref()))
+                .is_some_and(|s| {
+                    !s.is_empty() && s.matches(template_labels.as_ref().unwrap_or(&NO_LABELS))
+                })
         })
         .cloned()
         .collect();
@@ -457,7 +454,7 @@ pub fn logs_to_read(pods: &[Pod]) -> Vec<(String, String)> {
                 .as_ref()
                 .is_some_and(|s| s.terminated.is_some());
             if ended && !c.ready && seen.insert(c.name.clone()) {
-                out.push((name_of(pod).to_string(), c.name.clone()));
+                out.push((pod.name_any(), c.name.clone()));
             }
         }
     }

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::Span;
-use crate::selector::Selector;
+use crate::selector::{NO_LABELS, Selector};
 
 /// The label (value `true`) that opts a StatefulSet or its namespace in.
 pub const OPT_IN_LABEL: &str = "stsmend.io/remediate";
@@ -307,7 +307,7 @@ pub fn opted_in(
     };
     labelled(sts_labels)
         || labelled(namespace_labels)
-        || selector.is_some_and(|s| !s.is_empty() && s.matches(sts_labels))
+        || selector.is_some_and(|s| !s.is_empty() && s.matches(sts_labels.unwrap_or(&NO_LABELS)))
 }
 
 /// The pause switch: the config key, or the annotation on the namespace or

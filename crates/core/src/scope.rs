@@ -1,6 +1,8 @@
 //! Which StatefulSets a run looks at: namespaces, exclusions and a label
 //! selector, from flags and the config file.
 
+use kube_core::ResourceExt as _;
+
 use k8s_openapi::api::apps::v1::StatefulSet;
 
 use crate::selector::Selector;
@@ -21,6 +23,6 @@ impl Scope {
 
     pub fn includes(&self, sts: &StatefulSet) -> bool {
         self.includes_namespace(sts.metadata.namespace.as_deref().unwrap_or_default())
-            && self.selector.matches(sts.metadata.labels.as_ref())
+            && self.selector.matches(sts.labels())
     }
 }

@@ -10,6 +10,9 @@ use kube_core::{Expression, SelectorExt as _};
 
 use crate::error::{Error, Result};
 
+/// The labels of an object that has none.
+pub static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+
 /// A parsed selector; an empty one matches everything. The expressions and
 /// their matching are kube's; the text is kept as written, for reports and
 /// the API server's `labelSelector` parameter.
@@ -68,9 +71,10 @@ impl Selector {
         &self.text
     }
 
-    pub fn matches(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
-        let empty = BTreeMap::new();
-        self.expressions.matches(labels.unwrap_or(&empty))
+    /// Whether the labels match; an object without labels has the empty
+    /// map (`ResourceExt::labels`).
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.expressions.matches(labels)
     }
 
     /// Converts an object's `LabelSelector`; an operator the API does not
@@ -152,36 +156,28 @@ mod tests {
     #[test]
     fn equality_and_set_based_requirements() {
         let s = Selector::parse("app=db, tier in (a, b),env!=prod,!legacy,team").unwrap();
-        assert!(s.matches(Some(&labels(&[
-            ("app", "db"),
-            ("tier", "a"),
-            ("team", "x")
-        ]))));
-        assert!(!s.matches(Some(&labels(&[
-            ("app", "db"),
-            ("tier", "c"),
-            ("team", "x")
-        ]))));
-        assert!(!s.matches(Some(&labels(&[
+        assert!(s.matches(&labels(&[("app", "db"), ("tier", "a"), ("team", "x")])));
+        assert!(!s.matches(&labels(&[("app", "db"), ("tier", "c"), ("team", "x")])));
+        assert!(!s.matches(&labels(&[
             ("app", "db"),
             ("tier", "a"),
             ("team", "x"),
             ("legacy", "")
-        ]))));
-        assert!(!s.matches(Some(&labels(&[("app", "db"), ("tier", "a")]))));
-        assert!(!s.matches(Some(&labels(&[
+        ])));
+        assert!(!s.matches(&labels(&[("app", "db"), ("tier", "a")])));
+        assert!(!s.matches(&labels(&[
             ("app", "db"),
             ("tier", "a"),
             ("team", "x"),
             ("env", "prod")
-        ]))));
+        ])));
     }
 
     #[test]
     fn notin_matches_missing_keys() {
         let s = Selector::parse("env notin (prod)").unwrap();
-        assert!(s.matches(None));
-        assert!(!s.matches(Some(&labels(&[("env", "prod")]))));
+        assert!(s.matches(&BTreeMap::new()));
+        assert!(!s.matches(&labels(&[("env", "prod")])));
     }
 
     #[test]
@@ -224,6 +220,6 @@ mod object_tests {
         let s = Selector::from_label_selector(&sel).unwrap();
         assert_eq!(s.as_query(), "app=db,tier notin (cache)");
         let labels: BTreeMap<String, String> = [("app".to_string(), "db".to_string())].into();
-        assert!(s.matches(Some(&labels)));
+        assert!(s.matches(&labels));
     }
 }

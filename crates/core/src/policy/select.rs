@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::error::{ErrorKind, PolicyError};
-use crate::selector::Selector;
+use crate::selector::{NO_LABELS, Selector};
 
 /// What a policy's `//!` header says.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -52,7 +52,7 @@ impl Header {
             why.push(format!("namespace {namespace}"));
         }
         if let Some(sel) = &self.selector {
-            if !sel.matches(labels) {
+            if !sel.matches(labels.unwrap_or(&NO_LABELS)) {
                 return None;
             }
             why.push(format!("selector {}", sel.as_query()));
