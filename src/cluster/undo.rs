@@ -87,37 +87,7 @@ pub async fn undo(
         },
     );
     let what = match &record.prior {
-        Prior::Spec { .. } => {
-            let ops = match undo::restore_patch(&record, &sts) {
-                Ok(Value::Array(ops)) if ops.is_empty() => {
-                    return refused(format!("{id}: the spec is already as before the action"));
-                }
-                Ok(ops) => ops,
-                Err(why) => return refused(format!("{id}: not undone: {why}")),
-            };
-            if mode == Mode::DryRun {
-                return Ok(Undone {
-                    refused: false,
-                    message: format!(
-                        "{id}: would undo \"{}\" with the JSON patch {ops}{}",
-                        record.what(),
-                        evicted_note(&record)
-                    ),
-                });
-            }
-            match writer.patch_spec(&sts, &ops).await?.0 {
-                write::Outcome::Done => {
-                    format!(
-                        "restored the spec as it was before \"{}\"{}",
-                        record.what(),
-                        evicted_note(&record)
-                    )
-                }
-                write::Outcome::Conflict(m) | write::Outcome::Disallowed(m) => {
-                    return refused(format!("{id}: not undone: {m}"));
-                }
-            }
-        }
+        Prior::Spec { .. } => restore_spec(&writer, &record, &sts, mode, &id).await?,
         Prior::NodeGroup {
             group,
             target,
@@ -141,49 +111,113 @@ pub async fn undo(
                 });
             }
             match writer.set_scale(target, &now, *replicas).await? {
-                write::Outcome::Done => {
-                    format!(
-                        "scaled node group {group} back from {} to {replicas}",
-                        now.replicas
-                    )
-                }
+                write::Outcome::Done => Ok(format!(
+                    "scaled node group {group} back from {} to {replicas}",
+                    now.replicas
+                )),
                 write::Outcome::Conflict(m) | write::Outcome::Disallowed(m) => {
-                    return refused(format!("{id}: not undone: {m}"));
+                    Err(Stop::Refused(format!("{id}: not undone: {m}")))
                 }
             }
         }
     };
-    if mode == Mode::Apply {
-        let mut book = book;
-        book.records.remove(&id);
-        writer
-            .replace_config_map(own_ns, undo::CONFIG_MAP, book.to_data()?)
-            .await?;
-        // The undo starts a cooldown, so the next run does not redo at once
-        // what a person just undid.
-        let mut st = match get(cms, state::CONFIG_MAP, "state").await? {
-            Some(cm) => State::from_config_map(&cm)?,
-            None => State::default(),
-        };
-        st.records.entry(id.clone()).or_default().last_action = Some(LastAction {
-            at: jiff::Timestamp::now(),
-            action: "undo".into(),
-            why: what.clone(),
-        });
-        writer
-            .save_config_map(own_ns, state::CONFIG_MAP, st.to_data()?)
-            .await?;
-        if let Err(e) = writer
-            .event(&sts, "Normal", "StsmendUndone", &format!("undo: {what}"))
-            .await
-        {
-            tracing::warn!(error = %e, "event not recorded");
+    let what = match what {
+        Ok(what) => what,
+        Err(Stop::Refused(message)) => return refused(message),
+        Err(Stop::DryRun(message)) => {
+            return Ok(Undone {
+                refused: false,
+                message,
+            });
         }
+    };
+    if mode == Mode::Apply {
+        record_undo(&writer, cms, book, &id, &sts, &what).await?;
     }
     Ok(Undone {
         refused: false,
         message: format!("{id}: {what}"),
     })
+}
+
+/// Why an undo stops before it writes: refused, or a dry run's account of
+/// what it would do.
+enum Stop {
+    Refused(String),
+    DryRun(String),
+}
+
+/// Puts the spec back with the JSON patch the record allows.
+async fn restore_spec(
+    writer: &Writer,
+    record: &undo::Record,
+    sts: &StatefulSet,
+    mode: Mode,
+    id: &str,
+) -> Result<std::result::Result<String, Stop>> {
+    let ops = match undo::restore_patch(record, sts) {
+        Ok(Value::Array(ops)) if ops.is_empty() => {
+            return Ok(Err(Stop::Refused(format!(
+                "{id}: the spec is already as before the action"
+            ))));
+        }
+        Ok(ops) => ops,
+        Err(why) => return Ok(Err(Stop::Refused(format!("{id}: not undone: {why}")))),
+    };
+    if mode == Mode::DryRun {
+        return Ok(Err(Stop::DryRun(format!(
+            "{id}: would undo \"{}\" with the JSON patch {ops}{}",
+            record.what(),
+            evicted_note(record)
+        ))));
+    }
+    Ok(match writer.patch_spec(sts, &ops).await?.0 {
+        write::Outcome::Done => Ok(format!(
+            "restored the spec as it was before \"{}\"{}",
+            record.what(),
+            evicted_note(record)
+        )),
+        write::Outcome::Conflict(m) | write::Outcome::Disallowed(m) => {
+            Err(Stop::Refused(format!("{id}: not undone: {m}")))
+        }
+    })
+}
+
+/// After an applied undo: the record is spent, the undo starts a cooldown
+/// (so the next run does not redo at once what a person just undid), and
+/// an Event says what was undone.
+async fn record_undo(
+    writer: &Writer,
+    cms: Api<ConfigMap>,
+    mut book: Book,
+    id: &str,
+    sts: &StatefulSet,
+    what: &str,
+) -> Result<()> {
+    let own_ns = cms.namespace().unwrap_or_default().to_string();
+    book.records.remove(id);
+    writer
+        .replace_config_map(&own_ns, undo::CONFIG_MAP, book.to_data()?)
+        .await?;
+    let mut st = match get(cms, state::CONFIG_MAP, "state").await? {
+        Some(cm) => State::from_config_map(&cm)?,
+        None => State::default(),
+    };
+    st.records.entry(id.to_string()).or_default().last_action = Some(LastAction {
+        at: jiff::Timestamp::now(),
+        action: "undo".into(),
+        why: what.to_string(),
+    });
+    writer
+        .save_config_map(&own_ns, state::CONFIG_MAP, st.to_data()?)
+        .await?;
+    if let Err(e) = writer
+        .event(sts, "Normal", "StsmendUndone", &format!("undo: {what}"))
+        .await
+    {
+        tracing::warn!(error = %e, "event not recorded");
+    }
+    Ok(())
 }
 
 /// Evicted pods are not brought back by an undo: the restored template

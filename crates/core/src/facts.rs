@@ -228,157 +228,47 @@ pub fn event_about(
     }
 }
 
+type Meta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
 /// Cuts the facts of one StatefulSet out of the inventory.
 pub fn gather(inv: &Inventory, sts: &StatefulSet, ctx: &Context<'_>) -> Facts {
     let ns = namespace_of(sts);
     let name = name_of(sts);
     let spec = sts.spec.as_ref();
-    let selector = spec
-        .and_then(|s| Selector::from_label_selector(&s.selector).ok())
-        .unwrap_or_default();
-    let in_ns = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-        meta.namespace.as_deref() == Some(ns)
-    };
-
-    let mut pods: Vec<Pod> = inv
-        .pods
-        .iter()
-        .filter(|p| in_ns(&p.metadata))
-        .filter(|p| {
-            let by_name = ordinal(name, name_of(*p)).is_some()
-                && !selector.is_empty()
-                && selector.matches(p.labels());
-            owned_by(&p.metadata, sts).unwrap_or(by_name)
-        })
-        .cloned()
-        .collect();
-    pods.sort_by_key(|p| ordinal(name, name_of(p)).unwrap_or(u32::MAX));
-    // Facts live until the report is written, one set per candidate; the
-    // slack of a grown buffer would be held as long.
-    pods.shrink_to_fit();
-
-    let mut revisions: Vec<ControllerRevision> = inv
-        .controller_revisions
-        .iter()
-        .filter(|r| in_ns(&r.metadata))
-        .filter(|r| {
-            let by_name = name_of(*r)
-                .strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('-'))
-                && selector.matches(r.labels());
-            owned_by(&r.metadata, sts).unwrap_or(by_name)
-        })
-        .cloned()
-        .collect();
-    revisions.sort_by_key(|r| r.revision);
-
-    let templates: Vec<&str> = spec
-        .and_then(|s| s.volume_claim_templates.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t.metadata.name.as_deref())
-        .collect();
-    let pvcs: Vec<PersistentVolumeClaim> = inv
-        .pvcs
-        .iter()
-        .filter(|c| in_ns(&c.metadata))
-        .filter(|c| {
-            templates
-                .iter()
-                .any(|t| ordinal(&format!("{t}-{name}"), name_of(*c)).is_some())
-        })
-        .cloned()
-        .collect();
-
+    let in_ns = |meta: &Meta| meta.namespace.as_deref() == Some(ns);
+    let (pods, revisions) = pods_and_revisions(inv, sts);
+    let pvcs = claims(inv, sts);
     let volumes: BTreeSet<&str> = pvcs
         .iter()
         .filter_map(|c| c.spec.as_ref()?.volume_name.as_deref())
         .collect();
-    let pvs: Vec<PersistentVolume> = inv
+    let pvs = inv
         .pvs
         .iter()
         .filter(|v| volumes.contains(name_of(*v)))
         .cloned()
         .collect();
-
-    let mut class_names: BTreeSet<String> = pvcs
-        .iter()
-        .filter_map(|c| c.spec.as_ref()?.storage_class_name.clone())
-        .collect();
-    class_names.extend(
-        spec.and_then(|s| s.volume_claim_templates.as_ref())
-            .into_iter()
-            .flatten()
-            .filter_map(|t| t.spec.as_ref()?.storage_class_name.clone()),
-    );
-    let storage_classes = inv
-        .storage_classes
-        .iter()
-        .filter(|c| {
-            class_names.contains(name_of(*c))
-                || c.metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get("storageclass.kubernetes.io/is-default-class"))
-                    .is_some_and(|v| v == "true")
-        })
-        .cloned()
-        .collect();
-
+    let storage_classes = storage_classes(inv, sts, &pvcs);
     let pod_names: BTreeSet<&str> = pods.iter().map(name_of).collect();
-    let pvc_names: BTreeSet<&str> = pvcs.iter().map(name_of).collect();
-    let mut events: Vec<Event> = inv
-        .events
-        .iter()
-        .filter(|e| in_ns(&e.metadata) || e.involved_object.namespace.as_deref() == Some(ns))
-        .filter(|e| event_about(e, name, &pod_names, &pvc_names))
-        .cloned()
-        .collect();
-    events.sort_by_key(crate::time::event_time);
-    events.shrink_to_fit();
-
-    let template_labels = spec
-        .and_then(|s| s.template.metadata.as_ref())
-        .and_then(|m| m.labels.clone());
-    let pdbs = inv
-        .pdbs
-        .iter()
-        .filter(|p| in_ns(&p.metadata))
-        .filter(|p| {
-            p.spec
-                .as_ref()
-                .and_then(|s| s.selector.as_ref())
-                .and_then(|s| Selector::from_label_selector(s).ok())
-                .is_some_and(|s| {
-                    !s.is_empty() && s.matches(template_labels.as_ref().unwrap_or(&NO_LABELS))
-                })
-        })
-        .cloned()
-        .collect();
-
+    let events = events(inv, sts, &pod_names, &pvcs);
     let priority = spec
         .and_then(|s| s.template.spec.as_ref())
         .and_then(|s| s.priority_class_name.clone());
-
     let find_cm = |(cns, cname): (&str, &str)| {
         inv.config_maps
             .iter()
             .find(|c| namespace_of(*c) == cns && name_of(*c) == cname)
             .cloned()
     };
-
     let logs = inv
         .logs
         .iter()
         .filter(|l| l.namespace == ns && pod_names.contains(l.pod.as_str()))
         .cloned()
         .collect();
-
     Facts {
-        pods,
         events,
         revisions,
-        pvcs,
         pvs,
         logs,
         webhooks: WebhookSummary::all(inv),
@@ -394,7 +284,7 @@ pub fn gather(inv: &Inventory, sts: &StatefulSet, ctx: &Context<'_>) -> Facts {
             })
             .cloned()
             .collect(),
-        pdbs,
+        pdbs: pdbs(inv, sts),
         limit_ranges: inv
             .limit_ranges
             .iter()
@@ -425,8 +315,156 @@ pub fn gather(inv: &Inventory, sts: &StatefulSet, ctx: &Context<'_>) -> Facts {
             .and_then(|s| s.get(ns, name))
             .filter(|r| r.uid.is_none() || r.uid == sts.metadata.uid)
             .cloned(),
+        pods,
+        pvcs,
         stateful_set: sts.clone(),
     }
+}
+
+/// The set's pods, by ordinal, and its ControllerRevisions, oldest first:
+/// by owner where they have one, else by name and selector.
+fn pods_and_revisions(inv: &Inventory, sts: &StatefulSet) -> (Vec<Pod>, Vec<ControllerRevision>) {
+    let ns = namespace_of(sts);
+    let name = name_of(sts);
+    let selector = sts
+        .spec
+        .as_ref()
+        .and_then(|s| Selector::from_label_selector(&s.selector).ok())
+        .unwrap_or_default();
+    let mut pods: Vec<Pod> = inv
+        .pods
+        .iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
+        .filter(|p| {
+            let by_name = ordinal(name, name_of(*p)).is_some()
+                && !selector.is_empty()
+                && selector.matches(p.labels());
+            owned_by(&p.metadata, sts).unwrap_or(by_name)
+        })
+        .cloned()
+        .collect();
+    pods.sort_by_key(|p| ordinal(name, name_of(p)).unwrap_or(u32::MAX));
+    // Facts live until the report is written, one set per candidate; the
+    // slack of a grown buffer would be held as long.
+    pods.shrink_to_fit();
+    let mut revisions: Vec<ControllerRevision> = inv
+        .controller_revisions
+        .iter()
+        .filter(|r| r.metadata.namespace.as_deref() == Some(ns))
+        .filter(|r| {
+            let by_name = name_of(*r)
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('-'))
+                && selector.matches(r.labels());
+            owned_by(&r.metadata, sts).unwrap_or(by_name)
+        })
+        .cloned()
+        .collect();
+    revisions.sort_by_key(|r| r.revision);
+    (pods, revisions)
+}
+
+/// The claims of the set's volumeClaimTemplates, `<template>-<set>-<n>`.
+fn claims(inv: &Inventory, sts: &StatefulSet) -> Vec<PersistentVolumeClaim> {
+    let ns = namespace_of(sts);
+    let name = name_of(sts);
+    let templates: Vec<&str> = sts
+        .spec
+        .as_ref()
+        .and_then(|s| s.volume_claim_templates.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.metadata.name.as_deref())
+        .collect();
+    inv.pvcs
+        .iter()
+        .filter(|c| c.metadata.namespace.as_deref() == Some(ns))
+        .filter(|c| {
+            templates
+                .iter()
+                .any(|t| ordinal(&format!("{t}-{name}"), name_of(*c)).is_some())
+        })
+        .cloned()
+        .collect()
+}
+
+/// The classes the claims and templates name, and the default class.
+fn storage_classes(
+    inv: &Inventory,
+    sts: &StatefulSet,
+    pvcs: &[PersistentVolumeClaim],
+) -> Vec<k8s_openapi::api::storage::v1::StorageClass> {
+    let mut class_names: BTreeSet<String> = pvcs
+        .iter()
+        .filter_map(|c| c.spec.as_ref()?.storage_class_name.clone())
+        .collect();
+    class_names.extend(
+        sts.spec
+            .as_ref()
+            .and_then(|s| s.volume_claim_templates.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.spec.as_ref()?.storage_class_name.clone()),
+    );
+    inv.storage_classes
+        .iter()
+        .filter(|c| {
+            class_names.contains(name_of(*c))
+                || c.annotations()
+                    .get("storageclass.kubernetes.io/is-default-class")
+                    .is_some_and(|v| v == "true")
+        })
+        .cloned()
+        .collect()
+}
+
+/// The events about the set, its pods and its claims, oldest first.
+fn events(
+    inv: &Inventory,
+    sts: &StatefulSet,
+    pod_names: &BTreeSet<&str>,
+    pvcs: &[PersistentVolumeClaim],
+) -> Vec<Event> {
+    let ns = namespace_of(sts);
+    let pvc_names: BTreeSet<&str> = pvcs.iter().map(name_of).collect();
+    let mut events: Vec<Event> = inv
+        .events
+        .iter()
+        .filter(|e| {
+            e.metadata.namespace.as_deref() == Some(ns)
+                || e.involved_object.namespace.as_deref() == Some(ns)
+        })
+        .filter(|e| event_about(e, name_of(sts), pod_names, &pvc_names))
+        .cloned()
+        .collect();
+    events.sort_by_key(crate::time::event_time);
+    events.shrink_to_fit();
+    events
+}
+
+/// The PodDisruptionBudgets whose selector matches the set's pod template.
+fn pdbs(
+    inv: &Inventory,
+    sts: &StatefulSet,
+) -> Vec<k8s_openapi::api::policy::v1::PodDisruptionBudget> {
+    let template_labels = sts
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.labels.as_ref())
+        .unwrap_or(&NO_LABELS);
+    inv.pdbs
+        .iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(namespace_of(sts)))
+        .filter(|p| {
+            p.spec
+                .as_ref()
+                .and_then(|s| s.selector.as_ref())
+                .and_then(|s| Selector::from_label_selector(s).ok())
+                .is_some_and(|s| !s.is_empty() && s.matches(template_labels))
+        })
+        .cloned()
+        .collect()
 }
 
 /// The containers of a suspect's pods whose previous log is worth reading:
