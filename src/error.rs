@@ -21,8 +21,14 @@ pub enum Error {
     #[error(transparent)]
     Case(#[from] CaseError),
 
-    #[error("kubeconfig: {0}")]
-    Kubeconfig(String),
+    /// `what` names the kubeconfig file, the context or how the config was
+    /// looked for.
+    #[error("kubeconfig: {what}: {source}")]
+    Kubeconfig {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 
     #[error("Kubernetes API: {context}: {source}")]
     Api {
@@ -45,8 +51,18 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Core(e) => e.exit_code(),
-            Error::Policy(_) | Error::Case(_) | Error::Kubeconfig(_) => EXIT_BAD_INPUT,
+            Error::Policy(_) | Error::Case(_) | Error::Kubeconfig { .. } => EXIT_BAD_INPUT,
             Error::Api { .. } | Error::Write { .. } => EXIT_FAILURE,
+        }
+    }
+
+    pub fn kubeconfig(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Kubeconfig {
+            what: what.into(),
+            source: Box::new(source),
         }
     }
 

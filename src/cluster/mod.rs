@@ -33,7 +33,7 @@ impl Target {
         let (config, label) = match &self.kubeconfig {
             Some(path) => {
                 let kc = Kubeconfig::read_from(path)
-                    .map_err(|e| Error::Kubeconfig(format!("{}: {e}", path.display())))?;
+                    .map_err(|e| Error::kubeconfig(path.display().to_string(), e))?;
                 let label = self
                     .context
                     .clone()
@@ -41,19 +41,22 @@ impl Target {
                     .unwrap_or_default();
                 let config = kube::Config::from_custom_kubeconfig(kc, &options)
                     .await
-                    .map_err(|e| Error::Kubeconfig(format!("{}: {e}", path.display())))?;
+                    .map_err(|e| Error::kubeconfig(path.display().to_string(), e))?;
                 (config, label)
             }
             None if self.context.is_some() => {
-                let config = kube::Config::from_kubeconfig(&options)
-                    .await
-                    .map_err(|e| Error::Kubeconfig(e.to_string()))?;
+                let config = kube::Config::from_kubeconfig(&options).await.map_err(|e| {
+                    Error::kubeconfig(
+                        format!("context {}", self.context.as_deref().unwrap_or_default()),
+                        e,
+                    )
+                })?;
                 (config, self.context.clone().unwrap_or_default())
             }
             None => {
-                let config = kube::Config::infer()
-                    .await
-                    .map_err(|e| Error::Kubeconfig(e.to_string()))?;
+                let config = kube::Config::infer().await.map_err(|e| {
+                    Error::kubeconfig("none in $KUBECONFIG, ~/.kube/config or the pod", e)
+                })?;
                 (config, "inferred".to_string())
             }
         };
@@ -78,7 +81,7 @@ pub fn build_client(mut config: kube::Config, counter: &metrics::Counter) -> Res
     config.default_retry = false;
     let counting = counter.clone();
     Ok(kube::client::ClientBuilder::try_from(config)
-        .map_err(|e| Error::Kubeconfig(format!("building the client: {e}")))?
+        .map_err(|e| Error::kubeconfig("building the client", e))?
         .with_layer(&tower::util::MapRequestLayer::new(
             move |req: http::Request<kube::client::Body>| {
                 counting.record(&req);

@@ -41,6 +41,31 @@ pub const CASE_FILE: &str = "case.yaml";
 pub enum CaseError {
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Syntax {
+        path: PathBuf,
+        #[source]
+        source: Box<serde_saphyr::Error>,
+    },
+    /// The case's objects, config or policies do not load.
+    #[error("{path}: {source}")]
+    Input {
+        path: PathBuf,
+        #[source]
+        source: crate::Error,
+    },
+    #[error("{path}: policies: {source}")]
+    Policies {
+        path: PathBuf,
+        #[source]
+        source: crate::policy::PolicyError,
+    },
     #[error("{0}: no {CASE_FILE} found in it or below")]
     Empty(PathBuf),
 }
@@ -263,15 +288,22 @@ fn invalid(path: &Path, message: impl Into<String>) -> CaseError {
 /// Runs one case directory.
 pub fn run_case(dir: &Path, label: &str) -> Result<Vec<Row>, CaseError> {
     let case_path = dir.join(CASE_FILE);
-    let text =
-        std::fs::read_to_string(&case_path).map_err(|e| invalid(&case_path, e.to_string()))?;
-    let case: CaseFile =
-        serde_saphyr::from_str(&text).map_err(|e| invalid(&case_path, e.to_string()))?;
+    let text = std::fs::read_to_string(&case_path).map_err(|source| CaseError::Read {
+        path: case_path.clone(),
+        source,
+    })?;
+    let case: CaseFile = serde_saphyr::from_str(&text).map_err(|source| CaseError::Syntax {
+        path: case_path.clone(),
+        source: Box::new(source),
+    })?;
     let mut config = case.config.unwrap_or_default();
     config.threshold = case.threshold.unwrap_or(config.threshold);
     config
         .validate(&case_path)
-        .map_err(|e| invalid(&case_path, e.to_string()))?;
+        .map_err(|source| CaseError::Input {
+            path: case_path.clone(),
+            source,
+        })?;
     if case.expect.is_empty() {
         return Err(invalid(&case_path, "expect: at least one expectation"));
     }
@@ -280,8 +312,16 @@ pub fn run_case(dir: &Path, label: &str) -> Result<Vec<Row>, CaseError> {
         Some(list) => list.iter().map(|p| dir.join(p)).collect(),
         None => {
             let mut files = Vec::new();
-            for entry in std::fs::read_dir(dir).map_err(|e| invalid(dir, e.to_string()))? {
-                let p = entry.map_err(|e| invalid(dir, e.to_string()))?.path();
+            for entry in std::fs::read_dir(dir).map_err(|source| CaseError::Read {
+                path: dir.to_path_buf(),
+                source,
+            })? {
+                let p = entry
+                    .map_err(|source| CaseError::Read {
+                        path: dir.to_path_buf(),
+                        source,
+                    })?
+                    .path();
                 let data = matches!(
                     p.extension().and_then(|e| e.to_str()),
                     Some("yaml" | "yml" | "json")
@@ -300,18 +340,29 @@ pub fn run_case(dir: &Path, label: &str) -> Result<Vec<Row>, CaseError> {
             "no input objects (objects: or .yaml files beside case.yaml)",
         ));
     }
-    let inventory =
-        crate::source::files::load(&objects).map_err(|e| invalid(&case_path, e.to_string()))?;
+    let inventory = crate::source::files::load(&objects).map_err(|source| CaseError::Input {
+        path: case_path.clone(),
+        source,
+    })?;
 
     let mut policies = match &case.policies {
-        Some(p) => Policies::load(&dir.join(p), Origin::Config)
-            .map_err(|e| invalid(&case_path, format!("policies: {e}")))?,
+        Some(p) => {
+            Policies::load(&dir.join(p), Origin::Config).map_err(|source| CaseError::Policies {
+                path: case_path.clone(),
+                source,
+            })?
+        }
         None => Policies::builtin(),
     };
     policies.set_annotation(config.policy_annotation.clone());
 
-    let settings = Settings::new(&config, crate::scope::Scope::default(), case.now)
-        .map_err(|e| invalid(&case_path, e.to_string()))?;
+    let settings =
+        Settings::new(&config, crate::scope::Scope::default(), case.now).map_err(|source| {
+            CaseError::Input {
+                path: case_path.clone(),
+                source,
+            }
+        })?;
     let outcome = pipeline::run(&inventory, None, &settings, &policies).outcome;
 
     Ok(case

@@ -39,6 +39,35 @@ pub enum Error {
     #[error("config {path}: {message}")]
     Config { path: PathBuf, message: String },
 
+    #[error("config {path}: {source}")]
+    ConfigSyntax {
+        path: PathBuf,
+        #[source]
+        source: Box<serde_saphyr::Error>,
+    },
+
+    #[error("{path}: invalid YAML: {source}")]
+    Yaml {
+        path: PathBuf,
+        #[source]
+        source: Box<serde_saphyr::Error>,
+    },
+
+    #[error("{path}: invalid JSON at line {} column {}: {source}", .source.line(), .source.column())]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A record the agent saved and cannot read back.
+    #[error("cluster: {object}: {source}")]
+    Record {
+        object: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
     #[error("reading {path}: {source}")]
     Io {
         path: PathBuf,

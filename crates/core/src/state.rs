@@ -123,13 +123,12 @@ pub(crate) fn read_records<T: serde::de::DeserializeOwned>(
 ) -> Result<BTreeMap<String, T>> {
     let mut records = BTreeMap::new();
     for (key, value) in cm.data.iter().flatten() {
-        let record = serde_json::from_str(value).map_err(|e| Error::Object {
-            path: "cluster".into(),
+        let record = serde_json::from_str(value).map_err(|source| Error::Record {
             object: format!(
                 "ConfigMap {}/{name} key {key}",
                 cm.metadata.namespace.as_deref().unwrap_or_default()
             ),
-            message: e.to_string(),
+            source,
         })?;
         records.insert(key.replacen('.', "/", 1), record);
     }

@@ -156,9 +156,9 @@ impl Config {
         let mut config: Config = if text.trim().is_empty() {
             Config::default()
         } else {
-            serde_saphyr::from_str(text).map_err(|e| Error::Config {
+            serde_saphyr::from_str(text).map_err(|source| Error::ConfigSyntax {
                 path: path.to_path_buf(),
-                message: e.to_string(),
+                source: Box::new(source),
             })?
         };
         if let Some(p) = &config.policies

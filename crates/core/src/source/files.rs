@@ -175,20 +175,16 @@ fn parse(
     text: &str,
 ) -> Result<()> {
     let documents: Vec<Spanned<Document>> = if text.trim_start().starts_with(['{', '[']) {
-        let value: Value = serde_json::from_str(text).map_err(|e| Error::Input {
+        let value: Value = serde_json::from_str(text).map_err(|source| Error::Json {
             path: path.to_path_buf(),
-            message: format!(
-                "invalid JSON at line {} column {}: {e}",
-                e.line(),
-                e.column()
-            ),
+            source,
         })?;
         let unknown = serde_saphyr::Location::UNKNOWN;
         vec![Spanned::new(Document::from(value), unknown, unknown)]
     } else {
-        serde_saphyr::from_multiple(text).map_err(|e| Error::Input {
+        serde_saphyr::from_multiple(text).map_err(|source| Error::Yaml {
             path: path.to_path_buf(),
-            message: format!("invalid YAML: {e}"),
+            source: Box::new(source),
         })?
     };
     let several = documents.len() > 1;
