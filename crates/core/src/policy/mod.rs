@@ -413,4 +413,6 @@ fn load_text(engine: &Engine, name: &str, file: &str, text: &str) -> Entry {
 }
 
 #[cfg(test)]
+mod docs_check;
+#[cfg(test)]
 mod tests;
