@@ -867,13 +867,25 @@ macro_rules! register_record {
             }
         });
         $engine.register_fn("to_map", |r: &mut $ty| (*r.0).clone());
-        $engine.register_fn("to_string", |r: &mut $ty| {
-            Dynamic::from_map((*r.0).clone()).to_string()
-        });
+        $engine.register_fn("to_string", |r: &mut $ty| printable(&r.0).to_string());
         $engine.register_fn("to_debug", |r: &mut $ty| {
-            format!("{}{}", <$ty>::TYPE_NAME, Dynamic::from_map((*r.0).clone()))
+            format!("{}{}", <$ty>::TYPE_NAME, printable(&r.0))
         });
     }};
+}
+
+/// A record as a map to print: a finding's data printed as its map, not
+/// as the name of its Rust type.
+fn printable(record: &Map) -> Dynamic {
+    Dynamic::from_map(
+        record
+            .iter()
+            .map(|(k, v)| match v.read_lock::<DataView>() {
+                Some(d) => (k.clone(), Dynamic::from_map((*d.map).clone())),
+                None => (k.clone(), v.clone()),
+            })
+            .collect(),
+    )
 }
 
 /// `f.data`: read like a map (`f.data.key`, `f.data["key"]`, `"key" in

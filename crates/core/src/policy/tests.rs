@@ -224,6 +224,12 @@ fn a_misspelt_data_key_is_an_error_naming_it_and_the_kind() {
 }
 
 #[test]
+fn a_finding_prints_its_data() {
+    let why = why_of("[escalate(`${finding(\"crash_loop\")}`)]");
+    assert!(why.contains("\"data\": #{\"container\": \"db\""), "{why}");
+}
+
+#[test]
 fn finding_data_is_read_only() {
     let e = error_of("let f = finding(\"crash_loop\");\nf.data.container = \"x\";\n[]");
     assert_eq!(e.kind, ErrorKind::Runtime, "{e}");
