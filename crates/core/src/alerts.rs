@@ -15,6 +15,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use crate::config::notify::AlertmanagerConfig;
+use crate::diagnose::Kind;
 use crate::execution::Status;
 use crate::pipeline::{Assessment, Outcome};
 pub use crate::state::OpenAlert;
@@ -212,12 +213,7 @@ fn candidate(
     let cause = a
         .findings
         .iter()
-        .find(|f| {
-            !matches!(
-                f.kind.as_str(),
-                "generation_mismatch" | "rollout_stuck" | "replicas_not_ready"
-            )
-        })
+        .find(|f| !f.kind.is_symptom())
         .or(a.findings.first());
     if let Some(f) = cause {
         annotations.insert("cause".into(), f.summary.clone());
@@ -255,7 +251,7 @@ fn candidate(
             .detection
             .symptoms
             .iter()
-            .any(|h| h.symptom.name() == "generation_mismatch");
+            .any(|h| h.symptom.kind() == Kind::GenerationMismatch);
         if mismatch {
             RUNBOOK_GENERATION_MISMATCH
         } else {

@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use serde::Serialize;
 
+use crate::diagnose::Kind;
 use crate::duration::Span;
 use crate::facts::{Facts, REVISION_LABEL};
 use crate::time::{created, last_spec_write, seconds_between};
@@ -37,12 +38,17 @@ pub enum Symptom {
 }
 
 impl Symptom {
-    pub fn name(&self) -> &'static str {
+    /// The finding kind that reports it.
+    pub fn kind(&self) -> Kind {
         match self {
-            Symptom::GenerationMismatch { .. } => "generation_mismatch",
-            Symptom::RolloutStuck { .. } => "rollout_stuck",
-            Symptom::ReplicasNotReady { .. } => "replicas_not_ready",
+            Symptom::GenerationMismatch { .. } => Kind::GenerationMismatch,
+            Symptom::RolloutStuck { .. } => Kind::RolloutStuck,
+            Symptom::ReplicasNotReady { .. } => Kind::ReplicasNotReady,
         }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind().as_str()
     }
 
     pub fn describe(&self) -> String {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Confidence, Evidence, Finding, Input, Kind};
+use super::{Confidence, Data, Evidence, Finding, Input, Kind, data};
 
 /// Which admission step denied a creation, read from the error text the
 /// controller copies into its FailedCreate event.
@@ -119,100 +119,117 @@ pub fn denials(input: &Input<'_>, out: &mut Vec<Finding>) {
         } else {
             targets.join(", ")
         };
-        let times = format!("{count} time{}", if count == 1 { "" } else { "s" });
-        let mut f = match class {
-            "webhook_unavailable" => {
-                let webhook = quoted_after(&message, "failed calling webhook").unwrap_or("unknown");
-                let failure = call_failure(&message);
-                let registered = input.facts.webhooks.iter().find(|w| w.webhook == webhook);
-                let mut f = Finding::new(
-                    Kind::WebhookUnavailable,
-                    Confidence::High,
-                    format!(
-                        "creating {objects} fails: admission webhook {webhook}{} cannot be called ({failure}; {times})",
-                        registered
-                            .map(|w| format!(
-                                " ({} {}, calling {}, failurePolicy {})",
-                                w.kind,
-                                w.configuration,
-                                w.calls,
-                                w.failure_policy.as_deref().unwrap_or("Fail")
-                            ))
-                            .unwrap_or_default()
-                    ),
-                )
-                .data("webhook", webhook)
-                .data("failure", failure);
-                if let Some(w) = registered {
-                    f = f
-                        .data("configuration", w.configuration.clone())
-                        .data("configuration_kind", w.kind)
-                        .data("calls", w.calls.clone())
-                        .with(Evidence::field(
-                            format!("{} {}", w.kind, w.configuration),
-                            format!("webhooks[{}].clientConfig", w.webhook),
-                            w.calls.clone(),
-                        ));
-                }
-                f
-            }
-            "priority_class" => {
-                let name = priority_class_of(&message).unwrap_or("unknown");
-                Finding::new(
-                    Kind::PriorityClassMissing,
-                    Confidence::High,
-                    format!("creating {objects} fails: PriorityClass {name} does not exist ({times})"),
-                )
-                .data("priority_class", name)
-            }
-            "service_account" => {
-                let name = service_account_of(&message).unwrap_or("unknown");
-                Finding::new(
-                    Kind::ServiceAccountMissing,
-                    Confidence::High,
-                    format!(
-                        "creating {objects} fails: ServiceAccount {}/{name} does not exist ({times})",
-                        input.namespace()
-                    ),
-                )
-                .data("service_account", name)
-            }
-            _ => {
-                let what = match class {
-                    "resource_quota" => "a ResourceQuota".to_string(),
-                    "limit_range" => "a LimitRange".to_string(),
-                    "webhook" => format!(
-                        "admission webhook {}",
-                        quoted_after(&message, "admission webhook").unwrap_or("unknown")
-                    ),
-                    "pod_security" => "Pod Security admission".to_string(),
-                    "invalid" => "validation (the spec is invalid)".to_string(),
-                    _ => "the API server".to_string(),
-                };
-                let mut f = Finding::new(
-                    Kind::AdmissionDenied,
-                    Confidence::High,
-                    format!("creating {objects} is denied by {what} ({times})"),
-                );
-                if class == "webhook"
-                    && let Some(w) = quoted_after(&message, "admission webhook")
-                {
-                    f = f.data("webhook", w);
-                }
-                f
-            }
-        }
-        .with(Evidence::event(&sts, message.clone()))
-        .data("admission", class)
-        .data("count", count)
-        .data("message", message.clone());
-        if class == "resource_quota"
-            && let Some(q) = message.split("exceeded quota: ").nth(1)
-        {
-            f = f.data("quota", q.split(',').next().unwrap_or_default().trim());
-        }
+        let mut f = refusal(input, class, &message, count, &objects)
+            .with(Evidence::event(&sts, message.clone()));
         f.pods = pods;
         out.push(f);
+    }
+}
+
+/// The finding for one class of refusal, from its latest message and how
+/// often it happened.
+fn refusal(input: &Input<'_>, class: &str, message: &str, count: i32, objects: &str) -> Finding {
+    let times = format!("{count} time{}", if count == 1 { "" } else { "s" });
+    let base = data::Admission {
+        admission: class.into(),
+        count,
+        message: message.to_string(),
+    };
+    match class {
+        "webhook_unavailable" => {
+            let webhook = quoted_after(message, "failed calling webhook").unwrap_or("unknown");
+            let failure = call_failure(message);
+            let registered = input.facts.webhooks.iter().find(|w| w.webhook == webhook);
+            let f = Finding::new(
+                Kind::WebhookUnavailable,
+                Confidence::High,
+                format!(
+                    "creating {objects} fails: admission webhook {webhook}{} cannot be called ({failure}; {times})",
+                    registered
+                        .map(|w| format!(
+                            " ({} {}, calling {}, failurePolicy {})",
+                            w.kind,
+                            w.configuration,
+                            w.calls,
+                            w.failure_policy.as_deref().unwrap_or("Fail")
+                        ))
+                        .unwrap_or_default()
+                ),
+            )
+            .data(data::WebhookUnavailable {
+                base,
+                webhook: webhook.into(),
+                failure,
+                configuration: registered.map(|w| w.configuration.clone()),
+                configuration_kind: registered.map(|w| w.kind.to_string()),
+                calls: registered.map(|w| w.calls.clone()),
+            });
+            match registered {
+                Some(w) => f.with(Evidence::field(
+                    format!("{} {}", w.kind, w.configuration),
+                    format!("webhooks[{}].clientConfig", w.webhook),
+                    w.calls.clone(),
+                )),
+                None => f,
+            }
+        }
+        "priority_class" => {
+            let name = priority_class_of(message).unwrap_or("unknown");
+            Finding::new(
+                Kind::PriorityClassMissing,
+                Confidence::High,
+                format!("creating {objects} fails: PriorityClass {name} does not exist ({times})"),
+            )
+            .data(data::PriorityClassMissing {
+                base,
+                priority_class: name.into(),
+            })
+        }
+        "service_account" => {
+            let name = service_account_of(message).unwrap_or("unknown");
+            Finding::new(
+                Kind::ServiceAccountMissing,
+                Confidence::High,
+                format!(
+                    "creating {objects} fails: ServiceAccount {}/{name} does not exist ({times})",
+                    input.namespace()
+                ),
+            )
+            .data(data::ServiceAccountMissing {
+                base,
+                service_account: name.into(),
+            })
+        }
+        _ => {
+            let what = match class {
+                "resource_quota" => "a ResourceQuota".to_string(),
+                "limit_range" => "a LimitRange".to_string(),
+                "webhook" => format!(
+                    "admission webhook {}",
+                    quoted_after(message, "admission webhook").unwrap_or("unknown")
+                ),
+                "pod_security" => "Pod Security admission".to_string(),
+                "invalid" => "validation (the spec is invalid)".to_string(),
+                _ => "the API server".to_string(),
+            };
+            let webhook = (class == "webhook")
+                .then(|| quoted_after(message, "admission webhook"))
+                .flatten();
+            let quota = (class == "resource_quota")
+                .then(|| message.split("exceeded quota: ").nth(1))
+                .flatten()
+                .map(|q| q.split(',').next().unwrap_or_default().trim());
+            Finding::new(
+                Kind::AdmissionDenied,
+                Confidence::High,
+                format!("creating {objects} is denied by {what} ({times})"),
+            )
+            .data(data::AdmissionDenied {
+                base,
+                quota: quota.map(Into::into),
+                webhook: webhook.map(Into::into),
+            })
+        }
     }
 }
 
@@ -225,10 +242,9 @@ pub fn denials(input: &Input<'_>, out: &mut Vec<Finding>) {
 /// another reason (a pod its quota denies) only shares the namespace.
 pub fn quotas(input: &Input<'_>, out: &mut Vec<Finding>) {
     let ns = input.namespace();
-    let unrecorded = out.iter().any(|f| {
-        f.kind == Kind::RevisionChange
-            && f.data.get("unrecorded").and_then(|v| v.as_bool()) == Some(true)
-    });
+    let unrecorded = out
+        .iter()
+        .any(|f| matches!(&f.data, Data::RevisionChange(r) if r.unrecorded == Some(true)));
     let denied = out.iter().any(|f| f.kind.refuses_pods());
     let blocks_this_rollout = unrecorded || (input.has_mismatch() && !denied);
     for q in &input.facts.resource_quotas {
@@ -274,10 +290,12 @@ pub fn quotas(input: &Input<'_>, out: &mut Vec<Finding>) {
                     format!("status.used[{resource}]"),
                     format!("{} (hard {})", u.0, limit.0),
                 ))
-                .data("quota", qname)
-                .data("resource", resource.clone())
-                .data("used", u.0.clone())
-                .data("hard", limit.0.clone()),
+                .data(data::QuotaExhausted {
+                    quota: qname.into(),
+                    resource: resource.clone(),
+                    used: u.0.clone(),
+                    hard: limit.0.clone(),
+                }),
             );
         }
     }

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use k8s_openapi::api::core::v1::Pod;
 
-use super::{Finding, Input, Kind};
+use super::{Data, Finding, Input, Kind};
 use crate::facts::REVISION_LABEL;
 
 /// One aspect of a pod template, as far as failures depend on it.
@@ -204,7 +204,6 @@ fn field(path: &str) -> &str {
 /// template can cause it (a cordoned node, a webhook that cannot be called).
 pub fn depends_on(f: &Finding) -> Option<Vec<Aspect>> {
     use Aspect::*;
-    let data = |k: &str| f.data.get(k).and_then(Value::as_str).unwrap_or_default();
     let spec_aspects = || {
         Aspect::ALL
             .iter()
@@ -228,9 +227,9 @@ pub fn depends_on(f: &Finding) -> Option<Vec<Aspect>> {
         Kind::VolumeMount => vec![Volumes],
         // A volume still attached to another node: the storage's state.
         Kind::VolumeAttach => vec![],
-        Kind::AdmissionDenied => match data("admission") {
-            "limit_range" | "resource_quota" => vec![Resources],
-            "pod_security" => spec_aspects(),
+        Kind::AdmissionDenied => match f.data.admission().map(|a| a.admission.as_str()) {
+            Some("limit_range" | "resource_quota") => vec![Resources],
+            Some("pod_security") => spec_aspects(),
             // A webhook or validation may object to any part, labels too.
             _ => Aspect::ALL.to_vec(),
         },
@@ -240,7 +239,7 @@ pub fn depends_on(f: &Finding) -> Option<Vec<Aspect>> {
         // rolling back reuses a recorded one. A quota that only fills the
         // namespace is no failure of this StatefulSet.
         Kind::QuotaExhausted => {
-            if data("resource") == "count/controllerrevisions.apps"
+            if matches!(&f.data, Data::QuotaExhausted(q) if q.resource == "count/controllerrevisions.apps")
                 && f.confidence == super::Confidence::High
             {
                 Aspect::ALL.to_vec()
@@ -248,12 +247,12 @@ pub fn depends_on(f: &Finding) -> Option<Vec<Aspect>> {
                 return None;
             }
         }
-        Kind::Unschedulable => match data("reason") {
-            "insufficient_resource" => vec![Resources],
-            "node_affinity" | "taints" => vec![Scheduling],
+        Kind::Unschedulable => match f.data.scheduling().map(|s| s.reason.as_str()) {
+            Some("insufficient_resource") => vec![Resources],
+            Some("node_affinity" | "taints") => vec![Scheduling],
             // Pods (anti-)affine to their own labels.
-            "pod_affinity" | "topology_spread" => vec![Scheduling, Metadata],
-            "volume" => vec![Volumes, Scheduling],
+            Some("pod_affinity" | "topology_spread") => vec![Scheduling, Metadata],
+            Some("volume") => vec![Volumes, Scheduling],
             _ => spec_aspects(),
         },
         Kind::NodesFull | Kind::Evicted => vec![Resources],
@@ -287,9 +286,10 @@ pub fn depends_on(f: &Finding) -> Option<Vec<Aspect>> {
 pub fn changed_aspects(findings: &[Finding]) -> BTreeSet<Aspect> {
     findings
         .iter()
-        .filter(|f| f.kind == Kind::RevisionChange)
-        .flat_map(|f| f.data.get("changes").and_then(Value::as_array))
-        .flatten()
+        .flat_map(|f| match &f.data {
+            Data::RevisionChange(r) => r.changes.as_slice(),
+            _ => &[],
+        })
         .flat_map(|c| {
             aspects_of(
                 c.get("path").and_then(Value::as_str).unwrap_or_default(),
@@ -547,12 +547,40 @@ mod tests {
         );
     }
 
-    fn finding(kind: Kind, data: &[(&str, &str)]) -> Finding {
-        let mut f = Finding::new(kind, Confidence::High, "x");
-        for (k, v) in data {
-            f = f.data(k, *v);
+    /// A finding with the one key `depends_on` reads of its kind.
+    fn finding(kind: Kind, values: &[(&str, &str)]) -> Finding {
+        use crate::diagnose::data;
+        let f = Finding::new(kind, Confidence::High, "x");
+        let value = |key: &str| {
+            values
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_default()
+        };
+        match kind {
+            Kind::AdmissionDenied => f.data(data::AdmissionDenied {
+                base: data::Admission {
+                    admission: value("admission"),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+            Kind::Unschedulable => f.data(data::Unschedulable {
+                base: data::Scheduling {
+                    reason: value("reason"),
+                    ..Default::default()
+                },
+            }),
+            Kind::QuotaExhausted => f.data(data::QuotaExhausted {
+                resource: value("resource"),
+                ..Default::default()
+            }),
+            _ => {
+                assert!(values.is_empty(), "{kind:?} {values:?}");
+                f
+            }
         }
-        f
     }
 
     /// The table the issue asks for: which template diffs can explain which
@@ -644,7 +672,7 @@ mod tests {
                 *explains,
                 "{path} vs {} {:?}: {}",
                 f.kind.as_str(),
-                f.data,
+                f.data.to_json(),
                 c.why
             );
             assert_eq!(

@@ -1,7 +1,7 @@
 //! Causes outside the StatefulSet: the controller not running, and an HPA
 //! steering its replicas.
 
-use super::{Confidence, Evidence, Finding, Input, Kind};
+use super::{Confidence, Data, Evidence, Finding, Input, Kind, data};
 use crate::time::{event_time, seconds_between};
 
 /// Slack on top of the lease duration before a lease counts as stale, so a
@@ -43,8 +43,10 @@ pub fn controller(input: &Input<'_>, out: &mut Vec<Finding>) {
                         "spec.renewTime",
                         format!("{renewed} by {holder}"),
                     ))
-                    .data("source", "lease")
-                    .data("lease_age_seconds", age),
+                    .data(data::ControllerNotProcessing {
+                        source: "lease".into(),
+                        lease_age_seconds: Some(age),
+                    }),
                 );
             }
             return;
@@ -54,9 +56,7 @@ pub fn controller(input: &Input<'_>, out: &mut Vec<Finding>) {
     // activity since it began points at the controller.
     let explained = out.iter().any(|f| {
         f.kind.refuses_pods()
-            || (f.kind == Kind::QuotaExhausted
-                && f.data.get("resource").and_then(|v| v.as_str())
-                    == Some("count/controllerrevisions.apps"))
+            || matches!(&f.data, Data::QuotaExhausted(q) if q.resource == "count/controllerrevisions.apps")
     });
     if explained {
         return;
@@ -87,7 +87,10 @@ pub fn controller(input: &Input<'_>, out: &mut Vec<Finding>) {
                 format!("no sign that the StatefulSet controller has processed this object since {since}"),
             )
             .with(Evidence::field(input.sts_ref(), "status.observedGeneration", "unchanged; no statefulset-controller events since"))
-            .data("source", "events"),
+            .data(data::ControllerNotProcessing {
+                source: "events".into(),
+                lease_age_seconds: None,
+            }),
         );
     }
 }
@@ -118,12 +121,14 @@ pub fn hpa(input: &Input<'_>, out: &mut Vec<Finding>) {
                 "status.desiredReplicas",
                 desired.to_string(),
             ))
-            .data("hpa", name)
-            .data("min", min)
-            .data("max", max)
-            .data("current", current)
-            .data("desired", desired)
-            .data("target_cpu_percent", target.unwrap_or_default()),
+            .data(data::Hpa {
+                hpa: name.into(),
+                min,
+                max,
+                current,
+                desired,
+                target_cpu_percent: target.unwrap_or_default(),
+            }),
         );
     }
 }

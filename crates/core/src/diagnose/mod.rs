@@ -4,61 +4,23 @@
 mod admission;
 pub mod change;
 mod cluster;
+pub mod data;
+mod kinds;
 mod mounts;
 mod pods;
 mod rollout;
 mod scheduling;
 mod storage;
 
-use std::collections::BTreeMap;
-
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Event;
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::detect::Detection;
 use crate::duration::Span;
 use crate::facts::Facts;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    GenerationMismatch,
-    RolloutStuck,
-    ReplicasNotReady,
-    RevisionChange,
-    Partition,
-    MaxUnavailable,
-    OrderedReadyBlocked,
-    CrashLoop,
-    ImagePull,
-    NeverReady,
-    ContainerConfig,
-    VolumeMount,
-    VolumeAttach,
-    PodTerminating,
-    LongGracePeriod,
-    Evicted,
-    Preempted,
-    NodeNotReady,
-    Unschedulable,
-    PvcPending,
-    StorageClassMissing,
-    PvcLost,
-    AdmissionDenied,
-    WebhookUnavailable,
-    PriorityClassMissing,
-    ServiceAccountMissing,
-    QuotaExhausted,
-    NodesCordoned,
-    NodesNotReady,
-    NodesFull,
-    VolumeNodeConflict,
-    Hpa,
-    AutoscalerStatus,
-    ControllerNotProcessing,
-}
+pub use kinds::{Data, Kind};
 
 impl Kind {
     /// The API server refused to create the pods (or to let them through
@@ -72,45 +34,6 @@ impl Kind {
                 | Kind::PriorityClassMissing
                 | Kind::ServiceAccountMissing
         )
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::GenerationMismatch => "generation_mismatch",
-            Kind::RolloutStuck => "rollout_stuck",
-            Kind::ReplicasNotReady => "replicas_not_ready",
-            Kind::RevisionChange => "revision_change",
-            Kind::Partition => "partition",
-            Kind::MaxUnavailable => "max_unavailable",
-            Kind::OrderedReadyBlocked => "ordered_ready_blocked",
-            Kind::CrashLoop => "crash_loop",
-            Kind::ImagePull => "image_pull",
-            Kind::NeverReady => "never_ready",
-            Kind::ContainerConfig => "container_config",
-            Kind::VolumeMount => "volume_mount",
-            Kind::VolumeAttach => "volume_attach",
-            Kind::PodTerminating => "pod_terminating",
-            Kind::LongGracePeriod => "long_grace_period",
-            Kind::Evicted => "evicted",
-            Kind::Preempted => "preempted",
-            Kind::NodeNotReady => "node_not_ready",
-            Kind::Unschedulable => "unschedulable",
-            Kind::PvcPending => "pvc_pending",
-            Kind::StorageClassMissing => "storage_class_missing",
-            Kind::PvcLost => "pvc_lost",
-            Kind::AdmissionDenied => "admission_denied",
-            Kind::WebhookUnavailable => "webhook_unavailable",
-            Kind::PriorityClassMissing => "priority_class_missing",
-            Kind::ServiceAccountMissing => "service_account_missing",
-            Kind::QuotaExhausted => "quota_exhausted",
-            Kind::NodesCordoned => "nodes_cordoned",
-            Kind::NodesNotReady => "nodes_not_ready",
-            Kind::NodesFull => "nodes_full",
-            Kind::VolumeNodeConflict => "volume_node_conflict",
-            Kind::Hpa => "hpa",
-            Kind::AutoscalerStatus => "autoscaler_status",
-            Kind::ControllerNotProcessing => "controller_not_processing",
-        }
     }
 }
 
@@ -166,8 +89,8 @@ pub struct Finding {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pods: Vec<String>,
     /// Kind-specific values for policies (a resource name, an exit code...).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub data: BTreeMap<String, Value>,
+    #[serde(skip_serializing_if = "Data::is_none")]
+    pub data: Data,
     /// Whether the update revision's template change explains this
     /// finding; set on failures only (see [`change`]).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -182,7 +105,7 @@ impl Finding {
             confidence,
             evidence: Vec::new(),
             pods: Vec::new(),
-            data: BTreeMap::new(),
+            data: Data::None,
             change: None,
         }
     }
@@ -194,8 +117,11 @@ impl Finding {
         self.pods.push(name.into());
         self
     }
-    pub fn data(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.data.insert(key.to_string(), value.into());
+    /// Sets the kind's data: a struct of [`data`] named after the kind.
+    pub fn data(mut self, data: impl Into<Data>) -> Self {
+        let data = data.into();
+        debug_assert_eq!(data.kind(), Some(self.kind), "data of another kind");
+        self.data = data;
         self
     }
 }
@@ -322,15 +248,10 @@ pub fn diagnose(input: &Input<'_>) -> Vec<Finding> {
     cluster::controller(input, &mut findings);
     cluster::hpa(input, &mut findings);
     rollout::ordered_ready(input, &mut findings);
-    let symptom = |k: Kind| {
-        matches!(
-            k,
-            Kind::GenerationMismatch | Kind::RolloutStuck | Kind::ReplicasNotReady
-        )
-    };
     findings.sort_by(|a, b| {
-        symptom(b.kind)
-            .cmp(&symptom(a.kind))
+        b.kind
+            .is_symptom()
+            .cmp(&a.kind.is_symptom())
             .then(b.confidence.cmp(&a.confidence))
     });
     change::attribute(input, &mut findings);

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::admission::quoted_after;
-use super::{Confidence, Evidence, Finding, Input, Kind, pod_ref};
+use super::{Confidence, Evidence, Finding, Input, Kind, data, pod_ref};
 
 /// Whether every container of the pod is still being created: the kubelet
 /// has not started it, which is where a volume holds a pod.
@@ -94,7 +94,7 @@ pub fn volumes(input: &Input<'_>, out: &mut Vec<Finding>) {
                     None => "the kubelet cannot mount it".to_string(),
                 }
             };
-            let mut f = Finding::new(
+            let f = Finding::new(
                 if attach {
                     Kind::VolumeAttach
                 } else {
@@ -108,23 +108,32 @@ pub fn volumes(input: &Input<'_>, out: &mut Vec<Finding>) {
                 ),
             )
             .with(Evidence::event(&obj, message.to_string()))
-            .pod(pname)
-            .data("volume", volume)
-            .data("reason", reason)
-            .data("message", message)
-            .data(
-                "revision",
-                pod.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(crate::facts::REVISION_LABEL))
-                    .cloned()
-                    .unwrap_or_default(),
-            );
-            if let Some((kind, name)) = (!attach).then(|| missing_object(message)).flatten() {
-                f = f.data("object_kind", kind).data("object", name);
-            }
-            out.push(f);
+            .pod(pname);
+            let revision = pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(crate::facts::REVISION_LABEL))
+                .cloned()
+                .unwrap_or_default();
+            out.push(if attach {
+                f.data(data::VolumeAttach {
+                    volume: volume.into(),
+                    reason: reason.into(),
+                    message: message.into(),
+                    revision,
+                })
+            } else {
+                let missing = missing_object(message);
+                f.data(data::VolumeMount {
+                    volume: volume.into(),
+                    reason: reason.into(),
+                    message: message.into(),
+                    revision,
+                    object_kind: missing.map(|(kind, _)| kind.into()),
+                    object: missing.map(|(_, name)| name.into()),
+                })
+            });
         }
     }
 }

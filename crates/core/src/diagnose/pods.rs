@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
-use super::{Confidence, Evidence, Finding, Input, Kind, pod_ref};
+use super::{Confidence, Evidence, Finding, Input, Kind, data, pod_ref};
 use crate::facts::{NodeSummary, REVISION_LABEL};
 use crate::time::seconds_between;
 
@@ -66,107 +66,16 @@ pub fn containers(input: &Input<'_>, out: &mut Vec<Finding>) {
                 .and_then(|w| w.reason.as_deref())
                 .unwrap_or_default();
             let message = waiting.and_then(|w| w.message.clone()).unwrap_or_default();
-            let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
             let field = format!("status.{list}[{}].state.waiting.reason", c.name);
             if PULL_REASONS.contains(&reason) {
                 troubled = true;
-                out.push(
-                    Finding::new(
-                        Kind::ImagePull,
-                        Confidence::High,
-                        format!(
-                            "{pname}: container {} cannot pull image {}: {reason}",
-                            c.name, c.image
-                        ),
-                    )
-                    .with(Evidence::field(
-                        &obj,
-                        field,
-                        if message.is_empty() {
-                            reason.to_string()
-                        } else {
-                            format!("{reason}: {message}")
-                        },
-                    ))
-                    .pod(pname)
-                    .data("container", c.name.clone())
-                    .data("image", c.image.clone())
-                    .data("reason", reason)
-                    .data("revision", revision(pod).cloned().unwrap_or_default()),
-                );
+                out.push(image_pull(pod, c, &obj, field, reason, &message));
             } else if reason == "CreateContainerConfigError" {
                 troubled = true;
                 out.push(container_config(input, pod, c, &obj, field, &message));
             } else if let Some(kill) = restarted(input, pod, c, reason) {
                 troubled = true;
-                let term_reason = last.and_then(|t| t.reason.clone()).unwrap_or_default();
-                let exit = last.map(|t| t.exit_code);
-                let mut f = Finding::new(
-                    Kind::CrashLoop,
-                    Confidence::High,
-                    format!(
-                        "{pname}: container {} crash loops ({} restarts, last exit {}{}){}",
-                        c.name,
-                        c.restart_count,
-                        exit.map_or("unknown".into(), |e| e.to_string()),
-                        if term_reason.is_empty() {
-                            String::new()
-                        } else {
-                            format!(", {term_reason}")
-                        },
-                        kill.as_ref()
-                            .map(|k| format!(": {}", k.said))
-                            .unwrap_or_default()
-                    ),
-                )
-                .with(Evidence::field(
-                    &obj,
-                    format!("status.{list}[{}].restartCount", c.name),
-                    c.restart_count.to_string(),
-                ))
-                .pod(pname)
-                .data("container", c.name.clone())
-                .data("restarts", c.restart_count)
-                .data("reason", term_reason.clone())
-                .data("revision", revision(pod).cloned().unwrap_or_default());
-                if let Some(kill) = kill {
-                    f = f.data("killed_by", kill.by);
-                    if let Some(limit) = kill.memory_limit {
-                        f = f.data("memory_limit", limit);
-                    }
-                    if let Some(e) = kill.evidence {
-                        f = f.with(e);
-                    }
-                }
-                if let Some(lines) = last_lines(input, pname, &c.name) {
-                    f.summary
-                        .push_str(&format!("; it last wrote: {}", lines[lines.len() - 1]));
-                    f = f
-                        .with(Evidence::field(
-                            &obj,
-                            format!("log[{}] --previous", c.name),
-                            lines.join("\n"),
-                        ))
-                        .data("log", lines);
-                }
-                if let Some(exit) = exit {
-                    f = f.data("exit_code", exit).with(Evidence::field(
-                        &obj,
-                        format!("status.{list}[{}].lastState.terminated", c.name),
-                        format!(
-                            "exitCode {exit}{}{}",
-                            if term_reason.is_empty() {
-                                String::new()
-                            } else {
-                                format!(", reason {term_reason}")
-                            },
-                            last.and_then(|t| t.message.as_deref())
-                                .map(|m| format!(": {m}"))
-                                .unwrap_or_default()
-                        ),
-                    ));
-                }
-                out.push(f);
+                out.push(crash_loop(input, pod, list, c, kill));
             }
         }
         if troubled || is_ready(pod) || unready_node(input.facts, pod).is_some() {
@@ -203,7 +112,9 @@ pub fn containers(input: &Input<'_>, out: &mut Vec<Finding>) {
                     format!("False since {since}"),
                 ))
                 .pod(pname)
-                .data("revision", revision(pod).cloned().unwrap_or_default()),
+                .data(data::NeverReady {
+                    revision: revision(pod).cloned().unwrap_or_default(),
+                }),
             );
         }
     }
@@ -264,13 +175,12 @@ pub fn termination(input: &Input<'_>, out: &mut Vec<Finding>) {
                 deadline.to_string(),
             ))
             .pod(pname)
-            .data("within_grace", within)
-            .data("grace_seconds", grace)
-            .data("remaining_seconds", remaining)
-            .data(
-                "migration",
-                marker.is_some() || (within && grace > LONG_GRACE_SECONDS),
-            );
+            .data(data::PodTerminating {
+                within_grace: within,
+                grace_seconds: grace,
+                remaining_seconds: remaining,
+                migration: marker.is_some() || (within && grace > LONG_GRACE_SECONDS),
+            });
         if let Some(m) = marker {
             f = f.with(Evidence::field(
                 pod_ref(ns, pname),
@@ -302,7 +212,7 @@ pub fn termination(input: &Input<'_>, out: &mut Vec<Finding>) {
                 "spec.template.spec.terminationGracePeriodSeconds",
                 g.to_string(),
             ))
-            .data("grace_seconds", g),
+            .data(data::LongGracePeriod { grace_seconds: g }),
         );
     }
 }
@@ -344,7 +254,9 @@ pub fn disruption(input: &Input<'_>, out: &mut Vec<Finding>) {
                     "not True",
                 ))
                 .pod(pname)
-                .data("node", n.name.clone()),
+                .data(data::NodeNotReady {
+                    node: n.name.clone(),
+                }),
             );
         }
     }
@@ -380,7 +292,9 @@ pub fn disruption(input: &Input<'_>, out: &mut Vec<Finding>) {
                 e.message.clone().unwrap_or_default(),
             ))
             .pod(pname)
-            .data("priority_class", priority.unwrap_or_default()),
+            .data(data::Preempted {
+                priority_class: priority.unwrap_or_default(),
+            }),
         );
     }
 }
@@ -571,6 +485,126 @@ pub fn config_reference(message: &str) -> Option<(&'static str, String, Option<S
     None
 }
 
+/// A container whose image the kubelet cannot pull.
+fn image_pull(
+    pod: &Pod,
+    c: &ContainerStatus,
+    obj: &str,
+    field: String,
+    reason: &str,
+    message: &str,
+) -> Finding {
+    let pname = name(pod);
+    Finding::new(
+        Kind::ImagePull,
+        Confidence::High,
+        format!(
+            "{pname}: container {} cannot pull image {}: {reason}",
+            c.name, c.image
+        ),
+    )
+    .with(Evidence::field(
+        obj,
+        field,
+        if message.is_empty() {
+            reason.to_string()
+        } else {
+            format!("{reason}: {message}")
+        },
+    ))
+    .pod(pname)
+    .data(data::ImagePull {
+        container: c.name.clone(),
+        image: c.image.clone(),
+        reason: reason.into(),
+        revision: revision(pod).cloned().unwrap_or_default(),
+    })
+}
+
+/// A container that crash loops: its restarts, how it last ended, what
+/// ended it and what it last wrote.
+fn crash_loop(
+    input: &Input<'_>,
+    pod: &Pod,
+    list: &str,
+    c: &ContainerStatus,
+    kill: Option<Kill>,
+) -> Finding {
+    let pname = name(pod);
+    let obj = pod_ref(input.namespace(), pname);
+    let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+    let term_reason = last.and_then(|t| t.reason.clone()).unwrap_or_default();
+    let exit = last.map(|t| t.exit_code);
+    let mut f = Finding::new(
+        Kind::CrashLoop,
+        Confidence::High,
+        format!(
+            "{pname}: container {} crash loops ({} restarts, last exit {}{}){}",
+            c.name,
+            c.restart_count,
+            exit.map_or("unknown".into(), |e| e.to_string()),
+            if term_reason.is_empty() {
+                String::new()
+            } else {
+                format!(", {term_reason}")
+            },
+            kill.as_ref()
+                .map(|k| format!(": {}", k.said))
+                .unwrap_or_default()
+        ),
+    )
+    .with(Evidence::field(
+        &obj,
+        format!("status.{list}[{}].restartCount", c.name),
+        c.restart_count.to_string(),
+    ))
+    .pod(pname);
+    let mut data = data::CrashLoop {
+        container: c.name.clone(),
+        restarts: c.restart_count,
+        reason: term_reason.clone(),
+        revision: revision(pod).cloned().unwrap_or_default(),
+        exit_code: exit,
+        ..Default::default()
+    };
+    if let Some(kill) = kill {
+        data.killed_by = Some(kill.by.into());
+        data.memory_limit = kill.memory_limit;
+        if let Some(e) = kill.evidence {
+            f = f.with(e);
+        }
+    }
+    if let Some(lines) = last_lines(input, pname, &c.name) {
+        f.summary
+            .push_str(&format!("; it last wrote: {}", lines[lines.len() - 1]));
+        f = f.with(Evidence::field(
+            &obj,
+            format!("log[{}] --previous", c.name),
+            lines.join("\n"),
+        ));
+        data.log = Some(lines);
+    }
+    f = f.data(data);
+    if let Some(exit) = exit {
+        f = f.with(Evidence::field(
+            &obj,
+            format!("status.{list}[{}].lastState.terminated", c.name),
+            format!(
+                "exitCode {exit}{}{}",
+                if term_reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(", reason {term_reason}")
+                },
+                last.and_then(|t| t.message.as_deref())
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    f
+}
+
 /// A container the kubelet cannot even create: CreateContainerConfigError.
 fn container_config(
     input: &Input<'_>,
@@ -592,7 +626,7 @@ fn container_config(
         None if message.is_empty() => "the kubelet cannot build its configuration".to_string(),
         None => message.to_string(),
     };
-    let mut f = Finding::new(
+    let f = Finding::new(
         Kind::ContainerConfig,
         Confidence::High,
         format!("{pname}: container {} cannot be created: {what}", c.name),
@@ -606,17 +640,19 @@ fn container_config(
             format!("CreateContainerConfigError: {message}")
         },
     ))
-    .pod(pname)
-    .data("container", c.name.clone())
-    .data("message", message.to_string())
-    .data("revision", revision(pod).cloned().unwrap_or_default());
+    .pod(pname);
+    let mut data = data::ContainerConfig {
+        container: c.name.clone(),
+        message: message.to_string(),
+        revision: revision(pod).cloned().unwrap_or_default(),
+        ..Default::default()
+    };
     if let Some((kind, object, key)) = config_reference(message) {
-        f = f.data("object_kind", kind).data("object", object);
-        if let Some(key) = key {
-            f = f.data("key", key);
-        }
+        data.object_kind = Some(kind.into());
+        data.object = Some(object);
+        data.key = key;
     }
-    f
+    f.data(data)
 }
 
 #[cfg(test)]

@@ -3,41 +3,78 @@
 
 use serde_json::Value;
 
-use super::{Confidence, Evidence, Finding, Input, Kind};
+use super::{Confidence, Data, Evidence, Finding, Input, Kind, data};
 use crate::detect::Symptom;
 use crate::facts::REVISION_LABEL;
 
 pub fn symptoms(input: &Input<'_>, out: &mut Vec<Finding>) {
     let sts = input.sts_ref();
     for held in &input.detection.symptoms {
-        let (kind, field) = match &held.symptom {
-            Symptom::GenerationMismatch { .. } => {
-                (Kind::GenerationMismatch, "status.observedGeneration")
-            }
-            Symptom::RolloutStuck { .. } => (Kind::RolloutStuck, "status.updatedReplicas"),
-            Symptom::ReplicasNotReady { .. } => (Kind::ReplicasNotReady, "status.readyReplicas"),
+        let base = data::Held {
+            held_seconds: held.held_seconds,
+            due: held.due,
+        };
+        let (kind, field, data): (_, _, Data) = match held.symptom.clone() {
+            Symptom::GenerationMismatch {
+                generation,
+                observed_generation,
+            } => (
+                Kind::GenerationMismatch,
+                "status.observedGeneration",
+                data::GenerationMismatch {
+                    base,
+                    generation,
+                    observed_generation,
+                }
+                .into(),
+            ),
+            Symptom::RolloutStuck {
+                current_revision,
+                update_revision,
+                replicas,
+                updated_replicas,
+                target,
+            } => (
+                Kind::RolloutStuck,
+                "status.updatedReplicas",
+                data::RolloutStuck {
+                    base,
+                    current_revision,
+                    update_revision,
+                    replicas,
+                    updated_replicas,
+                    target,
+                }
+                .into(),
+            ),
+            Symptom::ReplicasNotReady {
+                replicas,
+                ready_replicas,
+            } => (
+                Kind::ReplicasNotReady,
+                "status.readyReplicas",
+                data::ReplicasNotReady {
+                    base,
+                    replicas,
+                    ready_replicas,
+                }
+                .into(),
+            ),
         };
         let held_for = crate::duration::Span(held.held_seconds);
-        let mut f = Finding::new(
-            kind,
-            Confidence::High,
-            format!(
-                "{} for {held_for} ({})",
-                held.symptom.describe(),
-                held.since_from
-            ),
-        )
-        .with(Evidence::field(&sts, field, held.symptom.describe()))
-        .data("held_seconds", held.held_seconds)
-        .data("due", held.due);
-        if let Ok(Value::Object(map)) = serde_json::to_value(&held.symptom) {
-            for (k, v) in map {
-                if k != "kind" {
-                    f.data.insert(k, v);
-                }
-            }
-        }
-        out.push(f);
+        out.push(
+            Finding::new(
+                kind,
+                Confidence::High,
+                format!(
+                    "{} for {held_for} ({})",
+                    held.symptom.describe(),
+                    held.since_from
+                ),
+            )
+            .with(Evidence::field(&sts, field, held.symptom.describe()))
+            .data(data),
+        );
     }
 }
 
@@ -109,11 +146,14 @@ pub fn history(input: &Input<'_>, out: &mut Vec<Finding>) {
                     update.unwrap_or_default()
                 ),
             ))
-            .data("current_revision", current.unwrap_or_default())
-            .data("update_revision", update.unwrap_or_default())
-            .data("last_good_revision", cur.revision)
-            .data("changes", changes)
-            .data("revisions", revisions.clone()),
+            .data(data::RevisionChange {
+                current_revision: current.unwrap_or_default().into(),
+                update_revision: update.unwrap_or_default().into(),
+                last_good_revision: cur.revision,
+                changes,
+                revisions: revisions.clone(),
+                unrecorded: None,
+            }),
         );
     } else if input.has_mismatch()
         && let Some(upd) = find(update)
@@ -139,12 +179,14 @@ pub fn history(input: &Input<'_>, out: &mut Vec<Finding>) {
                     ),
                 )
                 .with(Evidence::field(&sts_ref, "spec.template", "differs from the update revision"))
-                .data("current_revision", current.unwrap_or_default())
-                .data("update_revision", update.unwrap_or_default())
-                .data("last_good_revision", upd.revision)
-                .data("unrecorded", true)
-                .data("changes", changes)
-                .data("revisions", revisions),
+                .data(data::RevisionChange {
+                    current_revision: current.unwrap_or_default().into(),
+                    update_revision: update.unwrap_or_default().into(),
+                    last_good_revision: upd.revision,
+                    changes,
+                    revisions,
+                    unrecorded: Some(true),
+                }),
             );
         }
     }
@@ -238,7 +280,7 @@ pub fn strategy(input: &Input<'_>, out: &mut Vec<Finding>) {
                 ),
             )
             .with(Evidence::field(&sts, "spec.updateStrategy.rollingUpdate.partition", p.to_string()))
-            .data("partition", p),
+            .data(data::Partition { partition: p }),
         );
     }
     if let Some(mu) = rolling.and_then(|r| r.max_unavailable.as_ref()) {
@@ -258,7 +300,9 @@ pub fn strategy(input: &Input<'_>, out: &mut Vec<Finding>) {
                     "spec.updateStrategy.rollingUpdate.maxUnavailable",
                     text.clone(),
                 ))
-                .data("max_unavailable", text),
+                .data(data::MaxUnavailable {
+                    max_unavailable: text,
+                }),
             );
         }
     }

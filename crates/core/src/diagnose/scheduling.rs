@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use k8s_openapi::api::core::v1::PersistentVolume;
 
-use super::{Confidence, Evidence, Finding, Input, Kind, pod_ref};
+use super::{Confidence, Evidence, Finding, Input, Kind, data, pod_ref};
 use crate::facts::NodeSummary;
 
 /// One reason the scheduler gave, classified.
@@ -190,10 +190,12 @@ struct Group {
     nodes: Option<u32>,
 }
 
-pub fn unschedulable(input: &Input<'_>, out: &mut Vec<Finding>) {
+/// Unscheduled pods' reasons, gathered by class: the pod's own
+/// condition, or its last FailedScheduling event where that carries no
+/// message.
+fn groups(input: &Input<'_>) -> BTreeMap<&'static str, Group> {
     let facts = input.facts;
     let ns = input.namespace();
-    let changed = super::change::changed_aspects(out);
     let mut groups: BTreeMap<&'static str, Group> = BTreeMap::new();
     for pod in &facts.pods {
         if pod
@@ -274,6 +276,12 @@ pub fn unschedulable(input: &Input<'_>, out: &mut Vec<Finding>) {
             entry.nodes = entry.nodes.or(parsed.nodes);
         }
     }
+    groups
+}
+
+pub fn unschedulable(input: &Input<'_>, out: &mut Vec<Finding>) {
+    let changed = super::change::changed_aspects(out);
+    let groups = groups(input);
     for (class, g) in groups {
         let pods: Vec<String> = g.pods.into_iter().collect();
         let details: Vec<String> = g.details.into_iter().collect();
@@ -300,23 +308,24 @@ pub fn unschedulable(input: &Input<'_>, out: &mut Vec<Finding>) {
                     Confidence::High,
                     format!("{who} unschedulable: {what}"),
                 )
+                .data(data::Unschedulable::default())
             }
         };
-        f = f
-            .data("reason", class)
-            .data(
-                "resources",
-                if class == "insufficient_resource" {
-                    details.clone()
-                } else {
-                    Vec::new()
-                },
-            )
-            .data("details", details)
-            .data("reasons", g.reasons)
-            .data("scalable_groups", scalable_groups(input, class));
-        if let Some(n) = g.nodes {
-            f = f.data("nodes", n);
+        let scheduling = data::Scheduling {
+            reason: class.into(),
+            resources: if class == "insufficient_resource" {
+                details.clone()
+            } else {
+                Vec::new()
+            },
+            details,
+            reasons: g.reasons,
+            scalable_groups: scalable_groups(input, class),
+            nodes: g.nodes,
+        };
+        debug_assert!(f.data.scheduling().is_some(), "{:?}", f.kind);
+        if let Some(s) = f.data.scheduling_mut() {
+            *s = scheduling;
         }
         f.evidence.extend(g.evidence);
         f.pods = pods;
@@ -351,7 +360,8 @@ fn insufficient(
                 "{who} unschedulable: not enough {} on any node",
                 resources.join(", ")
             ),
-        );
+        )
+        .data(data::Unschedulable::default());
     }
     let ready = input.facts.nodes.iter().filter(|n| n.ready).count();
     Finding::new(
@@ -362,7 +372,10 @@ fn insufficient(
             resources.join(", ")
         ),
     )
-    .data("ready_nodes", ready as i64)
+    .data(data::NodesFull {
+        ready_nodes: ready as i64,
+        ..Default::default()
+    })
 }
 
 fn nodes_cordoned(input: &Input<'_>, who: &str) -> Finding {
@@ -372,7 +385,13 @@ fn nodes_cordoned(input: &Input<'_>, who: &str) -> Finding {
         NodesOut {
             kind: Kind::NodesCordoned,
             are: "cordoned",
-            key: "nodes_cordoned",
+            data: |nodes| {
+                data::NodesCordoned {
+                    nodes_cordoned: nodes,
+                    ..Default::default()
+                }
+                .into()
+            },
             out: |n| n.unschedulable,
             field: "spec.unschedulable",
             value: "true",
@@ -387,7 +406,13 @@ fn nodes_not_ready(input: &Input<'_>, who: &str) -> Finding {
         NodesOut {
             kind: Kind::NodesNotReady,
             are: "not Ready",
-            key: "nodes_not_ready",
+            data: |nodes| {
+                data::NodesNotReady {
+                    nodes_not_ready: nodes,
+                    ..Default::default()
+                }
+                .into()
+            },
             out: |n| !n.ready,
             field: "status.conditions[Ready]",
             value: "not True",
@@ -399,7 +424,8 @@ fn nodes_not_ready(input: &Input<'_>, who: &str) -> Finding {
 struct NodesOut {
     kind: Kind,
     are: &'static str,
-    key: &'static str,
+    /// The finding's data, naming the nodes.
+    data: fn(Vec<String>) -> super::Data,
     out: fn(&crate::facts::NodeSummary) -> bool,
     field: &'static str,
     value: &'static str,
@@ -427,7 +453,7 @@ fn nodes_out_of_service(input: &Input<'_>, who: &str, how: NodesOut) -> Finding 
             }
         ),
     )
-    .data(how.key, names.clone());
+    .data((how.data)(names.iter().map(|n| n.to_string()).collect()));
     for n in names {
         f = f.with(Evidence::field(format!("Node {n}"), how.field, how.value));
     }
@@ -517,6 +543,108 @@ fn pinned(pv: &PersistentVolume, nodes: &[NodeSummary]) -> Option<Pinned> {
     })
 }
 
+/// Where one claim's volume is pinned: its entry in `volumes`, the words
+/// for the summary, and the PersistentVolume's node affinity as evidence.
+fn pinned_claim(
+    facts: &crate::facts::Facts,
+    ns: &str,
+    pvc: &k8s_openapi::api::core::v1::PersistentVolumeClaim,
+    evidence: &mut Vec<Evidence>,
+) -> (Value, String) {
+    let cname = pvc.metadata.name.as_deref().unwrap_or_default();
+    let pv = pvc
+        .spec
+        .as_ref()
+        .and_then(|s| s.volume_name.clone())
+        .unwrap_or_default();
+    let node = pvc
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("volume.kubernetes.io/selected-node"))
+        .cloned();
+    let known = node
+        .as_deref()
+        .and_then(|n| facts.nodes.iter().find(|x| x.name == n));
+    let zone = known
+        .and_then(|n| zone_of(&n.labels))
+        .cloned()
+        .or_else(|| pvc.metadata.labels.as_ref().and_then(zone_of).cloned());
+    let volume = facts
+        .pvs
+        .iter()
+        .find(|v| v.metadata.name.as_deref() == Some(pv.as_str()));
+    let pin = volume.and_then(|v| pinned(v, &facts.nodes));
+    let zone = zone.or_else(|| {
+        volume
+            .and_then(|v| v.metadata.labels.as_ref())
+            .and_then(zone_of)
+            .cloned()
+    });
+    let mut where_ = Vec::new();
+    if let Some(p) = &pin {
+        where_.push(format!(
+            "its volume requires {}: {}",
+            p.requires,
+            if p.nodes.is_empty() {
+                "no node has it".to_string()
+            } else {
+                format!("only {}", p.nodes.join(", "))
+            }
+        ));
+        evidence.push(Evidence::field(
+            format!("PersistentVolume {pv}"),
+            "spec.nodeAffinity.required",
+            p.requires.clone(),
+        ));
+    }
+    if let Some(n) = &node {
+        where_.push(format!(
+            "provisioned for node {n}{}",
+            if known.is_none() {
+                ", which no longer exists"
+            } else {
+                ""
+            }
+        ));
+    }
+    if let Some(z) = &zone {
+        where_.push(format!("zone {z}"));
+    }
+    let word = format!(
+        "claim {cname}{}{}",
+        if pv.is_empty() {
+            String::new()
+        } else {
+            format!(" (PersistentVolume {pv})")
+        },
+        if where_.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", where_.join(", "))
+        }
+    );
+    evidence.push(Evidence::field(
+        format!("PersistentVolumeClaim {ns}/{cname}"),
+        "spec.volumeName",
+        if pv.is_empty() {
+            "<unbound>".into()
+        } else {
+            pv.clone()
+        },
+    ));
+    let volume = serde_json::json!({
+        "claim": cname,
+        "volume": pv,
+        "node": node,
+        "node_exists": known.is_some(),
+        "zone": zone,
+        "requires": pin.as_ref().map(|p| p.requires.clone()),
+        "nodes_matching": pin.map(|p| p.nodes),
+    });
+    (volume, word)
+}
+
 /// Pods whose volume is pinned where no usable node is: names each claim,
 /// its volume, and where the volume was provisioned (the node the claim
 /// was bound for and its zone), as far as the claims say.
@@ -541,96 +669,9 @@ fn volume_conflict(input: &Input<'_>, pods: &[String]) -> Finding {
             if !cname.ends_with(&format!("-{sts}-{ordinal}")) {
                 continue;
             }
-            let pv = pvc
-                .spec
-                .as_ref()
-                .and_then(|s| s.volume_name.clone())
-                .unwrap_or_default();
-            let node = pvc
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get("volume.kubernetes.io/selected-node"))
-                .cloned();
-            let known = node
-                .as_deref()
-                .and_then(|n| facts.nodes.iter().find(|x| x.name == n));
-            let zone = known
-                .and_then(|n| zone_of(&n.labels))
-                .cloned()
-                .or_else(|| pvc.metadata.labels.as_ref().and_then(zone_of).cloned());
-            let volume = facts
-                .pvs
-                .iter()
-                .find(|v| v.metadata.name.as_deref() == Some(pv.as_str()));
-            let pin = volume.and_then(|v| pinned(v, &facts.nodes));
-            let zone = zone.or_else(|| {
-                volume
-                    .and_then(|v| v.metadata.labels.as_ref())
-                    .and_then(zone_of)
-                    .cloned()
-            });
-            let mut where_ = Vec::new();
-            if let Some(p) = &pin {
-                where_.push(format!(
-                    "its volume requires {}: {}",
-                    p.requires,
-                    if p.nodes.is_empty() {
-                        "no node has it".to_string()
-                    } else {
-                        format!("only {}", p.nodes.join(", "))
-                    }
-                ));
-                evidence.push(Evidence::field(
-                    format!("PersistentVolume {pv}"),
-                    "spec.nodeAffinity.required",
-                    p.requires.clone(),
-                ));
-            }
-            if let Some(n) = &node {
-                where_.push(format!(
-                    "provisioned for node {n}{}",
-                    if known.is_none() {
-                        ", which no longer exists"
-                    } else {
-                        ""
-                    }
-                ));
-            }
-            if let Some(z) = &zone {
-                where_.push(format!("zone {z}"));
-            }
-            words.push(format!(
-                "claim {cname}{}{}",
-                if pv.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (PersistentVolume {pv})")
-                },
-                if where_.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", where_.join(", "))
-                }
-            ));
-            evidence.push(Evidence::field(
-                format!("PersistentVolumeClaim {ns}/{cname}"),
-                "spec.volumeName",
-                if pv.is_empty() {
-                    "<unbound>".into()
-                } else {
-                    pv.clone()
-                },
-            ));
-            volumes.push(serde_json::json!({
-                "claim": cname,
-                "volume": pv,
-                "node": node,
-                "node_exists": known.is_some(),
-                "zone": zone,
-                "requires": pin.as_ref().map(|p| p.requires.clone()),
-                "nodes_matching": pin.map(|p| p.nodes),
-            }));
+            let (volume, word) = pinned_claim(facts, ns, pvc, &mut evidence);
+            volumes.push(volume);
+            words.push(word);
         }
     }
     let mut f = Finding::new(
@@ -646,7 +687,10 @@ fn volume_conflict(input: &Input<'_>, pods: &[String]) -> Finding {
             }
         ),
     )
-    .data("volumes", volumes);
+    .data(data::VolumeNodeConflict {
+        volumes,
+        ..Default::default()
+    });
     f.evidence = evidence;
     f
 }
@@ -760,16 +804,15 @@ pub fn autoscaler(input: &Input<'_>, out: &mut Vec<Finding>) {
             parsed.cluster_health, parsed.cluster_scale_up
         ),
     ))
-    .data("health", first_word(&parsed.cluster_health))
-    .data("scale_up", first_word(&parsed.cluster_scale_up))
-    .data(
-        "backoff_groups",
-        troubled
+    .data(data::AutoscalerStatus {
+        health: first_word(&parsed.cluster_health),
+        scale_up: first_word(&parsed.cluster_scale_up),
+        backoff_groups: troubled
             .iter()
             .filter(|(_, _, s)| s.starts_with("Backoff"))
             .map(|(n, _, _)| n.clone())
-            .collect::<Vec<_>>(),
-    );
+            .collect(),
+    });
     for (name, health, scale_up) in &troubled {
         f = f.with(Evidence::field(
             "ConfigMap kube-system/cluster-autoscaler-status",

@@ -1,7 +1,7 @@
 //! Persistent volume claims: pending, lost, or naming a StorageClass that does
 //! not exist.
 
-use super::{Confidence, Evidence, Finding, Input, Kind};
+use super::{Confidence, Evidence, Finding, Input, Kind, data};
 
 pub fn claims(input: &Input<'_>, out: &mut Vec<Finding>) {
     let facts = input.facts;
@@ -49,7 +49,7 @@ pub fn claims(input: &Input<'_>, out: &mut Vec<Finding>) {
                     format!("claim {name} lost its volume"),
                 )
                 .with(Evidence::field(&obj, "status.phase", "Lost"))
-                .data("claim", name),
+                .data(data::PvcLost { claim: name.into() }),
             ),
             "Pending" => {
                 let missing_class = match class {
@@ -71,8 +71,10 @@ pub fn claims(input: &Input<'_>, out: &mut Vec<Finding>) {
                                 "spec.storageClassName",
                                 class.unwrap_or("<unset>"),
                             ))
-                            .data("storage_class", class.unwrap_or_default())
-                            .data("claim", name),
+                            .data(data::StorageClassMissing {
+                                claim: name.into(),
+                                storage_class: class.unwrap_or_default().into(),
+                            }),
                     );
                 }
                 let mut f = Finding::new(
@@ -81,8 +83,10 @@ pub fn claims(input: &Input<'_>, out: &mut Vec<Finding>) {
                     format!("claim {name} is Pending"),
                 )
                 .with(Evidence::field(&obj, "status.phase", "Pending"))
-                .data("claim", name)
-                .data("storage_class", class.unwrap_or_default());
+                .data(data::PvcPending {
+                    claim: name.into(),
+                    storage_class: class.unwrap_or_default().into(),
+                });
                 if let Some(m) = last_event {
                     f = f.with(Evidence::event(&obj, m));
                 }

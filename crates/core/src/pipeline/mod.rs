@@ -202,10 +202,10 @@ pub fn cause_of(findings: &[Finding]) -> guard::Cause {
 /// Empty for a failure that is the workload's own (a crash loop the
 /// template change does not explain has no cause named outside it).
 fn outside_keys(f: &Finding) -> Vec<String> {
-    let text = |k: &str| f.data.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+    let data = f.data.to_json();
+    let text = |k: &str| data.get(k).and_then(|v| v.as_str()).unwrap_or_default();
     let names = |k: &str| -> Vec<String> {
-        f.data
-            .get(k)
+        data.get(k)
             .and_then(|v| v.as_array())
             .into_iter()
             .flatten()
@@ -227,8 +227,7 @@ fn outside_keys(f: &Finding) -> Vec<String> {
         Kind::NodeNotReady => vec![format!("node {} not Ready", text("node"))],
         Kind::NodesFull => vec!["nodes full of other workloads".into()],
         Kind::ControllerNotProcessing => vec!["kube-controller-manager not processing".into()],
-        Kind::VolumeNodeConflict => f
-            .data
+        Kind::VolumeNodeConflict => data
             .get("volumes")
             .and_then(|v| v.as_array())
             .into_iter()

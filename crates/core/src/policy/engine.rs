@@ -31,9 +31,10 @@ use super::returns::{self, Known, ReturnSite};
 use super::select::Header;
 use super::trace::{Status, Step};
 use super::view::{
-    FINDING_FIELDS, FindingView, POD_FIELDS, PodView, STS_FIELDS, StatefulSetView, View, str_value,
-    to_json,
+    DataView, FINDING_FIELDS, FindingView, POD_FIELDS, PodView, STS_FIELDS, StatefulSetView, View,
+    str_value, to_json,
 };
+use crate::diagnose::Kind;
 use crate::duration::Span;
 
 /// The sandbox's limits. Generous for a policy that looks at one
@@ -833,12 +834,13 @@ fn run_ladder(ctx: NativeCallContext) -> RhaiResult<Array> {
 }
 
 fn kind_checked(kind: &str) -> RhaiResult<&str> {
-    if super::KIND_NAMES.contains(&kind) {
+    if Kind::from_name(kind).is_some() {
         Ok(kind)
     } else {
+        let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
         ApiError::raise(format!(
             "unknown finding kind {kind:?} (kinds: {})",
-            super::KIND_NAMES.join(", ")
+            kinds.join(", ")
         ))
     }
 }
@@ -865,19 +867,64 @@ macro_rules! register_record {
             }
         });
         $engine.register_fn("to_map", |r: &mut $ty| (*r.0).clone());
-        $engine.register_fn("to_string", |r: &mut $ty| {
-            Dynamic::from_map((*r.0).clone()).to_string()
-        });
+        $engine.register_fn("to_string", |r: &mut $ty| printable(&r.0).to_string());
         $engine.register_fn("to_debug", |r: &mut $ty| {
-            format!("{}{}", <$ty>::TYPE_NAME, Dynamic::from_map((*r.0).clone()))
+            format!("{}{}", <$ty>::TYPE_NAME, printable(&r.0))
         });
     }};
+}
+
+/// A record as a map to print: a finding's data printed as its map, not
+/// as the name of its Rust type.
+fn printable(record: &Map) -> Dynamic {
+    Dynamic::from_map(
+        record
+            .iter()
+            .map(|(k, v)| match v.read_lock::<DataView>() {
+                Some(d) => (k.clone(), Dynamic::from_map((*d.map).clone())),
+                None => (k.clone(), v.clone()),
+            })
+            .collect(),
+    )
+}
+
+/// `f.data`: read like a map (`f.data.key`, `f.data["key"]`, `"key" in
+/// f.data`), but only the keys of the finding's kind.
+fn register_data(engine: &mut Engine) {
+    engine.register_type_with_name::<DataView>(DataView::TYPE_NAME);
+    engine.register_indexer_get(|d: &mut DataView, key: &str| -> RhaiResult<Dynamic> {
+        match d.map.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => Err(Box::new(EvalAltResult::ErrorPropertyNotFound(
+                d.unknown(key),
+                rhai::Position::NONE,
+            ))),
+        }
+    });
+    engine.register_fn("contains", |d: &mut DataView, key: &str| {
+        d.map.contains_key(key)
+    });
+    engine.register_fn("keys", |d: &mut DataView| -> Array {
+        d.map.keys().map(|k| Dynamic::from(k.clone())).collect()
+    });
+    engine.register_fn("to_map", |d: &mut DataView| (*d.map).clone());
+    engine.register_fn("to_string", |d: &mut DataView| {
+        Dynamic::from_map((*d.map).clone()).to_string()
+    });
+    engine.register_fn("to_debug", |d: &mut DataView| {
+        format!(
+            "{}{}",
+            DataView::TYPE_NAME,
+            Dynamic::from_map((*d.map).clone())
+        )
+    });
 }
 
 fn register_api(engine: &mut Engine) {
     register_record!(engine, StatefulSetView, STS_FIELDS);
     register_record!(engine, PodView, POD_FIELDS);
     register_record!(engine, FindingView, FINDING_FIELDS);
+    register_data(engine);
     engine.register_type_with_name::<Action>("Action");
     engine.register_type_with_name::<ApiError>("PolicyApiError");
     engine.register_fn("to_string", |e: &mut ApiError| e.0.clone());

@@ -40,45 +40,6 @@ const LADDER_FILE: &str = "policies/ladder.rhai (built in)";
 
 pub use crate::config::{POLICY_ANNOTATION, ROLLBACK_UNSAFE_ANNOTATION};
 
-/// Every finding kind, by the name policies use. Kept in step with
-/// [`crate::diagnose::Kind`] by the test below.
-pub const KIND_NAMES: &[&str] = &[
-    "generation_mismatch",
-    "rollout_stuck",
-    "replicas_not_ready",
-    "revision_change",
-    "partition",
-    "max_unavailable",
-    "ordered_ready_blocked",
-    "crash_loop",
-    "image_pull",
-    "never_ready",
-    "container_config",
-    "volume_mount",
-    "volume_attach",
-    "pod_terminating",
-    "long_grace_period",
-    "evicted",
-    "preempted",
-    "node_not_ready",
-    "unschedulable",
-    "pvc_pending",
-    "storage_class_missing",
-    "pvc_lost",
-    "admission_denied",
-    "webhook_unavailable",
-    "priority_class_missing",
-    "service_account_missing",
-    "quota_exhausted",
-    "nodes_cordoned",
-    "nodes_not_ready",
-    "nodes_full",
-    "volume_node_conflict",
-    "hpa",
-    "autoscaler_status",
-    "controller_not_processing",
-];
-
 /// The plan for one StatefulSet and how it came about.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -451,5 +412,7 @@ fn load_text(engine: &Engine, name: &str, file: &str, text: &str) -> Entry {
     }
 }
 
+#[cfg(test)]
+mod docs_check;
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,6 @@
 use std::path::Path;
 
 use super::*;
-use crate::diagnose::Kind;
 use crate::pipeline::{self, DecideOptions, Options, Outcome};
 
 const NOW: &str = "2026-11-22T10:00:00Z";
@@ -92,92 +91,6 @@ fn the_builtin_ladder_compiles_and_declares_its_rungs() {
     );
 }
 
-/// Fails to compile when a finding kind is added, so KIND_NAMES follows.
-fn kind_index(k: Kind) -> usize {
-    match k {
-        Kind::GenerationMismatch => 0,
-        Kind::RolloutStuck => 1,
-        Kind::ReplicasNotReady => 2,
-        Kind::RevisionChange => 3,
-        Kind::Partition => 4,
-        Kind::MaxUnavailable => 5,
-        Kind::OrderedReadyBlocked => 6,
-        Kind::CrashLoop => 7,
-        Kind::ImagePull => 8,
-        Kind::NeverReady => 9,
-        Kind::ContainerConfig => 10,
-        Kind::VolumeMount => 11,
-        Kind::VolumeAttach => 12,
-        Kind::PodTerminating => 13,
-        Kind::LongGracePeriod => 14,
-        Kind::Evicted => 15,
-        Kind::Preempted => 16,
-        Kind::NodeNotReady => 17,
-        Kind::Unschedulable => 18,
-        Kind::PvcPending => 19,
-        Kind::StorageClassMissing => 20,
-        Kind::PvcLost => 21,
-        Kind::AdmissionDenied => 22,
-        Kind::WebhookUnavailable => 23,
-        Kind::PriorityClassMissing => 24,
-        Kind::ServiceAccountMissing => 25,
-        Kind::QuotaExhausted => 26,
-        Kind::NodesCordoned => 27,
-        Kind::NodesNotReady => 28,
-        Kind::NodesFull => 29,
-        Kind::VolumeNodeConflict => 30,
-        Kind::Hpa => 31,
-        Kind::AutoscalerStatus => 32,
-        Kind::ControllerNotProcessing => 33,
-    }
-}
-
-#[test]
-fn kind_names_follow_the_diagnosis() {
-    assert_eq!(KIND_NAMES.len(), ALL.len());
-    for (i, k) in ALL.iter().enumerate() {
-        assert_eq!(kind_index(*k), i);
-        assert_eq!(KIND_NAMES[i], k.as_str());
-    }
-}
-
-const ALL: &[Kind] = &[
-    Kind::GenerationMismatch,
-    Kind::RolloutStuck,
-    Kind::ReplicasNotReady,
-    Kind::RevisionChange,
-    Kind::Partition,
-    Kind::MaxUnavailable,
-    Kind::OrderedReadyBlocked,
-    Kind::CrashLoop,
-    Kind::ImagePull,
-    Kind::NeverReady,
-    Kind::ContainerConfig,
-    Kind::VolumeMount,
-    Kind::VolumeAttach,
-    Kind::PodTerminating,
-    Kind::LongGracePeriod,
-    Kind::Evicted,
-    Kind::Preempted,
-    Kind::NodeNotReady,
-    Kind::Unschedulable,
-    Kind::PvcPending,
-    Kind::StorageClassMissing,
-    Kind::PvcLost,
-    Kind::AdmissionDenied,
-    Kind::WebhookUnavailable,
-    Kind::PriorityClassMissing,
-    Kind::ServiceAccountMissing,
-    Kind::QuotaExhausted,
-    Kind::NodesCordoned,
-    Kind::NodesNotReady,
-    Kind::NodesFull,
-    Kind::VolumeNodeConflict,
-    Kind::Hpa,
-    Kind::AutoscalerStatus,
-    Kind::ControllerNotProcessing,
-];
-
 // ---------------------------------------------------------------- sandbox
 
 #[test]
@@ -249,6 +162,77 @@ fn the_facts_are_read_only() {
     assert!(e.message.contains("nmae"), "{e}");
     let e = error_of("let x = pods[0][\"redy\"];\n[]");
     assert!(e.message.contains("redy (Pod has: name, "), "{e}");
+}
+
+// ---------------------------------------------------------------- finding data
+
+/// The why of the one action `text` returns on the crash-loop case.
+fn why_of(text: &str) -> String {
+    let d = run(text);
+    assert!(d.error.is_none(), "{text}: {:?}", d.error);
+    d.actions[0].why().to_string()
+}
+
+#[test]
+fn finding_data_reads_the_keys_of_its_kind() {
+    let f = "let f = finding(\"crash_loop\");\n";
+    assert_eq!(
+        why_of(&format!(
+            "{f}[escalate(`${{f.data.container}} ${{f.data.exit_code}} ${{f.data[\"reason\"]}}`)]"
+        )),
+        "db 1 Error"
+    );
+    // Keys the kind has but this finding does not set read as ().
+    assert_eq!(
+        why_of(&format!(
+            "{f}[escalate(`${{f.data.memory_limit == ()}} ${{f.data.log == ()}}`)]"
+        )),
+        "true true"
+    );
+    // `in` tells the keys of the kind, set or not.
+    assert_eq!(
+        why_of(&format!(
+            "{f}[escalate(`${{\"log\" in f.data}} ${{\"scalable_groups\" in f.data}} ${{f.data.to_map().len() == f.data.keys().len()}}`)]"
+        )),
+        "true false true"
+    );
+}
+
+#[test]
+fn a_misspelt_data_key_is_an_error_naming_it_and_the_kind() {
+    let e = error_of("let f = finding(\"crash_loop\");\nlet x = f.data.exit_cod;\n[]");
+    assert_eq!(e.kind, ErrorKind::Runtime, "{e}");
+    assert_eq!(e.line, Some(2), "{e}");
+    assert!(
+        e.message
+            .contains("exit_cod (crash_loop data has: container, restarts, "),
+        "{e}"
+    );
+    // Another kind's key is as wrong, by index too.
+    let e = error_of("let f = finding(\"rollout_stuck\");\nlet x = f.data[\"exit_code\"];\n[]");
+    assert!(
+        e.message.contains("exit_code (rollout_stuck data has: "),
+        "{e}"
+    );
+    // A kind without data has no keys.
+    let e = error_of("let f = finding(\"ordered_ready_blocked\");\nlet x = f.data.reason;\n[]");
+    assert!(
+        e.message
+            .contains("reason (ordered_ready_blocked data has no keys)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_finding_prints_its_data() {
+    let why = why_of("[escalate(`${finding(\"crash_loop\")}`)]");
+    assert!(why.contains("\"data\": #{\"container\": \"db\""), "{why}");
+}
+
+#[test]
+fn finding_data_is_read_only() {
+    let e = error_of("let f = finding(\"crash_loop\");\nf.data.container = \"x\";\n[]");
+    assert_eq!(e.kind, ErrorKind::Runtime, "{e}");
 }
 
 // ---------------------------------------------------------------- bad policies
@@ -613,7 +597,7 @@ fn a_view_is_reusable_across_evaluations() {
     let scribbler = Policies::from_sources(
         &[(
             "ladder",
-            "let p = pods; p.clear();\nlet l = sts.labels; l.x = \"y\";\nfindings[0].data.x = 1;\nlet f = || pods[0].labels.clear(); try { f.call(); } catch {}\n[escalate(`${p.len()}`)]",
+            "let p = pods; p.clear();\nlet l = sts.labels; l.x = \"y\";\nlet d = findings[0].data.to_map(); d.x = 1;\nlet f = || pods[0].labels.clear(); try { f.call(); } catch {}\n[escalate(`${p.len()}`)]",
         )],
         Origin::Config,
     )
@@ -623,7 +607,7 @@ fn a_view_is_reusable_across_evaluations() {
     let reader = Policies::from_sources(
         &[(
             "ladder",
-            "[escalate(`${pods.len()} ${sts.labels.x} ${findings[0].data.x} ${pods[0].labels.len()}`)]",
+            "[escalate(`${pods.len()} ${sts.labels.x} ${findings[0].data.to_map().x} ${pods[0].labels.len()}`)]",
         )],
         Origin::Config,
     )

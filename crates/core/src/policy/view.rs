@@ -14,7 +14,7 @@ use rhai::{Array, Dynamic, ImmutableString, Map};
 use serde_json::Value;
 
 use crate::detect::Detection;
-use crate::diagnose::{Finding, Kind};
+use crate::diagnose::{Data, Finding, Kind};
 use crate::facts::{Facts, REVISION_LABEL};
 use crate::guard::Blocked;
 
@@ -92,6 +92,48 @@ record!(PodView, "Pod", POD_FIELDS: [
 record!(FindingView, "Finding", FINDING_FIELDS: [
     "kind", "summary", "confidence", "symptom", "pods", "data", "change",
 ]);
+
+/// A finding's `data`: every key its kind has, `()` where unset. Not a
+/// plain map, so that a key the kind does not have (a typo, another kind's
+/// key) is an error naming it rather than a silent `()`.
+#[derive(Debug, Clone)]
+pub struct DataView {
+    pub(crate) kind: Kind,
+    pub(crate) map: Arc<Map>,
+}
+
+impl DataView {
+    /// The name policies see in type errors.
+    pub const TYPE_NAME: &'static str = "FindingData";
+
+    fn new(f: &Finding) -> Self {
+        let json = f.data.to_json();
+        let map = f
+            .kind
+            .fields()
+            .into_iter()
+            .map(|k| (k.into(), json.get(k).map_or(Dynamic::UNIT, from_json)))
+            .collect();
+        DataView {
+            kind: f.kind,
+            map: Arc::new(map),
+        }
+    }
+
+    /// What a key the kind does not have is told.
+    pub(crate) fn unknown(&self, key: &str) -> String {
+        let fields = self.kind.fields();
+        if fields.is_empty() {
+            format!("{key} ({} data has no keys)", self.kind.as_str())
+        } else {
+            format!(
+                "{key} ({} data has: {})",
+                self.kind.as_str(),
+                fields.join(", ")
+            )
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct FindingFacts {
@@ -348,361 +390,348 @@ fn change_value(c: &crate::diagnose::change::Change) -> Dynamic {
     Dynamic::from_map(m)
 }
 
-impl View {
-    pub fn new(
-        facts: &Facts,
-        detection: &Detection,
-        findings: &[Finding],
-        run: &RunContext,
-    ) -> Self {
-        let sts = &facts.stateful_set;
-        let meta = &sts.metadata;
-        let spec = sts.spec.as_ref();
-        let status = sts.status.as_ref();
-        let current = status.and_then(|s| s.current_revision.clone());
-        let update = status.and_then(|s| s.update_revision.clone());
-        let namespace = meta.namespace.clone().unwrap_or_default();
-        let name = meta.name.clone().unwrap_or_default();
-        let pod_spec = spec.and_then(|s| s.template.spec.as_ref());
-        let policy = spec
-            .and_then(|s| s.pod_management_policy.clone())
-            .unwrap_or_else(|| "OrderedReady".into());
-        let strategy = spec.and_then(|s| s.update_strategy.as_ref());
+/// The StatefulSet's properties (`sts`).
+fn sts_value(facts: &Facts, run: &RunContext) -> Map {
+    let sts = &facts.stateful_set;
+    let meta = &sts.metadata;
+    let spec = sts.spec.as_ref();
+    let status = sts.status.as_ref();
+    let pod_spec = spec.and_then(|s| s.template.spec.as_ref());
+    let policy = spec
+        .and_then(|s| s.pod_management_policy.clone())
+        .unwrap_or_else(|| "OrderedReady".into());
+    let strategy = spec.and_then(|s| s.update_strategy.as_ref());
+    let annotations = meta.annotations.as_ref();
+    let unsafe_marker = run.rollback_unsafe_annotations.iter().find_map(|key| {
+        annotations
+            .and_then(|a| a.get(key))
+            .filter(|v| v.as_str() != "false")
+            .map(|v| format!("{key}={v}"))
+    });
 
-        let annotations = meta.annotations.as_ref();
-        let unsafe_marker = run.rollback_unsafe_annotations.iter().find_map(|key| {
-            annotations
-                .and_then(|a| a.get(key))
-                .filter(|v| v.as_str() != "false")
-                .map(|v| format!("{key}={v}"))
-        });
+    let mut s = Map::new();
+    s.insert(
+        "namespace".into(),
+        opt_str_or_empty(meta.namespace.as_deref()),
+    );
+    s.insert("name".into(), opt_str_or_empty(meta.name.as_deref()));
+    s.insert("uid".into(), opt_str(meta.uid.as_deref()));
+    s.insert("generation".into(), int(meta.generation.unwrap_or(0)));
+    s.insert(
+        "observed_generation".into(),
+        status
+            .and_then(|s| s.observed_generation)
+            .map_or(Dynamic::UNIT, int),
+    );
+    s.insert(
+        "replicas".into(),
+        int(spec.and_then(|s| s.replicas).unwrap_or(1)),
+    );
+    for (key, value) in [
+        ("ready_replicas", status.and_then(|s| s.ready_replicas)),
+        ("updated_replicas", status.and_then(|s| s.updated_replicas)),
+        ("current_replicas", status.and_then(|s| s.current_replicas)),
+    ] {
+        s.insert(key.into(), int(value.unwrap_or(0)));
+    }
+    s.insert(
+        "current_revision".into(),
+        opt_str(status.and_then(|s| s.current_revision.as_deref())),
+    );
+    s.insert(
+        "update_revision".into(),
+        opt_str(status.and_then(|s| s.update_revision.as_deref())),
+    );
+    s.insert("pod_management_policy".into(), str_value(&policy));
+    s.insert(
+        "update_strategy".into(),
+        str_value(
+            strategy
+                .and_then(|s| s.type_.as_deref())
+                .unwrap_or("RollingUpdate"),
+        ),
+    );
+    s.insert(
+        "partition".into(),
+        int(strategy
+            .and_then(|s| s.rolling_update.as_ref())
+            .and_then(|r| r.partition)
+            .unwrap_or(0)),
+    );
+    s.insert("labels".into(), string_map(meta.labels.iter().flatten()));
+    s.insert("annotations".into(), kept_annotations(annotations));
+    s.insert(
+        "rollback_unsafe".into(),
+        Dynamic::from_bool(unsafe_marker.is_some()),
+    );
+    s.insert(
+        "rollback_unsafe_reason".into(),
+        str_value(unsafe_marker.as_deref().unwrap_or_default()),
+    );
+    s.insert(
+        "containers".into(),
+        containers(
+            pod_spec
+                .map(|p| p.containers.as_slice())
+                .unwrap_or_default(),
+        ),
+    );
+    s.insert(
+        "init_containers".into(),
+        containers(
+            pod_spec
+                .and_then(|p| p.init_containers.as_deref())
+                .unwrap_or_default(),
+        ),
+    );
+    s.insert(
+        "node_selector".into(),
+        string_map(
+            pod_spec
+                .and_then(|p| p.node_selector.as_ref())
+                .into_iter()
+                .flatten(),
+        ),
+    );
+    s
+}
 
-        let mut s = Map::new();
-        s.insert("namespace".into(), str_value(&namespace));
-        s.insert("name".into(), str_value(&name));
-        s.insert("uid".into(), opt_str(meta.uid.as_deref()));
-        s.insert("generation".into(), int(meta.generation.unwrap_or(0)));
-        s.insert(
-            "observed_generation".into(),
-            status
-                .and_then(|s| s.observed_generation)
-                .map_or(Dynamic::UNIT, int),
+fn opt_str_or_empty(s: Option<&str>) -> Dynamic {
+    str_value(s.unwrap_or_default())
+}
+
+/// Annotations without the ones too large to copy.
+fn kept_annotations(annotations: Option<&BTreeMap<String, String>>) -> Dynamic {
+    string_map(
+        annotations
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| !DROPPED_ANNOTATIONS.contains(&k.as_str())),
+    )
+}
+
+/// One pod's properties, and what the helpers read of it.
+fn pod_facts(p: &Pod, sts_name: &str, update: Option<&str>, run: &RunContext) -> PodFacts {
+    let pname = p.metadata.name.clone().unwrap_or_default();
+    let revision = p
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(REVISION_LABEL))
+        .cloned();
+    let ready = is_ready(p);
+    let terminating = p.metadata.deletion_timestamp.is_some();
+    let pstatus = p.status.as_ref();
+    let statuses = pstatus
+        .and_then(|s| s.init_container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .chain(
+            pstatus
+                .and_then(|s| s.container_statuses.as_ref())
+                .into_iter()
+                .flatten(),
         );
-        s.insert(
-            "replicas".into(),
-            int(spec.and_then(|s| s.replicas).unwrap_or(1)),
-        );
-        for (key, value) in [
-            ("ready_replicas", status.and_then(|s| s.ready_replicas)),
-            ("updated_replicas", status.and_then(|s| s.updated_replicas)),
-            ("current_replicas", status.and_then(|s| s.current_replicas)),
-        ] {
-            s.insert(key.into(), int(value.unwrap_or(0)));
+    let mut restarts = 0i64;
+    let mut waiting = Array::new();
+    for c in statuses {
+        restarts += i64::from(c.restart_count);
+        if let Some(r) = c
+            .state
+            .as_ref()
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.as_deref())
+        {
+            waiting.push(str_value(r));
         }
-        s.insert("current_revision".into(), opt_str(current.as_deref()));
-        s.insert("update_revision".into(), opt_str(update.as_deref()));
-        s.insert("pod_management_policy".into(), str_value(&policy));
-        s.insert(
-            "update_strategy".into(),
-            str_value(
-                strategy
-                    .and_then(|s| s.type_.as_deref())
-                    .unwrap_or("RollingUpdate"),
-            ),
-        );
-        s.insert(
-            "partition".into(),
-            int(strategy
-                .and_then(|s| s.rolling_update.as_ref())
-                .and_then(|r| r.partition)
-                .unwrap_or(0)),
-        );
-        s.insert("labels".into(), string_map(meta.labels.iter().flatten()));
-        s.insert(
-            "annotations".into(),
-            string_map(
-                annotations
-                    .into_iter()
-                    .flatten()
-                    .filter(|(k, _)| !DROPPED_ANNOTATIONS.contains(&k.as_str())),
-            ),
-        );
-        s.insert(
-            "rollback_unsafe".into(),
-            Dynamic::from_bool(unsafe_marker.is_some()),
-        );
-        s.insert(
-            "rollback_unsafe_reason".into(),
-            str_value(unsafe_marker.as_deref().unwrap_or_default()),
-        );
-        s.insert(
-            "containers".into(),
-            containers(
-                pod_spec
-                    .map(|p| p.containers.as_slice())
-                    .unwrap_or_default(),
-            ),
-        );
-        s.insert(
-            "init_containers".into(),
-            containers(
-                pod_spec
-                    .and_then(|p| p.init_containers.as_deref())
-                    .unwrap_or_default(),
-            ),
-        );
-        s.insert(
-            "node_selector".into(),
-            string_map(
-                pod_spec
-                    .and_then(|p| p.node_selector.as_ref())
-                    .into_iter()
-                    .flatten(),
-            ),
-        );
+    }
+    let pod_annotations = p.metadata.annotations.as_ref();
+    let migration = run
+        .migration_annotations
+        .iter()
+        .any(|key| pod_annotations.is_some_and(|a| a.contains_key(key)));
+    let mut m = Map::new();
+    m.insert("name".into(), str_value(&pname));
+    m.insert(
+        "ordinal".into(),
+        crate::facts::ordinal(sts_name, &pname).map_or(Dynamic::UNIT, int),
+    );
+    m.insert("revision".into(), opt_str(revision.as_deref()));
+    m.insert(
+        "on_update_revision".into(),
+        Dynamic::from_bool(revision.is_some() && revision.as_deref() == update),
+    );
+    m.insert(
+        "phase".into(),
+        opt_str(pstatus.and_then(|s| s.phase.as_deref())),
+    );
+    m.insert("ready".into(), Dynamic::from_bool(ready));
+    m.insert("terminating".into(), Dynamic::from_bool(terminating));
+    m.insert("migration".into(), Dynamic::from_bool(migration));
+    m.insert(
+        "node".into(),
+        opt_str(p.spec.as_ref().and_then(|s| s.node_name.as_deref())),
+    );
+    m.insert("restarts".into(), int(restarts));
+    m.insert("waiting".into(), Dynamic::from_array(waiting));
+    m.insert(
+        "created".into(),
+        opt_str(
+            p.metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.to_string())
+                .as_deref(),
+        ),
+    );
+    m.insert(
+        "labels".into(),
+        string_map(p.metadata.labels.iter().flatten()),
+    );
+    m.insert("annotations".into(), kept_annotations(pod_annotations));
+    PodFacts {
+        name: pname,
+        revision,
+        ready,
+        terminating,
+        migration,
+        value: Dynamic::from(PodView(Arc::new(m))),
+    }
+}
 
-        let pods: Vec<PodFacts> = facts
-            .pods
-            .iter()
-            .map(|p| {
-                let pname = p.metadata.name.clone().unwrap_or_default();
-                let revision = p
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(REVISION_LABEL))
-                    .cloned();
-                let ready = is_ready(p);
-                let terminating = p.metadata.deletion_timestamp.is_some();
-                let pstatus = p.status.as_ref();
-                let statuses = pstatus
-                    .and_then(|s| s.init_container_statuses.as_ref())
-                    .into_iter()
-                    .flatten()
-                    .chain(
-                        pstatus
-                            .and_then(|s| s.container_statuses.as_ref())
-                            .into_iter()
-                            .flatten(),
-                    );
-                let mut restarts = 0i64;
-                let mut waiting = Array::new();
-                for c in statuses {
-                    restarts += i64::from(c.restart_count);
-                    if let Some(r) = c
-                        .state
+fn revision_facts(facts: &Facts, live: Option<&Value>) -> Vec<RevisionFacts> {
+    facts
+        .revisions
+        .iter()
+        .map(|r| {
+            let template = revision_template(r);
+            RevisionFacts {
+                name: r.metadata.name.clone().unwrap_or_default(),
+                revision: r.revision,
+                has_template: template.is_some(),
+                matches_template: match (template, live) {
+                    (Some(t), Some(l)) => same_template(t, l),
+                    _ => false,
+                },
+            }
+        })
+        .collect()
+}
+
+/// `revisions`, as policies see them.
+fn revision_values(
+    facts: &Facts,
+    revisions: &[RevisionFacts],
+    current: Option<&str>,
+    update: Option<&str>,
+) -> Array {
+    facts
+        .revisions
+        .iter()
+        .zip(revisions)
+        .map(|(r, f)| {
+            let mut m = Map::new();
+            m.insert("name".into(), str_value(&f.name));
+            m.insert("revision".into(), int(f.revision));
+            m.insert(
+                "created".into(),
+                opt_str(
+                    r.metadata
+                        .creation_timestamp
                         .as_ref()
-                        .and_then(|s| s.waiting.as_ref())
-                        .and_then(|w| w.reason.as_deref())
-                    {
-                        waiting.push(str_value(r));
-                    }
-                }
-                let pod_annotations = p.metadata.annotations.as_ref();
-                let migration = run
-                    .migration_annotations
-                    .iter()
-                    .any(|key| pod_annotations.is_some_and(|a| a.contains_key(key)));
-                let mut m = Map::new();
-                m.insert("name".into(), str_value(&pname));
-                m.insert(
-                    "ordinal".into(),
-                    crate::facts::ordinal(&name, &pname).map_or(Dynamic::UNIT, int),
-                );
-                m.insert("revision".into(), opt_str(revision.as_deref()));
-                m.insert(
-                    "on_update_revision".into(),
-                    Dynamic::from_bool(revision.is_some() && revision == update),
-                );
-                m.insert(
-                    "phase".into(),
-                    opt_str(pstatus.and_then(|s| s.phase.as_deref())),
-                );
-                m.insert("ready".into(), Dynamic::from_bool(ready));
-                m.insert("terminating".into(), Dynamic::from_bool(terminating));
-                m.insert("migration".into(), Dynamic::from_bool(migration));
-                m.insert(
-                    "node".into(),
-                    opt_str(p.spec.as_ref().and_then(|s| s.node_name.as_deref())),
-                );
-                m.insert("restarts".into(), int(restarts));
-                m.insert("waiting".into(), Dynamic::from_array(waiting));
-                m.insert(
-                    "created".into(),
-                    opt_str(
-                        p.metadata
-                            .creation_timestamp
-                            .as_ref()
-                            .map(|t| t.0.to_string())
-                            .as_deref(),
-                    ),
-                );
-                m.insert(
-                    "labels".into(),
-                    string_map(p.metadata.labels.iter().flatten()),
-                );
-                m.insert(
-                    "annotations".into(),
-                    string_map(
-                        pod_annotations
-                            .into_iter()
-                            .flatten()
-                            .filter(|(k, _)| !DROPPED_ANNOTATIONS.contains(&k.as_str())),
-                    ),
-                );
-                PodFacts {
-                    name: pname,
-                    revision,
-                    ready,
-                    terminating,
-                    migration,
-                    value: Dynamic::from(PodView(Arc::new(m))),
-                }
-            })
-            .collect();
+                        .map(|t| t.0.to_string())
+                        .as_deref(),
+                ),
+            );
+            m.insert(
+                "current".into(),
+                Dynamic::from_bool(current == Some(f.name.as_str())),
+            );
+            m.insert(
+                "update".into(),
+                Dynamic::from_bool(update == Some(f.name.as_str())),
+            );
+            m.insert(
+                "matches_template".into(),
+                Dynamic::from_bool(f.matches_template),
+            );
+            Dynamic::from_map(m)
+        })
+        .collect()
+}
 
-        let spec_json = spec
-            .and_then(|s| serde_json::to_value(s).ok())
-            .unwrap_or(Value::Null);
-        let live = spec_json.get("template");
-        let revisions: Vec<RevisionFacts> = facts
-            .revisions
-            .iter()
-            .map(|r| {
-                let template = revision_template(r);
-                RevisionFacts {
-                    name: r.metadata.name.clone().unwrap_or_default(),
-                    revision: r.revision,
-                    has_template: template.is_some(),
-                    matches_template: match (template, live) {
-                        (Some(t), Some(l)) => same_template(t, l),
-                        _ => false,
-                    },
-                }
-            })
-            .collect();
-        let revision_values: Array = facts
-            .revisions
-            .iter()
-            .zip(&revisions)
-            .map(|(r, f)| {
-                let mut m = Map::new();
-                m.insert("name".into(), str_value(&f.name));
-                m.insert("revision".into(), int(f.revision));
-                m.insert(
-                    "created".into(),
-                    opt_str(
-                        r.metadata
-                            .creation_timestamp
-                            .as_ref()
-                            .map(|t| t.0.to_string())
-                            .as_deref(),
-                    ),
-                );
-                m.insert(
-                    "current".into(),
-                    Dynamic::from_bool(current.as_deref() == Some(f.name.as_str())),
-                );
-                m.insert(
-                    "update".into(),
-                    Dynamic::from_bool(update.as_deref() == Some(f.name.as_str())),
-                );
-                m.insert(
-                    "matches_template".into(),
-                    Dynamic::from_bool(f.matches_template),
-                );
-                Dynamic::from_map(m)
-            })
-            .collect();
+/// One finding's properties, and what the helpers read of it.
+fn finding_facts(f: &Finding) -> FindingFacts {
+    let mut m = Map::new();
+    m.insert("kind".into(), str_value(f.kind.as_str()));
+    m.insert("summary".into(), str_value(&f.summary));
+    m.insert(
+        "confidence".into(),
+        str_value(match f.confidence {
+            crate::diagnose::Confidence::Low => "low",
+            crate::diagnose::Confidence::Medium => "medium",
+            crate::diagnose::Confidence::High => "high",
+        }),
+    );
+    m.insert("symptom".into(), Dynamic::from_bool(f.kind.is_symptom()));
+    m.insert(
+        "pods".into(),
+        Dynamic::from_array(f.pods.iter().map(|p| str_value(p)).collect()),
+    );
+    m.insert("data".into(), Dynamic::from(DataView::new(f)));
+    // `()` where the finding is no failure to blame on a
+    // revision: `f.change != () && f.change.explains`.
+    m.insert(
+        "change".into(),
+        f.change.as_ref().map_or(Dynamic::UNIT, change_value),
+    );
+    FindingFacts {
+        kind: f.kind,
+        summary: f.summary.clone(),
+        symptom: f.kind.is_symptom(),
+        confidence: f.confidence,
+        revision: f
+            .data
+            .revision()
+            .filter(|r| !r.is_empty())
+            .map(str::to_string),
+        value: Dynamic::from(FindingView(Arc::new(m))),
+    }
+}
 
-        let finding_values: Vec<FindingFacts> = findings
-            .iter()
-            .map(|f| {
-                let mut m = Map::new();
-                m.insert("kind".into(), str_value(f.kind.as_str()));
-                m.insert("summary".into(), str_value(&f.summary));
-                m.insert(
-                    "confidence".into(),
-                    str_value(match f.confidence {
-                        crate::diagnose::Confidence::Low => "low",
-                        crate::diagnose::Confidence::Medium => "medium",
-                        crate::diagnose::Confidence::High => "high",
-                    }),
-                );
-                m.insert(
-                    "symptom".into(),
-                    Dynamic::from_bool(matches!(
-                        f.kind,
-                        Kind::GenerationMismatch | Kind::RolloutStuck | Kind::ReplicasNotReady
-                    )),
-                );
-                m.insert(
-                    "pods".into(),
-                    Dynamic::from_array(f.pods.iter().map(|p| str_value(p)).collect()),
-                );
-                m.insert(
-                    "data".into(),
-                    Dynamic::from_map(
-                        f.data
-                            .iter()
-                            .map(|(k, v)| (k.as_str().into(), from_json(v)))
-                            .collect(),
-                    ),
-                );
-                // `()` where the finding is no failure to blame on a
-                // revision: `f.change != () && f.change.explains`.
-                m.insert(
-                    "change".into(),
-                    f.change.as_ref().map_or(Dynamic::UNIT, change_value),
-                );
-                let symptom = matches!(
-                    f.kind,
-                    Kind::GenerationMismatch | Kind::RolloutStuck | Kind::ReplicasNotReady
-                );
-                FindingFacts {
-                    kind: f.kind,
-                    summary: f.summary.clone(),
-                    symptom,
-                    confidence: f.confidence,
-                    revision: f
-                        .data
-                        .get("revision")
-                        .and_then(Value::as_str)
-                        .filter(|r| !r.is_empty())
-                        .map(str::to_string),
-                    value: Dynamic::from(FindingView(Arc::new(m))),
-                }
-            })
-            .collect();
+fn detection_value(detection: &Detection) -> Dynamic {
+    let mut d = Map::new();
+    d.insert("due".into(), Dynamic::from_bool(detection.due));
+    d.insert(
+        "threshold_seconds".into(),
+        int(detection.threshold.as_secs() as i64),
+    );
+    d.insert(
+        "symptoms".into(),
+        Dynamic::from_array(
+            detection
+                .symptoms
+                .iter()
+                .map(|h| {
+                    let mut m = Map::new();
+                    m.insert("kind".into(), str_value(h.symptom.name()));
+                    m.insert("held_seconds".into(), int(h.held_seconds as i64));
+                    m.insert("due".into(), Dynamic::from_bool(h.due));
+                    m.insert(
+                        "since".into(),
+                        opt_str(h.since.map(|t| t.to_string()).as_deref()),
+                    );
+                    Dynamic::from_map(m)
+                })
+                .collect(),
+        ),
+    );
+    Dynamic::from_map(d)
+}
 
-        let mut d = Map::new();
-        d.insert("due".into(), Dynamic::from_bool(detection.due));
-        d.insert(
-            "threshold_seconds".into(),
-            int(detection.threshold.as_secs() as i64),
-        );
-        d.insert(
-            "symptoms".into(),
-            Dynamic::from_array(
-                detection
-                    .symptoms
-                    .iter()
-                    .map(|h| {
-                        let mut m = Map::new();
-                        m.insert("kind".into(), str_value(h.symptom.name()));
-                        m.insert("held_seconds".into(), int(h.held_seconds as i64));
-                        m.insert("due".into(), Dynamic::from_bool(h.due));
-                        m.insert(
-                            "since".into(),
-                            opt_str(h.since.map(|t| t.to_string()).as_deref()),
-                        );
-                        Dynamic::from_map(m)
-                    })
-                    .collect(),
-            ),
-        );
-
-        let node_groups: Array = facts
+fn node_group_values(facts: &Facts) -> Dynamic {
+    Dynamic::from_array(
+        facts
             .node_groups
             .iter()
             .map(|g| {
@@ -718,9 +747,13 @@ impl View {
                 m.insert("resources".into(), string_map(&g.provides.resources));
                 Dynamic::from_map(m)
             })
-            .collect();
+            .collect(),
+    )
+}
 
-        let limit_ranges: Array = facts
+fn limit_range_values(facts: &Facts) -> Dynamic {
+    Dynamic::from_array(
+        facts
             .limit_ranges
             .iter()
             .map(|l| {
@@ -752,9 +785,13 @@ impl View {
                 m.insert("limits".into(), Dynamic::from_array(items));
                 Dynamic::from_map(m)
             })
-            .collect();
+            .collect(),
+    )
+}
 
-        let quotas: Array = facts
+fn quota_values(facts: &Facts) -> Dynamic {
+    Dynamic::from_array(
+        facts
             .resource_quotas
             .iter()
             .map(|q| {
@@ -771,60 +808,99 @@ impl View {
                 );
                 Dynamic::from_map(m)
             })
+            .collect(),
+    )
+}
+
+fn history_value(facts: &Facts) -> Dynamic {
+    let mut h = Map::new();
+    let record = facts.history.as_ref();
+    h.insert(
+        "failing_runs".into(),
+        int(record.map_or(0, |r| r.failing_runs)),
+    );
+    h.insert(
+        "last_action".into(),
+        record
+            .and_then(|r| r.last_action.as_ref())
+            .map_or(Dynamic::UNIT, |a| {
+                let mut m = Map::new();
+                m.insert("at".into(), str_value(&a.at.to_string()));
+                m.insert("action".into(), str_value(&a.action));
+                m.insert("why".into(), str_value(&a.why));
+                Dynamic::from_map(m)
+            }),
+    );
+    Dynamic::from_map(h)
+}
+
+fn run_value(run: &RunContext) -> Dynamic {
+    let mut r = Map::new();
+    r.insert("now".into(), str_value(&run.now.to_string()));
+    r.insert("failing".into(), int(run.failing as i64));
+    r.insert("scanned".into(), int(run.scanned as i64));
+    r.insert("storm".into(), Dynamic::from_bool(run.storm.is_some()));
+    r.insert(
+        "storm_reason".into(),
+        str_value(
+            &run.storm
+                .as_ref()
+                .map(Blocked::describe)
+                .unwrap_or_default(),
+        ),
+    );
+    r.insert("own_change".into(), int(run.own_change as i64));
+    let (shared, sharing) = match &run.storm {
+        Some(Blocked::Storm {
+            shared_cause,
+            sharing,
+            ..
+        }) => (shared_cause.clone().unwrap_or_default(), *sharing),
+        _ => (String::new(), 0),
+    };
+    r.insert("storm_cause".into(), str_value(&shared));
+    r.insert("storm_sharing".into(), int(sharing as i64));
+    r.insert(
+        "threshold_seconds".into(),
+        int(run.threshold.as_secs() as i64),
+    );
+    Dynamic::from_map(r)
+}
+
+impl View {
+    pub fn new(
+        facts: &Facts,
+        detection: &Detection,
+        findings: &[Finding],
+        run: &RunContext,
+    ) -> Self {
+        let meta = &facts.stateful_set.metadata;
+        let status = facts.stateful_set.status.as_ref();
+        let current = status.and_then(|s| s.current_revision.clone());
+        let update = status.and_then(|s| s.update_revision.clone());
+        let namespace = meta.namespace.clone().unwrap_or_default();
+        let name = meta.name.clone().unwrap_or_default();
+
+        let sts = sts_value(facts, run);
+        let pods: Vec<PodFacts> = facts
+            .pods
+            .iter()
+            .map(|p| pod_facts(p, &name, update.as_deref(), run))
             .collect();
-
-        let mut h = Map::new();
-        let record = facts.history.as_ref();
-        h.insert(
-            "failing_runs".into(),
-            int(record.map_or(0, |r| r.failing_runs)),
-        );
-        h.insert(
-            "last_action".into(),
-            record
-                .and_then(|r| r.last_action.as_ref())
-                .map_or(Dynamic::UNIT, |a| {
-                    let mut m = Map::new();
-                    m.insert("at".into(), str_value(&a.at.to_string()));
-                    m.insert("action".into(), str_value(&a.action));
-                    m.insert("why".into(), str_value(&a.why));
-                    Dynamic::from_map(m)
-                }),
-        );
-
-        let mut r = Map::new();
-        r.insert("now".into(), str_value(&run.now.to_string()));
-        r.insert("failing".into(), int(run.failing as i64));
-        r.insert("scanned".into(), int(run.scanned as i64));
-        r.insert("storm".into(), Dynamic::from_bool(run.storm.is_some()));
-        r.insert(
-            "storm_reason".into(),
-            str_value(
-                &run.storm
-                    .as_ref()
-                    .map(Blocked::describe)
-                    .unwrap_or_default(),
-            ),
-        );
-        r.insert("own_change".into(), int(run.own_change as i64));
-        let (shared, sharing) = match &run.storm {
-            Some(Blocked::Storm {
-                shared_cause,
-                sharing,
-                ..
-            }) => (shared_cause.clone().unwrap_or_default(), *sharing),
-            _ => (String::new(), 0),
-        };
-        r.insert("storm_cause".into(), str_value(&shared));
-        r.insert("storm_sharing".into(), int(sharing as i64));
-        r.insert(
-            "threshold_seconds".into(),
-            int(run.threshold.as_secs() as i64),
-        );
+        let spec_json = facts
+            .stateful_set
+            .spec
+            .as_ref()
+            .and_then(|s| serde_json::to_value(s).ok())
+            .unwrap_or(Value::Null);
+        let revisions = revision_facts(facts, spec_json.get("template"));
+        let revision_values =
+            revision_values(facts, &revisions, current.as_deref(), update.as_deref());
+        let finding_values: Vec<FindingFacts> = findings.iter().map(finding_facts).collect();
 
         let values = vec![
             ("now", int(run.now.as_second())),
-            ("sts", Dynamic::from(StatefulSetView(Arc::new(s)))),
+            ("sts", Dynamic::from(StatefulSetView(Arc::new(sts)))),
             (
                 "pods",
                 Dynamic::from_array(pods.iter().map(|p| p.value.clone()).collect()),
@@ -834,12 +910,12 @@ impl View {
                 "findings",
                 Dynamic::from_array(finding_values.iter().map(|f| f.value.clone()).collect()),
             ),
-            ("detection", Dynamic::from_map(d)),
-            ("node_groups", Dynamic::from_array(node_groups)),
-            ("limit_ranges", Dynamic::from_array(limit_ranges)),
-            ("quotas", Dynamic::from_array(quotas)),
-            ("history", Dynamic::from_map(h)),
-            ("run", Dynamic::from_map(r)),
+            ("detection", detection_value(detection)),
+            ("node_groups", node_group_values(facts)),
+            ("limit_ranges", limit_range_values(facts)),
+            ("quotas", quota_values(facts)),
+            ("history", history_value(facts)),
+            ("run", run_value(run)),
         ];
         debug_assert_eq!(
             values.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
@@ -853,9 +929,10 @@ impl View {
             findings: finding_values,
             changed_paths: findings
                 .iter()
-                .filter(|f| f.kind == Kind::RevisionChange)
-                .flat_map(|f| f.data.get("changes").and_then(Value::as_array))
-                .flatten()
+                .flat_map(|f| match &f.data {
+                    Data::RevisionChange(r) => r.changes.as_slice(),
+                    _ => &[],
+                })
                 .filter_map(|c| c.get("path").and_then(Value::as_str).map(str::to_string))
                 .collect(),
             pods,

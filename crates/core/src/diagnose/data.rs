@@ -1,0 +1,289 @@
+//! What each finding kind hands to policies and reports besides its summary
+//! and evidence: one struct per kind. Optional fields are absent from the
+//! report when unset and `()` to a policy; a key a kind does not have is an
+//! error in a policy, so a misspelt one cannot read as "unset".
+//!
+//! The fields are declared through [`data!`] so that the list of keys a
+//! kind has ([`super::Kind::fields`]) cannot drift from the struct. Keys are
+//! written as JSON sorted by name (see [`super::Data::to_json`]), whatever
+//! the order here.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// The keys of a data struct, in declaration order, shared parts first.
+pub trait Fields {
+    fn fields(out: &mut Vec<&'static str>);
+}
+
+macro_rules! data {
+    ($(
+        $(#[$meta:meta])*
+        $name:ident $([$base:ident])? {
+            $( $(#[$fmeta:meta])* $field:ident : $ty:ty ),* $(,)?
+        }
+    )*) => {$(
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Default, Serialize)]
+        pub struct $name {
+            $(
+                #[serde(flatten)]
+                pub base: $base,
+            )?
+            $( $(#[$fmeta])* pub $field: $ty, )*
+        }
+
+        impl Fields for $name {
+            fn fields(out: &mut Vec<&'static str>) {
+                $( <$base as Fields>::fields(out); )?
+                $( out.push(stringify!($field)); )*
+            }
+        }
+    )*};
+}
+
+data! {
+    /// How long a symptom has held, shared by the three symptoms.
+    Held {
+        held_seconds: u64,
+        /// Whether it held for the threshold.
+        due: bool,
+    }
+
+    GenerationMismatch [Held] {
+        generation: i64,
+        /// `null` in the report where the status has none.
+        observed_generation: Option<i64>,
+    }
+
+    RolloutStuck [Held] {
+        current_revision: String,
+        update_revision: String,
+        replicas: i32,
+        updated_replicas: i32,
+        /// How many pods the rollout must update (replicas less the partition).
+        target: i32,
+    }
+
+    ReplicasNotReady [Held] {
+        replicas: i32,
+        ready_replicas: i32,
+    }
+
+    RevisionChange {
+        current_revision: String,
+        update_revision: String,
+        last_good_revision: i64,
+        /// `[{path, old, new}]`.
+        changes: Vec<Value>,
+        /// `[{name, revision, current, update}]`.
+        revisions: Vec<Value>,
+        /// Set (true) when the template changed but no revision records it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unrecorded: Option<bool>,
+    }
+
+    Partition {
+        partition: i32,
+    }
+
+    MaxUnavailable {
+        max_unavailable: String,
+    }
+
+    CrashLoop {
+        container: String,
+        restarts: i32,
+        reason: String,
+        revision: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        /// `oom`, `startup_probe` or `liveness_probe`, when the kubelet
+        /// ended the container.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        killed_by: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        memory_limit: Option<String>,
+        /// The last lines of its previous log, where it was read.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        log: Option<Vec<String>>,
+    }
+
+    ImagePull {
+        container: String,
+        image: String,
+        reason: String,
+        revision: String,
+    }
+
+    NeverReady {
+        revision: String,
+    }
+
+    ContainerConfig {
+        container: String,
+        message: String,
+        revision: String,
+        /// The Secret or ConfigMap the message names, and its key.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        object_kind: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        object: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+    }
+
+    VolumeMount {
+        volume: String,
+        reason: String,
+        message: String,
+        revision: String,
+        /// The missing Secret, ConfigMap or claim the message names.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        object_kind: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        object: Option<String>,
+    }
+
+    VolumeAttach {
+        volume: String,
+        reason: String,
+        message: String,
+        revision: String,
+    }
+
+    PodTerminating {
+        within_grace: bool,
+        grace_seconds: i64,
+        remaining_seconds: i64,
+        migration: bool,
+    }
+
+    LongGracePeriod {
+        grace_seconds: i64,
+    }
+
+    Preempted {
+        priority_class: String,
+    }
+
+    NodeNotReady {
+        node: String,
+    }
+
+    /// What the scheduler said, shared by the kinds made from its reasons.
+    Scheduling {
+        /// The class of reason.
+        reason: String,
+        resources: Vec<String>,
+        details: Vec<String>,
+        /// `[{reason, count, text}]`.
+        reasons: Vec<Value>,
+        /// `[{name, max}]`.
+        scalable_groups: Vec<Value>,
+        /// Nodes the scheduler considered, where its message says.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        nodes: Option<u32>,
+    }
+
+    Unschedulable [Scheduling] {}
+
+    NodesFull [Scheduling] {
+        ready_nodes: i64,
+    }
+
+    NodesCordoned [Scheduling] {
+        nodes_cordoned: Vec<String>,
+    }
+
+    NodesNotReady [Scheduling] {
+        nodes_not_ready: Vec<String>,
+    }
+
+    VolumeNodeConflict [Scheduling] {
+        /// `[{claim, volume, node, node_exists, zone, requires, nodes_matching}]`.
+        volumes: Vec<Value>,
+    }
+
+    PvcPending {
+        claim: String,
+        storage_class: String,
+    }
+
+    StorageClassMissing {
+        claim: String,
+        storage_class: String,
+    }
+
+    PvcLost {
+        claim: String,
+    }
+
+    /// The FailedCreate events of one class, shared by the kinds made from
+    /// them.
+    Admission {
+        /// The class of refusal.
+        admission: String,
+        count: i32,
+        /// The latest event's message.
+        message: String,
+    }
+
+    AdmissionDenied [Admission] {
+        /// The ResourceQuota a `resource_quota` denial names.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        quota: Option<String>,
+        /// The webhook a `webhook` denial names.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        webhook: Option<String>,
+    }
+
+    WebhookUnavailable [Admission] {
+        webhook: String,
+        failure: String,
+        /// Where the webhook configurations were listed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        configuration: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        configuration_kind: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        calls: Option<String>,
+    }
+
+    PriorityClassMissing [Admission] {
+        priority_class: String,
+    }
+
+    ServiceAccountMissing [Admission] {
+        service_account: String,
+    }
+
+    QuotaExhausted {
+        quota: String,
+        resource: String,
+        used: String,
+        hard: String,
+    }
+
+    Hpa {
+        hpa: String,
+        min: i32,
+        max: i32,
+        current: i32,
+        desired: i32,
+        target_cpu_percent: i32,
+    }
+
+    AutoscalerStatus {
+        health: String,
+        scale_up: String,
+        backoff_groups: Vec<String>,
+    }
+
+    ControllerNotProcessing {
+        /// `lease` or `events`.
+        source: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        lease_age_seconds: Option<u64>,
+    }
+}
