@@ -13,7 +13,7 @@ pub mod report;
 
 pub use error::{Error, Result};
 pub use stsmend_core::{
-    alerts, cases, config, detect, diagnose, duration, execution, facts, guard, inventory,
+    alerts, cases, config, detect, diagnose, duration, execution, facts, guard, inventory, kinds,
     pipeline, policy, quantity, scope, selector, snapshot, source, state, time, trim, undo,
 };
 

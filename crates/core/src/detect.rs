@@ -9,9 +9,9 @@ use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use serde::Serialize;
 
-use crate::diagnose::Kind;
 use crate::duration::Span;
 use crate::facts::{Facts, REVISION_LABEL};
+use crate::kinds::Kind;
 use crate::time::{created, last_spec_write, seconds_between};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -18,6 +18,7 @@ pub mod execution;
 pub mod facts;
 pub mod guard;
 pub mod inventory;
+pub mod kinds;
 pub mod pipeline;
 pub mod policy;
 pub mod quantity;

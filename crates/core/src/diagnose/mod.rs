@@ -4,8 +4,6 @@
 mod admission;
 pub mod change;
 mod cluster;
-pub mod data;
-mod kinds;
 mod mounts;
 mod pods;
 mod rollout;
@@ -20,7 +18,7 @@ use crate::detect::Detection;
 use crate::duration::Span;
 use crate::facts::Facts;
 
-pub use kinds::{Data, Kind};
+pub use crate::kinds::{Data, Kind, data};
 
 impl Kind {
     /// The API server refused to create the pods (or to let them through

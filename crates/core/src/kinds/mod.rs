@@ -1,13 +1,15 @@
 //! Every finding kind, each named once: the table below makes the [`Kind`]
 //! enum, the name reports and policies use, the list of all kinds, and the
-//! [`Data`] a finding of the kind carries (its struct in [`super::data`]).
+//! [`Data`] a finding of the kind carries (its struct in [`data`]).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::data::{self, Fields};
+pub mod data;
+
+use data::Fields;
 
 macro_rules! kinds {
     ($( $(#[$doc:meta])* $kind:ident = $name:literal $(($data:ident))? ),* $(,)?) => {
