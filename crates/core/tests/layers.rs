@@ -197,3 +197,78 @@ fn imports_are_read_from_paths_and_groups() {
         BTreeSet::from(["policy", "detect", "facts", "state"].map(String::from))
     );
 }
+
+/// The functions of a file longer than `limit` lines, outside its test
+/// module, as `(line, name, length)`. A function ends at the first line
+/// that closes it at its own indentation, as rustfmt writes them.
+fn long_functions(text: &str, limit: usize) -> Vec<(usize, String, usize)> {
+    let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+    let lines: Vec<&str> = code.lines().collect();
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let rest = ["pub(crate) ", "pub(super) ", "pub "]
+            .iter()
+            .find_map(|p| trimmed.strip_prefix(p))
+            .unwrap_or(trimmed);
+        let rest = rest.strip_prefix("async ").unwrap_or(rest);
+        let Some(sig) = rest.strip_prefix("fn ") else {
+            continue;
+        };
+        let name: String = sig
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let close = format!("{indent}}}");
+        if let Some(end) = lines[i + 1..].iter().position(|l| *l == close) {
+            let length = end + 2;
+            if length > limit {
+                found.push((i + 1, name, length));
+            }
+        }
+    }
+    found
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && path.file_name().is_some_and(|f| f != "tests.rs")
+            {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn no_function_of_the_agent_is_over_120_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut long = Vec::new();
+    for dir in [src(), root.join("src")] {
+        for file in rust_files(&dir) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (line, name, length) in long_functions(&text, 120) {
+                long.push(format!("{}:{line} {name}: {length} lines", file.display()));
+            }
+        }
+    }
+    assert!(long.is_empty(), "split these:\n{}", long.join("\n"));
+}
+
+#[test]
+fn a_long_function_is_found() {
+    let body = "    x();\n".repeat(130);
+    let text = format!("pub async fn short() {{\n}}\n\nfn long() {{\n{body}}}\n");
+    assert_eq!(long_functions(&text, 120), [(4, "long".to_string(), 132)]);
+    assert!(long_functions(&text, 200).is_empty());
+}

@@ -925,6 +925,28 @@ fn register_api(engine: &mut Engine) {
     register_record!(engine, PodView, POD_FIELDS);
     register_record!(engine, FindingView, FINDING_FIELDS);
     register_data(engine);
+    register_actions(engine);
+    engine.register_fn("join", |list: &mut Array, separator: &str| -> String {
+        list.iter()
+            .map(|item| item.to_string())
+            .collect::<Vec<_>>()
+            .join(separator)
+    });
+    register_vocabulary(engine);
+    // The trace.
+    engine.register_fn("rungs", declare_rungs);
+    engine.register_fn("skip", skip);
+    engine.register_fn("choose", choose);
+    engine.register_fn("ladder", run_ladder);
+
+    register_finding_helpers(engine);
+    register_pod_helpers(engine);
+    register_revision_helpers(engine);
+    register_value_helpers(engine);
+}
+
+/// What a policy can read of an action it built.
+fn register_actions(engine: &mut Engine) {
     engine.register_type_with_name::<Action>("Action");
     engine.register_type_with_name::<ApiError>("PolicyApiError");
     engine.register_fn("to_string", |e: &mut ApiError| e.0.clone());
@@ -981,15 +1003,10 @@ fn register_api(engine: &mut Engine) {
         Action::Wait { recheck_after, .. } => Dynamic::from_int(recheck_after.as_secs() as INT),
         _ => Dynamic::UNIT,
     });
+}
 
-    engine.register_fn("join", |list: &mut Array, separator: &str| -> String {
-        list.iter()
-            .map(|item| item.to_string())
-            .collect::<Vec<_>>()
-            .join(separator)
-    });
-
-    // The vocabulary.
+/// The actions a policy returns.
+fn register_vocabulary(engine: &mut Engine) {
     engine.register_fn("wait", |why: &str, after: &str| -> RhaiResult<Action> {
         let span: Span = after
             .parse()
@@ -1025,15 +1042,11 @@ fn register_api(engine: &mut Engine) {
             why: why_of("escalate", why)?,
         })
     });
+}
 
-    // The trace.
-    engine.register_fn("rungs", declare_rungs);
-    engine.register_fn("skip", skip);
-    engine.register_fn("choose", choose);
-    engine.register_fn("ladder", run_ladder);
-
-    // Helpers over the StatefulSet under evaluation; they work inside the
-    // policy's own functions too, where the scope constants are not visible.
+/// Helpers over the StatefulSet under evaluation; they work inside the
+/// policy's own functions too, where the scope constants are not visible.
+fn register_finding_helpers(engine: &mut Engine) {
     engine.register_fn("has", |kind: &str| -> RhaiResult<bool> {
         let kind = kind_checked(kind)?;
         with_frame(|f| Ok(f.view.findings_of(kind).next().is_some()))
@@ -1051,6 +1064,9 @@ fn register_api(engine: &mut Engine) {
                 .map_or(Dynamic::UNIT, |x| x.value.clone()))
         })
     });
+}
+
+fn register_pod_helpers(engine: &mut Engine) {
     engine.register_fn("pods_not_ready_on_update", || -> RhaiResult<Array> {
         with_frame(|f| Ok(pod_values(f.view.not_ready_on_update())))
     });
@@ -1082,6 +1098,9 @@ fn register_api(engine: &mut Engine) {
                 }))
         })
     });
+}
+
+fn register_revision_helpers(engine: &mut Engine) {
     engine.register_fn("pods_stuck_after_rollback", || -> RhaiResult<Array> {
         with_frame(|f| Ok(pod_values(f.view.stuck_after_rollback().into_iter())))
     });
@@ -1115,6 +1134,9 @@ fn register_api(engine: &mut Engine) {
                 .map_or(Dynamic::UNIT, |r| r.to_dynamic()))
         })
     });
+}
+
+fn register_value_helpers(engine: &mut Engine) {
     engine.register_fn("spec", || -> RhaiResult<Dynamic> {
         with_frame(|f| Ok(super::view::from_json(f.view.spec_json())))
     });
