@@ -41,7 +41,7 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_action: Option<LastAction>,
     /// The alert open in Alertmanager about it, kept until it is resolved
-    /// (src/notify/alerts.rs).
+    /// (crates/core/src/alerts.rs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert: Option<OpenAlert>,
 }
