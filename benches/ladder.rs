@@ -1,7 +1,8 @@
 //! Evaluating the default ladder on one StatefulSet's facts: the crash-loop
 //! case of the policy tests (three pods, two revisions, events, nodes),
 //! where the ladder walks five rungs before it chooses. Target: under 50 µs
-//! per StatefulSet (docs/performance.md).
+//! per StatefulSet (docs/performance.md). And the whole of one run's pure
+//! part on the same objects, as `plan` and `run` call it (`pipeline::run`).
 
 use std::hint::black_box;
 use std::path::Path;
@@ -71,6 +72,14 @@ fn ladder(c: &mut Criterion) {
         })
     });
     group.bench_function("compile the ladder", |b| b.iter(Policies::builtin));
+    let settings = pipeline::Settings {
+        options: opts.clone(),
+        decide: DecideOptions::default(),
+        guards: Default::default(),
+    };
+    group.bench_function("pipeline::run (detect to guards, one StatefulSet)", |b| {
+        b.iter(|| pipeline::run(black_box(&inv), None, &settings, &policies))
+    });
     group.finish();
 }
 

@@ -16,7 +16,7 @@ use stsmend::cluster::write::{Mode as WriteMode, Writer};
 use stsmend::duration::Span;
 use stsmend::execution::{Mode, Status};
 use stsmend::guard::Limits;
-use stsmend::pipeline::{self, Assessment, DecideOptions, Gate, Options};
+use stsmend::pipeline::{self, Assessment, DecideOptions, Gate, Options, Settings};
 use stsmend::policy::Policies;
 
 /// Answers requests in order from a script of (status, body); records
@@ -71,23 +71,25 @@ fn ok(body: serde_json::Value) -> (u16, serde_json::Value) {
 /// (a rollback) and admitted by the guards.
 fn db() -> Assessment {
     let inv = stsmend::source::files::load(&[PathBuf::from("tests/fixtures/mixed.yaml")]).unwrap();
-    let opts = Options {
-        now: stsmend::snapshot::taken_at(&inv).unwrap().unwrap(),
-        threshold: Span::minutes(0),
-        scope: Default::default(),
-        node_groups: vec![],
-        migration_annotations: vec![],
-    };
-    let mut o = pipeline::evaluate(&inv, None, &opts);
-    let decide = DecideOptions {
-        limits: Limits {
-            storm_max_failing: 100,
-            storm_max_share: 1.0,
+    let settings = Settings {
+        options: Options {
+            now: stsmend::snapshot::taken_at(&inv).unwrap().unwrap(),
+            threshold: Span::minutes(0),
+            scope: Default::default(),
+            node_groups: vec![],
+            migration_annotations: vec![],
+        },
+        decide: DecideOptions {
+            limits: Limits {
+                storm_max_failing: 100,
+                storm_max_share: 1.0,
+                ..Default::default()
+            },
             ..Default::default()
         },
-        ..Default::default()
+        guards: Default::default(),
     };
-    pipeline::decide(&mut o, &Policies::builtin(), &opts, &decide);
+    let o = pipeline::run(&inv, None, &settings, &Policies::builtin()).outcome;
     let mut a = o.failing.into_iter().find(|a| a.name == "db").unwrap();
     a.gate = Some(Gate {
         admitted: true,

@@ -9,7 +9,7 @@ use stsmend::detect::Exemption;
 use stsmend::diagnose::Confidence;
 use stsmend::duration::Span;
 use stsmend::guard::Limits;
-use stsmend::pipeline::{self, Assessment, DecideOptions, Options, Outcome};
+use stsmend::pipeline::{self, Assessment, DecideOptions, Options, Outcome, Settings};
 use stsmend::policy::Policies;
 
 /// Plans on a fixture as `stsmend plan --from FILE --for 0s` does, with
@@ -21,24 +21,25 @@ fn plan(name: &str) -> Outcome {
     let now = stsmend::snapshot::taken_at(&inv)
         .unwrap()
         .expect("a snapshot marker");
-    let opts = Options {
-        now,
-        threshold: Span::minutes(0),
-        scope: Default::default(),
-        node_groups: vec![],
-        migration_annotations: vec!["stsmend.io/migration".into()],
-    };
-    let mut outcome = pipeline::evaluate(&inv, None, &opts);
-    let decide = DecideOptions {
-        limits: Limits {
-            storm_max_failing: 100,
-            storm_max_share: 1.0,
+    let settings = Settings {
+        options: Options {
+            now,
+            threshold: Span::minutes(0),
+            scope: Default::default(),
+            node_groups: vec![],
+            migration_annotations: vec!["stsmend.io/migration".into()],
+        },
+        decide: DecideOptions {
+            limits: Limits {
+                storm_max_failing: 100,
+                storm_max_share: 1.0,
+                ..Default::default()
+            },
             ..Default::default()
         },
-        ..Default::default()
+        guards: Default::default(),
     };
-    pipeline::decide(&mut outcome, &Policies::builtin(), &opts, &decide);
-    outcome
+    pipeline::run(&inv, None, &settings, &Policies::builtin()).outcome
 }
 
 fn failing<'a>(o: &'a Outcome, name: &str) -> &'a Assessment {

@@ -294,31 +294,21 @@ pub(crate) mod tests {
             "/examples/failing-rollout.yaml"
         ));
         let inv = crate::source::files::load(std::slice::from_ref(&path)).unwrap();
-        let config = crate::config::Config::default();
-        let opts = crate::pipeline::Options {
-            now: crate::snapshot::taken_at(&inv).unwrap().unwrap(),
+        let config = crate::config::Config {
             threshold: threshold.parse().unwrap(),
-            scope: crate::scope::Scope::default(),
-            node_groups: Vec::new(),
-            migration_annotations: config.migration_annotations.clone(),
+            ..Default::default()
         };
+        let now = crate::snapshot::taken_at(&inv).unwrap().unwrap();
+        let settings =
+            crate::pipeline::Settings::new(&config, crate::scope::Scope::default(), now).unwrap();
         let policies = crate::policy::Policies::builtin();
-        let mut outcome = crate::pipeline::evaluate(&inv, None, &opts);
-        crate::pipeline::decide(
-            &mut outcome,
-            &policies,
-            &opts,
-            &crate::pipeline::DecideOptions {
-                rollback_unsafe_annotations: config.rollback_unsafe_annotations.clone(),
-                limits: config.limits.clone(),
-            },
-        );
+        let outcome = crate::pipeline::run(&inv, None, &settings, &policies).outcome;
         Report {
             schema: super::super::SCHEMA,
             version: crate::VERSION,
-            generated_at: opts.now,
+            generated_at: now,
             source: format!("files {}", path.display()),
-            threshold: opts.threshold,
+            threshold: config.threshold,
             mode: None,
             policies: policies.infos(),
             outcome,

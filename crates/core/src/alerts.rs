@@ -292,16 +292,16 @@ mod tests {
             &crate::pipeline::evaluate(&inv, None, &opts),
             "2026-11-22T09:30:00Z".parse().unwrap(),
         );
-        let mut o = crate::pipeline::evaluate(&inv, Some(&prior), &opts);
-        crate::pipeline::decide(
-            &mut o,
-            &Policies::builtin(),
-            &opts,
-            &DecideOptions {
+        let settings = crate::pipeline::Settings {
+            options: opts,
+            decide: DecideOptions {
                 rollback_unsafe_annotations: vec![],
                 limits: Default::default(),
             },
-        );
+            guards: Default::default(),
+        };
+        let mut o =
+            crate::pipeline::run(&inv, Some(&prior), &settings, &Policies::builtin()).outcome;
         assert_eq!(o.failing.len(), 1, "the fixture fails");
         o.failing[0].executed = executed
             .iter()

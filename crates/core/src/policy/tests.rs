@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use super::*;
+use crate::inventory::Inventory;
 use crate::pipeline::{self, DecideOptions, Options, Outcome};
+use crate::state::State;
 
 const NOW: &str = "2026-11-22T10:00:00Z";
 
@@ -26,6 +28,17 @@ fn options() -> Options {
     }
 }
 
+/// Plans as a run does ([`pipeline::run`]), with `opts` and no limits but
+/// the defaults.
+fn plan_all(inv: &Inventory, state: Option<&State>, opts: &Options, p: &Policies) -> Outcome {
+    let settings = pipeline::Settings {
+        options: opts.clone(),
+        decide: DecideOptions::default(),
+        guards: Default::default(),
+    };
+    pipeline::run(inv, state, &settings, p).outcome
+}
+
 fn outcome(case: &str) -> (Outcome, Options) {
     let opts = options();
     (pipeline::evaluate(&case_objects(case), None, &opts), opts)
@@ -34,8 +47,7 @@ fn outcome(case: &str) -> (Outcome, Options) {
 /// Runs `policies` on the crash-loop case's StatefulSet (shop/db, rolling
 /// from revision 1 to 2, db-2 crash looping on revision 2).
 fn decide_on(case: &str, policies: &Policies) -> Decision {
-    let (mut outcome, opts) = outcome(case);
-    pipeline::decide(&mut outcome, policies, &opts, &DecideOptions::default());
+    let mut outcome = plan_all(&case_objects(case), None, &options(), policies);
     assert_eq!(outcome.failing.len(), 1, "{case}: one failing StatefulSet");
     outcome.failing.remove(0).plan.expect("a plan")
 }
@@ -425,8 +437,7 @@ fn decide_on_gpu(p: &Policies) -> Decision {
     }];
     // Facts carry the node groups: evaluate with them configured.
     let inv = case_objects("ladder/c-scale-gpu-node-group");
-    let mut outcome = pipeline::evaluate(&inv, None, &opts);
-    pipeline::decide(&mut outcome, p, &opts, &DecideOptions::default());
+    let mut outcome = plan_all(&inv, None, &opts, p);
     outcome.failing.remove(0).plan.unwrap()
 }
 
@@ -549,8 +560,12 @@ fn one_bad_object_does_not_stop_the_others() {
     // Fails only on the ledger StatefulSet.
     let text = "if sts.name == \"ledger\" { throw \"no\"; }\n[escalate(sts.name)]";
     let p = Policies::from_sources(&[("ladder", text)], Origin::Config).unwrap();
-    let (mut outcome, opts) = outcome("ladder/e-rollback-bad-release-not-a-storm");
-    pipeline::decide(&mut outcome, &p, &opts, &DecideOptions::default());
+    let outcome = plan_all(
+        &case_objects("ladder/e-rollback-bad-release-not-a-storm"),
+        None,
+        &options(),
+        &p,
+    );
     let plans: Vec<(String, bool, usize)> = outcome
         .failing
         .iter()
@@ -572,12 +587,11 @@ fn one_bad_object_does_not_stop_the_others() {
 
 #[test]
 fn pending_statefulsets_get_no_plan() {
-    let (mut outcome, opts) = outcome("ladder/pending-makes-no-plan");
-    pipeline::decide(
-        &mut outcome,
+    let outcome = plan_all(
+        &case_objects("ladder/pending-makes-no-plan"),
+        None,
+        &options(),
         &Policies::builtin(),
-        &opts,
-        &DecideOptions::default(),
     );
     assert!(outcome.failing.is_empty());
     assert!(outcome.pending.iter().all(|a| a.plan.is_none()));
@@ -639,13 +653,7 @@ fn just_rolled_back(seconds_ago: i64) -> Decision {
             ..Default::default()
         },
     );
-    let mut outcome = pipeline::evaluate(&inv, Some(&state), &opts);
-    pipeline::decide(
-        &mut outcome,
-        &Policies::builtin(),
-        &opts,
-        &DecideOptions::default(),
-    );
+    let mut outcome = plan_all(&inv, Some(&state), &opts, &Policies::builtin());
     assert_eq!(outcome.failing.len(), 1);
     outcome.failing.remove(0).plan.expect("a plan")
 }
@@ -708,13 +716,7 @@ fn after_scaling(seconds_ago: Option<i64>) -> Decision {
         );
     }
     let inv = case_objects("ladder/c-scale-gpu-node-group");
-    let mut outcome = pipeline::evaluate(&inv, Some(&state), &opts);
-    pipeline::decide(
-        &mut outcome,
-        &Policies::builtin(),
-        &opts,
-        &DecideOptions::default(),
-    );
+    let mut outcome = plan_all(&inv, Some(&state), &opts, &Policies::builtin());
     assert_eq!(outcome.failing.len(), 1);
     outcome.failing.remove(0).plan.expect("a plan")
 }
