@@ -13,7 +13,6 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Event, LimitRange, Node, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::api::storage::v1::StorageClass;
 use serde::Serialize;
 
@@ -58,8 +57,6 @@ pub struct Facts {
     pub pdbs: Vec<PodDisruptionBudget>,
     pub limit_ranges: Vec<LimitRange>,
     pub resource_quotas: Vec<ResourceQuota>,
-    /// The PriorityClass its template names, where it exists.
-    pub priority_classes: Vec<PriorityClass>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub autoscaler_status: Option<ConfigMap>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -234,7 +231,6 @@ type Meta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 pub fn gather(inv: &Inventory, sts: &StatefulSet, ctx: &Context<'_>) -> Facts {
     let ns = namespace_of(sts);
     let name = name_of(sts);
-    let spec = sts.spec.as_ref();
     let in_ns = |meta: &Meta| meta.namespace.as_deref() == Some(ns);
     let (pods, revisions) = pods_and_revisions(inv, sts);
     let pvcs = claims(inv, sts);
@@ -251,9 +247,6 @@ pub fn gather(inv: &Inventory, sts: &StatefulSet, ctx: &Context<'_>) -> Facts {
     let storage_classes = storage_classes(inv, sts, &pvcs);
     let pod_names: BTreeSet<&str> = pods.iter().map(name_of).collect();
     let events = events(inv, sts, &pod_names, &pvcs);
-    let priority = spec
-        .and_then(|s| s.template.spec.as_ref())
-        .and_then(|s| s.priority_class_name.clone());
     let find_cm = |(cns, cname): (&str, &str)| {
         inv.config_maps
             .iter()
@@ -295,12 +288,6 @@ pub fn gather(inv: &Inventory, sts: &StatefulSet, ctx: &Context<'_>) -> Facts {
             .resource_quotas
             .iter()
             .filter(|q| in_ns(&q.metadata))
-            .cloned()
-            .collect(),
-        priority_classes: inv
-            .priority_classes
-            .iter()
-            .filter(|p| Some(name_of(*p)) == priority.as_deref())
             .cloned()
             .collect(),
         autoscaler_status: find_cm(AUTOSCALER_STATUS),

@@ -15,7 +15,6 @@ use k8s_openapi::api::core::v1::{
     ResourceQuota,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::api::storage::v1::StorageClass;
 use serde::Serialize;
 use serde_json::Value;
@@ -40,7 +39,6 @@ pub struct Inventory {
     pub limit_ranges: Vec<LimitRange>,
     pub resource_quotas: Vec<ResourceQuota>,
     pub pdbs: Vec<PodDisruptionBudget>,
-    pub priority_classes: Vec<PriorityClass>,
     pub config_maps: Vec<ConfigMap>,
     pub leases: Vec<Lease>,
     /// Namespaces of candidates: their labels opt in and their annotations pause.
@@ -137,7 +135,6 @@ const KINDS: &[(&str, &str)] = &[
     ("", "LimitRange"),
     ("", "ResourceQuota"),
     ("policy", "PodDisruptionBudget"),
-    ("scheduling.k8s.io", "PriorityClass"),
     ("", "ConfigMap"),
     ("coordination.k8s.io", "Lease"),
     ("", "Namespace"),
@@ -157,7 +154,6 @@ fn expected_version(kind: &str) -> Option<&'static str> {
         "PodDisruptionBudget" => PodDisruptionBudget::API_VERSION,
         "HorizontalPodAutoscaler" => HorizontalPodAutoscaler::API_VERSION,
         "Lease" => Lease::API_VERSION,
-        "PriorityClass" => PriorityClass::API_VERSION,
         "StorageClass" => StorageClass::API_VERSION,
         "ValidatingWebhookConfiguration" => ValidatingWebhookConfiguration::API_VERSION,
         "MutatingWebhookConfiguration" => MutatingWebhookConfiguration::API_VERSION,
@@ -258,7 +254,6 @@ impl Inventory {
             "LimitRange" => push!(limit_ranges),
             "ResourceQuota" => push!(resource_quotas),
             "PodDisruptionBudget" => push!(pdbs),
-            "PriorityClass" => push!(priority_classes),
             "ConfigMap" => {
                 let cm: ConfigMap =
                     serde_json::from_value(value).map_err(|e| origin(&format!("{label}: {e}")))?;
@@ -315,7 +310,6 @@ impl Inventory {
         put(&mut items, &self.resource_quotas)?;
         put(&mut items, &self.nodes)?;
         put(&mut items, &self.storage_classes)?;
-        put(&mut items, &self.priority_classes)?;
         put(&mut items, &self.config_maps)?;
         put(&mut items, &self.leases)?;
         put(&mut items, &self.namespaces)?;
