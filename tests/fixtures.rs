@@ -16,8 +16,15 @@ use stsmend::policy::Policies;
 /// storm protection out of the way (a one-namespace capture has few
 /// StatefulSets, most of them broken on purpose).
 fn plan(name: &str) -> Outcome {
+    plan_inventory(load(name))
+}
+
+fn load(name: &str) -> stsmend::inventory::Inventory {
     let path = PathBuf::from(format!("tests/fixtures/{name}.yaml"));
-    let inv = stsmend::source::files::load(&[path]).unwrap();
+    stsmend::source::files::load(&[path]).unwrap()
+}
+
+fn plan_inventory(inv: stsmend::inventory::Inventory) -> Outcome {
     let now = stsmend::snapshot::taken_at(&inv)
         .unwrap()
         .expect("a snapshot marker");
@@ -386,4 +393,40 @@ fn real_kubelet_failures_are_named_and_blamed_on_their_change() {
     for a in [cache, api, jobs, web, docs] {
         assert_eq!(rung(a), "rollback", "{:?}", kinds(a));
     }
+}
+
+/// The kubelet's `object "ns"/"name" not registered` (its cache not yet
+/// watching the ConfigMap) can come after the "not found" that says the
+/// ConfigMap is missing: the finding keeps the message that names it.
+#[test]
+fn a_later_not_registered_mount_failure_does_not_hide_the_missing_config_map() {
+    let mut inv = load("kubelet");
+    let found = inv
+        .events
+        .iter()
+        .find(|e| {
+            e.reason.as_deref() == Some("FailedMount")
+                && e.involved_object.name.as_deref() == Some("docs-1")
+        })
+        .expect("the captured FailedMount")
+        .clone();
+    let mut later = found.clone();
+    later.metadata.name = Some("docs-1.later".into());
+    later.message = Some(
+        r#"MountVolume.SetUp failed for volume "config" : object "shop"/"app-config" not registered"#
+            .into(),
+    );
+    later.count = Some(1);
+    if let Some(t) = &found.last_timestamp {
+        later.last_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            t.0 + jiff::SignedDuration::from_secs(1),
+        ));
+    }
+    inv.events.push(later);
+    let o = plan_inventory(inv);
+    let s = summary(failing(&o, "docs"), "volume_mount");
+    assert!(
+        s.contains("volume config ConfigMap shop/app-config does not exist"),
+        "{s}"
+    );
 }

@@ -25,8 +25,10 @@ enum Wait {
     Waiting(&'static str),
     /// The container has restarted.
     Restarted,
-    /// The pod has an event with this reason.
-    Event(&'static str),
+    /// The pod has an event with this reason whose message says this: the
+    /// kubelet's first FailedMount may only say its cache has not
+    /// registered the object yet.
+    EventSaying(&'static str, &'static str),
 }
 
 /// Breaks `db` (2 replicas, OrderedReady) with `patch` and waits until its
@@ -40,8 +42,8 @@ async fn break_and_mend(w: &World, patch: Value, wait: Wait, kind: &str, names: 
     match wait {
         Wait::Waiting(reason) => w.pod_waiting("db-1", reason, ROLLOUT).await,
         Wait::Restarted => w.restarted("db-1", 1, ROLLOUT * 2).await,
-        Wait::Event(reason) => {
-            w.event("db-1", reason, ROLLOUT).await;
+        Wait::EventSaying(reason, text) => {
+            w.event_saying("db-1", reason, text, ROLLOUT).await;
         }
     }
     let config = w.config("");
@@ -124,7 +126,7 @@ async fn missing_config_map_volume_rolls_back() {
     break_and_mend(
         &w,
         patch,
-        Wait::Event("FailedMount"),
+        Wait::EventSaying("FailedMount", "not found"),
         "volume_mount",
         &[
             "db-1",

@@ -369,21 +369,41 @@ impl World {
 
     /// Waits for an Event of `reason` on the object `involved`.
     pub async fn event(&self, involved: &str, reason: &str, timeout: Duration) -> String {
+        self.event_saying(involved, reason, "", timeout).await
+    }
+
+    /// Waits for an event with `reason` about `involved` whose message
+    /// contains `text`, and returns the message.
+    pub async fn event_saying(
+        &self,
+        involved: &str,
+        reason: &str,
+        text: &str,
+        timeout: Duration,
+    ) -> String {
         let api: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
-        wait_until(format!("event {reason} on {involved}"), timeout, || {
-            let api = api.clone();
-            async move {
-                let list = api
-                    .list(&ListParams::default().fields(&format!("involvedObject.name={involved}")))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                list.items
-                    .into_iter()
-                    .find(|e| e.reason.as_deref() == Some(reason))
-                    .and_then(|e| e.message)
-                    .ok_or_else(|| "not yet".to_string())
-            }
-        })
+        wait_until(
+            format!("event {reason} on {involved} saying {text:?}"),
+            timeout,
+            || {
+                let api = api.clone();
+                async move {
+                    let list = api
+                        .list(
+                            &ListParams::default()
+                                .fields(&format!("involvedObject.name={involved}")),
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    list.items
+                        .into_iter()
+                        .filter(|e| e.reason.as_deref() == Some(reason))
+                        .filter_map(|e| e.message)
+                        .find(|m| m.contains(text))
+                        .ok_or_else(|| "not yet".to_string())
+                }
+            },
+        )
         .await
         .unwrap()
     }

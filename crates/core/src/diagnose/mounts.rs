@@ -72,8 +72,12 @@ pub fn volumes(input: &Input<'_>, out: &mut Vec<Finding>) {
             let message = e.message.as_deref().unwrap_or_default();
             // "Unable to attach or mount volumes: ... timed out" follows a
             // SetUp failure and says less; keep the one that names a cause.
+            // So does the kubelet's `object "ns"/"name" not registered`, its
+            // cache not yet watching the object, which can come after the
+            // "not found" that says the object is missing.
             let entry = seen.entry(reason).or_insert((message, 0));
-            if !message.starts_with("Unable to attach or mount volumes") {
+            let names_less = missing_object(message).is_none() && missing_object(entry.0).is_some();
+            if !message.starts_with("Unable to attach or mount volumes") && !names_less {
                 entry.0 = message;
             }
             entry.1 += e.count.unwrap_or(1);
