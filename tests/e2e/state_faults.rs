@@ -194,7 +194,9 @@ async fn two_runs_at_once_act_once_and_keep_the_cooldown() {
         "the rollback is remembered after the manual run saved: {record:?}"
     );
     // The same bad template deployed again at once (a CD system): the
-    // cooldown holds.
+    // cooldown holds. Once healed, so the crash waited for is the new
+    // pod's, not the evicted one's.
+    w.healthy("db", ROLLOUT).await;
     w.set_image("db", &w.image("db", "2-crash")).await;
     w.restarted("db-1", 1, ROLLOUT).await;
     let again = w.agent(&apply).await;

@@ -553,6 +553,11 @@ impl World {
             let api = api.clone();
             async move {
                 let p = api.get(pod).await.map_err(|e| e.to_string())?;
+                // A pod on its way out (evicted by a rollback) keeps its
+                // restarts; they are not the ones waited for.
+                if p.metadata.deletion_timestamp.is_some() {
+                    return Err("terminating".to_string());
+                }
                 let restarts: Vec<i32> = p
                     .status
                     .and_then(|s| s.container_statuses)
