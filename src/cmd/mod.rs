@@ -95,7 +95,6 @@ pub(crate) struct Assessed {
     outcome: Outcome,
     source_label: String,
     now: jiff::Timestamp,
-    threshold: stsmend::duration::Span,
     skipped: std::collections::BTreeMap<String, usize>,
     policies: Policies,
     config: Config,
@@ -119,7 +118,7 @@ impl Assessed {
             version: stsmend::VERSION,
             generated_at: self.now,
             source: self.source_label,
-            threshold: self.threshold,
+            threshold: self.config.threshold,
             mode,
             policies: self.policies.infos(),
             outcome: self.outcome,
@@ -143,9 +142,11 @@ pub(crate) async fn assess(
     if let Some(n) = max_actions {
         config.limits.max_actions = n;
     }
+    if let Some(t) = threshold {
+        config.threshold = t;
+    }
     let scope = resolve_scope(scope_args, &config)?;
     let policies = load_policies(policies_flag, &config)?;
-    let threshold = threshold.unwrap_or(config.threshold);
     let counter = cluster::metrics::Counter::default();
     let mut live = None;
     let (inv, locations, source_label) = if source.from.is_empty() {
@@ -196,7 +197,6 @@ pub(crate) async fn assess(
         .flat_map(|s| &s.records)
         .filter_map(|(id, r)| Some((id.clone(), r.alert.clone()?)))
         .collect();
-    config.threshold = threshold;
     let settings = Settings::new(&config, scope, now)?;
     let pipeline::Run {
         outcome,
@@ -206,7 +206,6 @@ pub(crate) async fn assess(
         outcome,
         source_label,
         now,
-        threshold,
         skipped: inv.skipped.clone(),
         policies,
         config,

@@ -64,7 +64,7 @@ pub(crate) async fn explain(args: ExplainArgs) -> stsmend::Result<u8> {
         ExplainFormat::Text => match (found, exempt) {
             (Some(assessment), _) => print!(
                 "{}",
-                stsmend::report::explain(assessment, failing.is_some(), a.threshold)
+                stsmend::report::explain(assessment, failing.is_some(), a.config.threshold)
             ),
             (None, Some(e)) => println!("{id}: exempt by design: {}", e.reason.describe()),
             (None, None) => println!(

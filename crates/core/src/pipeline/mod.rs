@@ -475,11 +475,8 @@ pub fn run(
 ) -> Run {
     let mut outcome = evaluate(inv, state, &settings.options);
     decide(&mut outcome, policies, &settings.options, &settings.decide);
-    let next_state = observe(
-        &state.cloned().unwrap_or_default(),
-        &outcome,
-        settings.options.now,
-    );
+    let none = State::default();
+    let next_state = observe(state.unwrap_or(&none), &outcome, settings.options.now);
     guard(
         &mut outcome,
         inv,
