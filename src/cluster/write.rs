@@ -13,7 +13,7 @@ use crate::config::ScaleTarget;
 use crate::error::{Error, Result};
 
 /// The field manager and event source of every write.
-pub const MANAGER: &str = "stsmend";
+pub const MANAGER: &str = crate::config::FIELD_MANAGER;
 
 /// How writes reach the API server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -62,15 +62,7 @@ pub(crate) fn load_config(args: &ScopeArgs) -> Result<Config, Error> {
 }
 
 pub(crate) fn state_of(inv: &Inventory, config: &Config) -> Result<Option<State>, Error> {
-    inv.config_maps
-        .iter()
-        .find(|c| {
-            c.metadata.name.as_deref() == Some(state::CONFIG_MAP)
-                && c.metadata.namespace.as_deref() == Some(config.state_namespace.as_str())
-        })
-        .map(State::from_config_map)
-        .transpose()
-        .map_err(Error::from)
+    State::in_inventory(inv, &config.state_namespace).map_err(Error::from)
 }
 
 /// The policies a run decides with: `--policies` (strict: a policy that

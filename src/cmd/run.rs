@@ -210,6 +210,11 @@ async fn act_on_plans(
         if let Some(last) = done.last_action
             && let Some(record) = a.next_state.records.get_mut(&assessment.id())
         {
+            if last.action == "rollback"
+                && let Some((from, to)) = stsmend::pipeline::rolled_back(assessment)
+            {
+                record.remember_rollback(last.at, from, to);
+            }
             record.last_action = Some(last);
         }
         assessment.executed = done.executed;

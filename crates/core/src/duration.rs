@@ -25,6 +25,9 @@ impl Span {
     pub const fn minutes(m: u64) -> Self {
         Span(m * 60)
     }
+    pub const fn days(d: u64) -> Self {
+        Span(d * 86_400)
+    }
     pub fn as_secs(self) -> u64 {
         self.0
     }

@@ -92,6 +92,13 @@ pub enum Blocked {
         seen_runs: u32,
         needed: u32,
     },
+    /// The plan writes the template back, or evicts pods to force it,
+    /// while another writer has put back the template the agent rolled
+    /// back from: the write would only start a fight.
+    Reapplied {
+        writer: String,
+        revision: String,
+    },
 }
 
 impl Blocked {
@@ -145,6 +152,9 @@ impl Blocked {
             Blocked::Debounce { seen_runs, needed } => {
                 format!("seen failing in {seen_runs} run(s) in a row; acting needs {needed}")
             }
+            Blocked::Reapplied { writer, revision } => format!(
+                "{writer} put back the template of revision {revision} after the agent rolled back from it: the agent does not roll back from it again (or patch the template) until the template changes"
+            ),
         }
     }
 }
@@ -164,6 +174,10 @@ pub struct Subject {
     /// after the agent's rollback whose evictions did not happen then):
     /// part of that remediation, so its cooldown does not hold it.
     pub finishes_own: bool,
+    /// Another writer put back the template the agent rolled back from
+    /// (writer, revision), and the plan would write the template or
+    /// evict pods to force a revision.
+    pub fights: Option<(String, String)>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -262,6 +276,12 @@ pub fn admit(
             if !s.opted_in {
                 return Err(Blocked::NotOptedIn);
             }
+            if let Some((writer, revision)) = &s.fights {
+                return Err(Blocked::Reapplied {
+                    writer: writer.clone(),
+                    revision: revision.clone(),
+                });
+            }
             if let Some(storm) = storm {
                 return Err(storm.clone());
             }
@@ -348,7 +368,34 @@ mod tests {
             seen_runs: 2,
             writes: 1,
             finishes_own: false,
+            fights: None,
         }
+    }
+
+    #[test]
+    fn a_write_that_would_fight_another_writer_is_blocked_before_any_limit() {
+        let fights = Subject {
+            fights: Some(("kustomize-controller".into(), "db-7f9c".into())),
+            // Even a set whose cooldown ran out and that is due.
+            seen_runs: 9,
+            ..ready()
+        };
+        assert_eq!(
+            one(fights.clone()),
+            Err(Blocked::Reapplied {
+                writer: "kustomize-controller".into(),
+                revision: "db-7f9c".into()
+            })
+        );
+        let described = one(fights).unwrap_err().describe();
+        assert!(described.contains("kustomize-controller put back"), "{described}");
+        // Not opted in says so first: nothing would be written anyway.
+        let r = one(Subject {
+            opted_in: false,
+            fights: Some(("argocd-controller".into(), "db-1".into())),
+            ..ready()
+        });
+        assert_eq!(r, Err(Blocked::NotOptedIn));
     }
 
     fn one(s: Subject) -> Result<(), Blocked> {
@@ -563,6 +610,7 @@ mod tests {
         let recent = Subject {
             last_action_at: Some("2026-11-22T09:50:00Z".parse().unwrap()),
             finishes_own: true,
+            fights: None,
             ..ready()
         };
         assert_eq!(one(recent.clone()), Ok(()));

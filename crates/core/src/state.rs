@@ -44,6 +44,76 @@ pub struct Record {
     /// (crates/core/src/alerts.rs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert: Option<OpenAlert>,
+    /// The agent's rollbacks, newest last: what it rolled back from, so a
+    /// template another writer puts back is never rolled back from again
+    /// (crate::diagnose::owner::reapplied). Kept while the set is healthy,
+    /// for [`REVERTED_KEPT`], at most [`REVERTED_MAX`] of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reverted: Vec<Reverted>,
+}
+
+/// How long a rollback is remembered after it was made.
+pub const REVERTED_KEPT: crate::duration::Span = crate::duration::Span::days(7);
+/// How many rollbacks of one StatefulSet are remembered.
+pub const REVERTED_MAX: usize = 8;
+
+/// One rollback the agent made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Reverted {
+    pub at: Timestamp,
+    /// The update revision it rolled back from: the bad template.
+    pub from: String,
+    /// The revision it rolled back to.
+    pub to: String,
+}
+
+impl Record {
+    /// Remembers a rollback from `from` to `to` made at `at`.
+    pub fn remember_rollback(&mut self, at: Timestamp, from: &str, to: &str) {
+        self.reverted.retain(|r| r.from != from);
+        self.reverted.push(Reverted {
+            at,
+            from: from.to_string(),
+            to: to.to_string(),
+        });
+        let over = self.reverted.len().saturating_sub(REVERTED_MAX);
+        self.reverted.drain(..over);
+    }
+
+    /// Forgets rollbacks older than [`REVERTED_KEPT`] (and any dated after
+    /// `now`, which no run of the agent can have made).
+    pub fn prune_reverted(&mut self, now: Timestamp) {
+        let oldest = now
+            .checked_sub(jiff::SignedDuration::from_secs(REVERTED_KEPT.as_secs() as i64))
+            .unwrap_or(now);
+        let leeway = jiff::SignedDuration::from_secs(300);
+        let latest = now.checked_add(leeway).unwrap_or(now);
+        self.reverted.retain(|r| r.at >= oldest && r.at <= latest);
+    }
+
+    /// Takes in another run's rollbacks (two runs at once), newest last.
+    fn merge_reverted(&mut self, theirs: &[Reverted]) {
+        for r in theirs {
+            if !self.reverted.contains(r) {
+                self.reverted.push(r.clone());
+            }
+        }
+        self.reverted.sort_by_key(|r| r.at);
+        let mut seen = std::collections::BTreeSet::new();
+        // The newest rollback from each revision.
+        let mut kept: Vec<Reverted> = self
+            .reverted
+            .iter()
+            .rev()
+            .filter(|r| seen.insert(r.from.clone()))
+            .cloned()
+            .collect();
+        kept.reverse();
+        let over = kept.len().saturating_sub(REVERTED_MAX);
+        kept.drain(..over);
+        self.reverted = kept;
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -81,6 +151,19 @@ impl State {
         })
     }
 
+    /// The state saved in the objects read (or a snapshot), if any: the
+    /// ConfigMap [`CONFIG_MAP`] in `namespace`.
+    pub fn in_inventory(inv: &crate::inventory::Inventory, namespace: &str) -> Result<Option<Self>> {
+        inv.config_maps
+            .iter()
+            .find(|c| {
+                c.metadata.name.as_deref() == Some(CONFIG_MAP)
+                    && c.metadata.namespace.as_deref() == Some(namespace)
+            })
+            .map(Self::from_config_map)
+            .transpose()
+    }
+
     /// The ConfigMap data that stores these records.
     pub fn to_data(&self) -> Result<BTreeMap<String, String>> {
         write_records(&self.records, "state")
@@ -109,6 +192,14 @@ impl State {
             };
             if later {
                 record.last_action = theirs.last_action.clone();
+            }
+            record.merge_reverted(&theirs.reverted);
+        }
+        // A healthy set whose record only the other run kept (it rolled
+        // back and the set healed): its memory of the rollback stays.
+        for (id, theirs) in &saved.records {
+            if !theirs.reverted.is_empty() && !self.records.contains_key(id) {
+                self.records.insert(id.clone(), theirs.clone());
             }
         }
     }
@@ -176,6 +267,11 @@ mod tests {
                     annotations: Default::default(),
                     starts_at: "2026-11-22T10:05:00Z".parse().unwrap(),
                 }),
+                reverted: vec![Reverted {
+                    at: "2026-11-22T10:05:00Z".parse().unwrap(),
+                    from: "db-7c9d8f6b54".into(),
+                    to: "db-5d8f7c9b6d".into(),
+                }],
             },
         );
         let data = state.to_data().unwrap();
@@ -245,6 +341,83 @@ mod tests {
     fn an_unreadable_record_is_an_error_naming_the_key() {
         let cm = ConfigMap {
             data: Some([("shop.db".to_string(), "{nope".to_string())].into()),
+            ..Default::default()
+        };
+        let err = State::from_config_map(&cm).unwrap_err().to_string();
+        assert!(err.contains("key shop.db"), "{err}");
+    }
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn rollbacks_are_remembered_once_per_revision_newest_last_and_capped() {
+        let mut r = Record::default();
+        r.remember_rollback(t("2026-11-22T10:00:00Z"), "db-bad", "db-good");
+        r.remember_rollback(t("2026-11-22T11:00:00Z"), "db-worse", "db-good");
+        r.remember_rollback(t("2026-11-22T12:00:00Z"), "db-bad", "db-good");
+        let froms: Vec<&str> = r.reverted.iter().map(|x| x.from.as_str()).collect();
+        assert_eq!(froms, ["db-worse", "db-bad"]);
+        assert_eq!(r.reverted[1].at, t("2026-11-22T12:00:00Z"));
+        for i in 0..20 {
+            r.remember_rollback(t("2026-11-23T10:00:00Z"), &format!("db-{i}"), "db-good");
+        }
+        assert_eq!(r.reverted.len(), REVERTED_MAX);
+        assert_eq!(r.reverted.last().unwrap().from, "db-19");
+    }
+
+    #[test]
+    fn old_and_future_dated_rollbacks_are_forgotten() {
+        let mut r = Record::default();
+        r.remember_rollback(t("2026-11-10T10:00:00Z"), "db-old", "db-good");
+        r.remember_rollback(t("2026-11-22T09:00:00Z"), "db-recent", "db-good");
+        r.remember_rollback(t("2027-01-01T00:00:00Z"), "db-forged", "db-good");
+        r.prune_reverted(t("2026-11-22T10:00:00Z"));
+        let froms: Vec<&str> = r.reverted.iter().map(|x| x.from.as_str()).collect();
+        assert_eq!(froms, ["db-recent"]);
+    }
+
+    #[test]
+    fn merging_keeps_both_runs_rollbacks_and_a_healed_sets_memory() {
+        let mut ours = State::default();
+        let mut mine = Record {
+            uid: Some("u1".into()),
+            ..Default::default()
+        };
+        mine.remember_rollback(t("2026-11-22T09:00:00Z"), "db-a", "db-good");
+        ours.records.insert("shop/db".into(), mine);
+        let mut saved = State::default();
+        let mut theirs = Record {
+            uid: Some("u1".into()),
+            ..Default::default()
+        };
+        theirs.remember_rollback(t("2026-11-22T09:30:00Z"), "db-b", "db-good");
+        theirs.remember_rollback(t("2026-11-22T09:40:00Z"), "db-a", "db-good");
+        saved.records.insert("shop/db".into(), theirs.clone());
+        // Another set the other run rolled back, healthy in this run.
+        saved.records.insert("shop/web".into(), theirs);
+        ours.merge_saved(&saved);
+        let db = &ours.records["shop/db"];
+        let got: Vec<(&str, Timestamp)> = db.reverted.iter().map(|x| (x.from.as_str(), x.at)).collect();
+        assert_eq!(
+            got,
+            [("db-b", t("2026-11-22T09:30:00Z")), ("db-a", t("2026-11-22T09:40:00Z"))]
+        );
+        assert_eq!(ours.records["shop/web"].reverted.len(), 2);
+    }
+
+    #[test]
+    fn a_record_that_names_an_unknown_field_is_refused() {
+        let cm = ConfigMap {
+            data: Some(
+                [(
+                    "shop.db".to_string(),
+                    r#"{"reverted":[{"at":"2026-11-22T09:00:00Z","from":"a","to":"b","by":"x"}]}"#
+                        .to_string(),
+                )]
+                .into(),
+            ),
             ..Default::default()
         };
         let err = State::from_config_map(&cm).unwrap_err().to_string();

@@ -16,6 +16,9 @@ pub const POLICY_ANNOTATION: &str = "stsmend.io/policy";
 /// The StatefulSet annotation that marks rolling back as unsafe (an
 /// irreversible migration ran); the ladder escalates instead.
 pub const ROLLBACK_UNSAFE_ANNOTATION: &str = "stsmend.io/rollback-unsafe";
+/// The field manager of every write the agent makes: how its own writes
+/// are told from another writer's in `managedFields`.
+pub const FIELD_MANAGER: &str = "stsmend";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]

@@ -276,7 +276,9 @@ pub fn depends_on(f: &Finding) -> Option<Vec<Aspect>> {
         | Kind::PodTerminating
         | Kind::LongGracePeriod
         | Kind::Hpa
-        | Kind::AutoscalerStatus => return None,
+        | Kind::AutoscalerStatus
+        | Kind::SpecOwner
+        | Kind::TemplateReapplied => return None,
     })
 }
 

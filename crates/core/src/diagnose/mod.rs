@@ -5,8 +5,9 @@ mod admission;
 pub mod change;
 mod cluster;
 mod mounts;
+pub mod owner;
 mod pods;
-mod rollout;
+pub mod rollout;
 mod scheduling;
 mod storage;
 
@@ -246,6 +247,8 @@ pub fn diagnose(input: &Input<'_>) -> Vec<Finding> {
     cluster::controller(input, &mut findings);
     cluster::hpa(input, &mut findings);
     rollout::ordered_ready(input, &mut findings);
+    owner::reapplied(input, &mut findings);
+    owner::spec_owner(input, &mut findings);
     findings.sort_by(|a, b| {
         b.kind
             .is_symptom()

@@ -83,6 +83,48 @@ pub fn revision_template(rev: &k8s_openapi::api::apps::v1::ControllerRevision) -
     rev.data.as_ref()?.0.pointer("/spec/template")
 }
 
+/// Whether two templates are the same as the API server and the controller
+/// each write them: the controller stores `$patch: replace` and a null
+/// creationTimestamp that the live object does not carry. Compares in place;
+/// templates are the largest part of a StatefulSet.
+pub fn same_template(recorded: &Value, live: &Value) -> bool {
+    fn present(o: &serde_json::Map<String, Value>) -> impl Iterator<Item = (&String, &Value)> {
+        o.iter()
+            .filter(|(k, v)| !v.is_null() && k.as_str() != "$patch")
+    }
+    match (recorded, live) {
+        (Value::Object(a), Value::Object(b)) => {
+            present(a).count() == present(b).count()
+                && present(a).all(|(k, v)| b.get(k).is_some_and(|w| same_template(v, w)))
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_template(x, y))
+        }
+        (a, b) => a == b,
+    }
+}
+
+/// The revision whose template the StatefulSet has now: the recorded one
+/// equal to the live template, newest first, else the update revision
+/// (a template the controller has not recorded yet has none).
+pub fn live_revision(facts: &crate::facts::Facts) -> Option<&str> {
+    let sts = &facts.stateful_set;
+    let live = sts
+        .spec
+        .as_ref()
+        .and_then(|s| serde_json::to_value(&s.template).ok());
+    live.as_ref()
+        .and_then(|live| {
+            facts
+                .revisions
+                .iter()
+                .rev()
+                .find(|r| revision_template(r).is_some_and(|t| same_template(t, live)))
+                .and_then(|r| r.metadata.name.as_deref())
+        })
+        .or_else(|| sts.status.as_ref()?.update_revision.as_deref())
+}
+
 /// Rollout history: which revision is current and which is being rolled out,
 /// and what changed between their templates.
 pub fn history(input: &Input<'_>, out: &mut Vec<Finding>) {

@@ -286,4 +286,54 @@ data! {
         #[serde(skip_serializing_if = "Option::is_none")]
         lease_age_seconds: Option<u64>,
     }
+
+    SpecOwner {
+        /// Who keeps the spec: `controller` (a controlling owner
+        /// reference), `flux`, `argocd`, `helm`, or `none` (no owner
+        /// recognised; the template writer is still named).
+        managed_by: String,
+        /// Whether the owner puts its template back by itself (a
+        /// controller or a GitOps sync): a rollback would be reverted.
+        reconciles: bool,
+        /// `Kind namespace/name` of the owning object, where it is known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner_kind: Option<String>,
+        /// The owner's API group (`""` for the core group).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner_api_group: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner_namespace: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner_name: Option<String>,
+        /// The Helm release and chart its labels and annotations name.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        helm_release: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        helm_release_namespace: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        helm_chart: Option<String>,
+        /// The field manager that last wrote `spec.template`, and when
+        /// (from `managedFields`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        template_writer: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        template_written_at: Option<String>,
+        /// `Apply` (server-side apply) or `Update`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        template_write_operation: Option<String>,
+    }
+
+    TemplateReapplied {
+        /// The field manager that put the template back.
+        writer: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        written_at: Option<String>,
+        /// The revision the agent rolled back from, the update revision again.
+        revision: String,
+        /// When the agent rolled back from it, and to which revision.
+        rolled_back_at: String,
+        rolled_back_to: String,
+    }
 }

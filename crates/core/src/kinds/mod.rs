@@ -112,6 +112,8 @@ kinds! {
     Hpa = "hpa" (Hpa),
     AutoscalerStatus = "autoscaler_status" (AutoscalerStatus),
     ControllerNotProcessing = "controller_not_processing" (ControllerNotProcessing),
+    SpecOwner = "spec_owner" (SpecOwner),
+    TemplateReapplied = "template_reapplied" (TemplateReapplied),
 }
 
 impl Kind {
@@ -126,6 +128,12 @@ impl Kind {
             self,
             Kind::GenerationMismatch | Kind::RolloutStuck | Kind::ReplicasNotReady
         )
+    }
+
+    /// Context about the StatefulSet rather than a cause of its failure
+    /// (who owns its spec): never listed among the causes.
+    pub fn is_context(self) -> bool {
+        matches!(self, Kind::SpecOwner)
     }
 }
 

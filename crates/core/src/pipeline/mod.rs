@@ -389,6 +389,7 @@ pub fn guard(
                 seen_runs: record.map_or(0, |r| r.failing_runs),
                 writes: a.plan.as_ref().map_or(0, Decision::writes),
                 finishes_own: finishes_own(a, record),
+                fights: fights(a),
             }
         })
         .collect();
@@ -401,6 +402,40 @@ pub fn guard(
             seen_runs: s.seen_runs,
         });
     }
+}
+
+/// The writer and revision a plan would fight: it writes the template
+/// (a rollback, a spec patch) while another writer has put back the
+/// template the agent rolled back from (`template_reapplied`). Not a
+/// policy's choice: a policy that ignores the finding is held here.
+fn fights(a: &Assessment) -> Option<(String, String)> {
+    let writes_template = a.plan.as_ref().is_some_and(|p| {
+        p.actions.iter().any(|x| {
+            matches!(
+                x,
+                crate::policy::Action::Rollback { .. } | crate::policy::Action::PatchSpec { .. }
+            )
+        })
+    });
+    if !writes_template {
+        return None;
+    }
+    a.findings.iter().find_map(|f| match &f.data {
+        crate::kinds::Data::TemplateReapplied(d) => Some((d.writer.clone(), d.revision.clone())),
+        _ => None,
+    })
+}
+
+/// What a rollback the agent made leaves to remember: the revision whose
+/// template it replaced and the one it went back to, for
+/// [`crate::state::Record::remember_rollback`].
+pub fn rolled_back(a: &Assessment) -> Option<(&str, &str)> {
+    let to = a.plan.as_ref()?.actions.iter().find_map(|x| match x {
+        crate::policy::Action::Rollback { name, .. } => Some(name.as_str()),
+        _ => None,
+    })?;
+    let from = diagnose::rollout::live_revision(&a.facts)?;
+    (from != to).then_some((from, to))
 }
 
 /// Whether a plan only evicts pods after the agent's own rollback: the
@@ -574,5 +609,44 @@ mod tests {
         let a = &mut o.failing[0];
         a.findings.retain(|f| f.change.is_none());
         assert_eq!(cause_of(&a.findings), Cause::Unexplained);
+    }
+
+    #[test]
+    fn a_policy_that_rolls_back_into_a_fight_is_held_by_the_guards() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+            .join("policies/tests/ladder/e-escalate-template-reapplied/objects.yaml");
+        let inv = crate::source::files::load(&[path]).expect("case objects");
+        let state = State::in_inventory(&inv, "stsmend").unwrap().expect("saved state");
+        let mut opt_in = inv.clone();
+        opt_in.stateful_sets[0]
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert(guard::OPT_IN_LABEL.into(), "true".into());
+        // A team policy that reads no finding and always rolls back.
+        let team = r#"rungs(["always"]); choose("always", [rollback(last_good_revision(), "always")])"#;
+        let policies = Policies::from_sources(&[("ladder", team)], crate::policy::Origin::Config)
+            .unwrap();
+        let mut config = Config::default();
+        config.limits.cooldown = Span::minutes(1);
+        let settings = Settings::new(&config, Scope::default(), "2026-11-22T10:00:00Z".parse().unwrap())
+            .unwrap();
+        let run = run(&opt_in, Some(&state), &settings, &policies);
+        let a = &run.outcome.failing[0];
+        assert_eq!(a.plan.as_ref().unwrap().actions[0].name(), "rollback");
+        let gate = a.gate.as_ref().unwrap();
+        assert!(!gate.admitted, "{gate:?}");
+        assert_eq!(
+            gate.blocked,
+            Some(Blocked::Reapplied {
+                writer: "deploy-bot".into(),
+                revision: "db-7c9d8f6b54".into()
+            })
+        );
+        // The memory of the rollback is carried into the next state.
+        assert_eq!(
+            run.next_state.get("shop", "db").unwrap().reverted,
+            state.get("shop", "db").unwrap().reverted
+        );
     }
 }

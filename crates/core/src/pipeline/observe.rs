@@ -8,7 +8,10 @@ use crate::state::{Seen, State};
 /// The state after a run: a mismatch seen for the first time is recorded with
 /// `now`; a record whose mismatch has cleared, or whose generation moved on,
 /// is renewed; records of StatefulSets no longer suspect are dropped so the
-/// ConfigMap does not grow without bound.
+/// ConfigMap does not grow without bound, except for what the agent must
+/// not forget when a set heals: its rollbacks (the templates it rolled back
+/// from, [`crate::state::Reverted`]) and the last action they came with,
+/// for as long as [`crate::state::REVERTED_KEPT`].
 pub fn observe(prior: &State, outcome: &Outcome, now: Timestamp) -> State {
     let mut next = State::default();
     for a in outcome.failing.iter().chain(&outcome.pending) {
@@ -36,7 +39,23 @@ pub fn observe(prior: &State, outcome: &Outcome, now: Timestamp) -> State {
                 first_seen: now,
             },
         });
+        record.prune_reverted(now);
         next.records.insert(id, record);
+    }
+    for (id, old) in &prior.records {
+        if next.records.contains_key(id) || old.reverted.is_empty() {
+            continue;
+        }
+        let mut kept = crate::state::Record {
+            uid: old.uid.clone(),
+            last_action: old.last_action.clone(),
+            reverted: old.reverted.clone(),
+            ..Default::default()
+        };
+        kept.prune_reverted(now);
+        if !kept.reverted.is_empty() {
+            next.records.insert(id.clone(), kept);
+        }
     }
     next
 }
@@ -109,6 +128,31 @@ mod tests {
         // Healed: the record goes.
         let s4 = observe(&s3, &outcome(4, 4), t2);
         assert!(s4.get("shop", "db").is_none());
+    }
+
+    #[test]
+    fn a_rollback_is_remembered_while_the_set_is_healthy_until_it_is_old() {
+        let t1: Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();
+        let mut s1 = observe(&State::default(), &outcome(3, 2), t1);
+        let record = s1.records.get_mut("shop/db").unwrap();
+        record.remember_rollback(t1, "db-bad", "db-good");
+        record.last_action = Some(crate::state::LastAction {
+            at: t1,
+            action: "rollback".into(),
+            why: "crash loop".into(),
+        });
+        // Healed: the rollback and its action stay, the rest goes.
+        let s2 = observe(&s1, &outcome(4, 4), t1);
+        let kept = s2.get("shop", "db").expect("kept");
+        assert_eq!(kept.reverted, s1.get("shop", "db").unwrap().reverted);
+        assert!(kept.last_action.is_some());
+        assert_eq!((kept.failing_runs, kept.mismatch.clone()), (0, None));
+        // Failing again: the memory is there for diagnosis.
+        let s3 = observe(&s2, &outcome(5, 4), t1);
+        assert_eq!(s3.get("shop", "db").unwrap().reverted.len(), 1);
+        // A week and a day later, healthy: forgotten.
+        let later: Timestamp = "2026-11-30T10:00:00Z".parse().unwrap();
+        assert!(observe(&s2, &outcome(4, 4), later).get("shop", "db").is_none());
     }
 
     #[test]

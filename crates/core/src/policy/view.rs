@@ -8,12 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use rhai::{Array, Dynamic, ImmutableString, Map};
 use serde_json::Value;
 
 use crate::detect::Detection;
+use crate::diagnose::rollout::{revision_template, same_template};
 use crate::diagnose::{Data, Finding, Kind};
 use crate::facts::{Facts, REVISION_LABEL};
 use crate::guard::Blocked;
@@ -318,31 +318,6 @@ fn is_ready(p: &Pod) -> bool {
         .into_iter()
         .flatten()
         .any(|c| c.type_ == "Ready" && c.status == "True")
-}
-
-/// Whether two templates are the same as the API server and the controller
-/// each write them: the controller stores `$patch: replace` and a null
-/// creationTimestamp that the live object does not carry. Compares in place;
-/// templates are the largest part of a StatefulSet.
-fn same_template(recorded: &Value, live: &Value) -> bool {
-    fn present(o: &serde_json::Map<String, Value>) -> impl Iterator<Item = (&String, &Value)> {
-        o.iter()
-            .filter(|(k, v)| !v.is_null() && k.as_str() != "$patch")
-    }
-    match (recorded, live) {
-        (Value::Object(a), Value::Object(b)) => {
-            present(a).count() == present(b).count()
-                && present(a).all(|(k, v)| b.get(k).is_some_and(|w| same_template(v, w)))
-        }
-        (Value::Array(a), Value::Array(b)) => {
-            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_template(x, y))
-        }
-        (a, b) => a == b,
-    }
-}
-
-fn revision_template(rev: &ControllerRevision) -> Option<&Value> {
-    rev.data.as_ref()?.0.pointer("/spec/template")
 }
 
 fn containers(list: &[Container]) -> Dynamic {
@@ -831,6 +806,22 @@ fn history_value(facts: &Facts) -> Dynamic {
                 Dynamic::from_map(m)
             }),
     );
+    h.insert(
+        "reverted".into(),
+        Dynamic::from_array(
+            record
+                .into_iter()
+                .flat_map(|r| &r.reverted)
+                .map(|r| {
+                    let mut m = Map::new();
+                    m.insert("at".into(), str_value(&r.at.to_string()));
+                    m.insert("from".into(), str_value(&r.from));
+                    m.insert("to".into(), str_value(&r.to));
+                    Dynamic::from_map(m)
+                })
+                .collect(),
+        ),
+    );
     Dynamic::from_map(h)
 }
 
@@ -1008,7 +999,9 @@ impl View {
     pub(crate) fn causes(&self) -> impl Iterator<Item = &FindingFacts> {
         self.findings
             .iter()
-            .filter(|f| !f.symptom && f.confidence != crate::diagnose::Confidence::Low)
+            .filter(|f| {
+                !f.symptom && !f.kind.is_context() && f.confidence != crate::diagnose::Confidence::Low
+            })
     }
 
     /// Pods on the update revision that are not Ready: the new revision's
