@@ -365,11 +365,12 @@ pub fn run_case(dir: &Path, label: &str) -> Result<Vec<Row>, CaseError> {
         })?;
     // The agent's records, when the objects hold its state ConfigMap (a
     // rollback it remembers, a first sighting).
-    let state = crate::state::State::in_inventory(&inventory, &config.state_namespace)
-        .map_err(|source| CaseError::Input {
+    let state = crate::state::State::in_inventory(&inventory, &config.state_namespace).map_err(
+        |source| CaseError::Input {
             path: case_path.clone(),
             source,
-        })?;
+        },
+    )?;
     let outcome = pipeline::run(&inventory, state.as_ref(), &settings, &policies).outcome;
 
     Ok(case

@@ -388,7 +388,10 @@ mod tests {
             })
         );
         let described = one(fights).unwrap_err().describe();
-        assert!(described.contains("kustomize-controller put back"), "{described}");
+        assert!(
+            described.contains("kustomize-controller put back"),
+            "{described}"
+        );
         // Not opted in says so first: nothing would be written anyway.
         let r = one(Subject {
             opted_in: false,

@@ -85,7 +85,9 @@ impl Record {
     /// `now`, which no run of the agent can have made).
     pub fn prune_reverted(&mut self, now: Timestamp) {
         let oldest = now
-            .checked_sub(jiff::SignedDuration::from_secs(REVERTED_KEPT.as_secs() as i64))
+            .checked_sub(jiff::SignedDuration::from_secs(
+                REVERTED_KEPT.as_secs() as i64
+            ))
             .unwrap_or(now);
         let leeway = jiff::SignedDuration::from_secs(300);
         let latest = now.checked_add(leeway).unwrap_or(now);
@@ -153,7 +155,10 @@ impl State {
 
     /// The state saved in the objects read (or a snapshot), if any: the
     /// ConfigMap [`CONFIG_MAP`] in `namespace`.
-    pub fn in_inventory(inv: &crate::inventory::Inventory, namespace: &str) -> Result<Option<Self>> {
+    pub fn in_inventory(
+        inv: &crate::inventory::Inventory,
+        namespace: &str,
+    ) -> Result<Option<Self>> {
         inv.config_maps
             .iter()
             .find(|c| {
@@ -399,10 +404,17 @@ mod tests {
         saved.records.insert("shop/web".into(), theirs);
         ours.merge_saved(&saved);
         let db = &ours.records["shop/db"];
-        let got: Vec<(&str, Timestamp)> = db.reverted.iter().map(|x| (x.from.as_str(), x.at)).collect();
+        let got: Vec<(&str, Timestamp)> = db
+            .reverted
+            .iter()
+            .map(|x| (x.from.as_str(), x.at))
+            .collect();
         assert_eq!(
             got,
-            [("db-b", t("2026-11-22T09:30:00Z")), ("db-a", t("2026-11-22T09:40:00Z"))]
+            [
+                ("db-b", t("2026-11-22T09:30:00Z")),
+                ("db-a", t("2026-11-22T09:40:00Z"))
+            ]
         );
         assert_eq!(ours.records["shop/web"].reverted.len(), 2);
     }

@@ -96,10 +96,7 @@ pub fn spec_owner(input: &Input<'_>, out: &mut Vec<Finding>) {
     let writer = template_writer(meta);
     let mut d = data::SpecOwner {
         template_writer: writer.as_ref().map(|w| w.manager.clone()),
-        template_written_at: writer
-            .as_ref()
-            .and_then(|w| w.time)
-            .map(|t| t.to_string()),
+        template_written_at: writer.as_ref().and_then(|w| w.time).map(|t| t.to_string()),
         template_write_operation: writer.as_ref().and_then(|w| w.operation.clone()),
         helm_release: annotations.get(HELM_RELEASE_NAME).cloned(),
         helm_release_namespace: annotations.get(HELM_RELEASE_NAMESPACE).cloned(),
@@ -126,10 +123,7 @@ pub fn spec_owner(input: &Input<'_>, out: &mut Vec<Finding>) {
         evidence.push(Evidence::field(
             sts_ref.clone(),
             format!("metadata.ownerReferences[{i}]"),
-            format!(
-                "{} {} {} (controller: true)",
-                r.api_version, r.kind, r.name
-            ),
+            format!("{} {} {} (controller: true)", r.api_version, r.kind, r.name),
         ));
     } else if let Some((kind, group, (name_key, ns_key))) = [
         (
@@ -266,7 +260,9 @@ fn label_evidence(sts_ref: &str, key: &str, value: &str) -> Evidence {
 fn summary(d: &data::SpecOwner, writer: Option<&TemplateWrite>) -> String {
     let who = d.owner.as_deref();
     let by = match (d.managed_by.as_str(), who) {
-        ("controller", Some(o)) => format!("the spec is owned by {o}, whose controller reconciles it"),
+        ("controller", Some(o)) => {
+            format!("the spec is owned by {o}, whose controller reconciles it")
+        }
         ("flux", Some(o)) => format!("the spec is applied by Flux from {o}"),
         ("flux", None) => "the spec is applied by Flux".into(),
         ("argocd", Some(o)) => format!("the spec is synced by Argo CD from {o}"),
@@ -337,7 +333,10 @@ pub fn reapplied(input: &Input<'_>, out: &mut Vec<Finding>) {
         .with(Evidence::field(
             format!("ConfigMap {}", crate::state::CONFIG_MAP),
             "reverted",
-            format!("rolled back from {} to {} at {}", reverted.from, reverted.to, reverted.at),
+            format!(
+                "rolled back from {} to {} at {}",
+                reverted.from, reverted.to, reverted.at
+            ),
         ))
         .data(data::TemplateReapplied {
             writer: writer.manager.clone(),
@@ -392,7 +391,9 @@ mod tests {
         }
     }
 
-    fn meta(inv: &mut Inventory) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+    fn meta(
+        inv: &mut Inventory,
+    ) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
         &mut inv.stateful_sets[0].metadata
     }
 
@@ -445,7 +446,10 @@ mod tests {
         assert_eq!(d.owner.as_deref(), Some("Prometheus shop/k8s"));
         assert_eq!(d.owner_api_group.as_deref(), Some("monitoring.coreos.com"));
         assert_eq!(d.template_writer.as_deref(), Some("PrometheusOperator"));
-        assert_eq!(d.template_written_at.as_deref(), Some("2026-11-22T09:30:00Z"));
+        assert_eq!(
+            d.template_written_at.as_deref(),
+            Some("2026-11-22T09:30:00Z")
+        );
     }
 
     #[test]
@@ -472,7 +476,11 @@ mod tests {
     #[test]
     fn argo_cd_is_read_from_its_tracking_id_in_any_namespace() {
         let mut inv = objects();
-        annotate(&mut inv, ARGOCD_TRACKING_ID, "team-a_db:apps/StatefulSet:shop/db");
+        annotate(
+            &mut inv,
+            ARGOCD_TRACKING_ID,
+            "team-a_db:apps/StatefulSet:shop/db",
+        );
         label(&mut inv, MANAGED_BY_LABEL, "Helm");
         let d = owner(&inv);
         assert_eq!(d.managed_by, "argocd");
@@ -507,7 +515,11 @@ mod tests {
         let inv = objects();
         let f = findings(&inv, None);
         let o = f.iter().find(|f| f.kind == Kind::SpecOwner).unwrap();
-        assert!(o.summary.contains("kubectl-client-side-apply"), "{}", o.summary);
+        assert!(
+            o.summary.contains("kubectl-client-side-apply"),
+            "{}",
+            o.summary
+        );
         assert!(Kind::SpecOwner.is_context());
         assert!(o.change.is_none());
     }
@@ -528,8 +540,18 @@ mod tests {
         let meta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
             managed_fields: Some(vec![
                 entry("kubectl", "2026-11-22T09:00:00Z", template.clone(), None),
-                entry("kube-controller-manager", "2026-11-22T09:59:00Z", json!({"f:status": {}}), Some("status")),
-                entry("hpa", "2026-11-22T09:58:00Z", json!({"f:spec": {"f:replicas": {}}}), None),
+                entry(
+                    "kube-controller-manager",
+                    "2026-11-22T09:59:00Z",
+                    json!({"f:status": {}}),
+                    Some("status"),
+                ),
+                entry(
+                    "hpa",
+                    "2026-11-22T09:58:00Z",
+                    json!({"f:spec": {"f:replicas": {}}}),
+                    None,
+                ),
                 entry("stsmend", "2026-11-22T09:40:00Z", template.clone(), None),
                 entry("deploy-bot", "2026-11-22T09:40:00Z", template, None),
             ]),

@@ -616,7 +616,9 @@ mod tests {
         let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
             .join("policies/tests/ladder/e-escalate-template-reapplied/objects.yaml");
         let inv = crate::source::files::load(&[path]).expect("case objects");
-        let state = State::in_inventory(&inv, "stsmend").unwrap().expect("saved state");
+        let state = State::in_inventory(&inv, "stsmend")
+            .unwrap()
+            .expect("saved state");
         let mut opt_in = inv.clone();
         opt_in.stateful_sets[0]
             .metadata
@@ -624,13 +626,18 @@ mod tests {
             .get_or_insert_default()
             .insert(guard::OPT_IN_LABEL.into(), "true".into());
         // A team policy that reads no finding and always rolls back.
-        let team = r#"rungs(["always"]); choose("always", [rollback(last_good_revision(), "always")])"#;
-        let policies = Policies::from_sources(&[("ladder", team)], crate::policy::Origin::Config)
-            .unwrap();
+        let team =
+            r#"rungs(["always"]); choose("always", [rollback(last_good_revision(), "always")])"#;
+        let policies =
+            Policies::from_sources(&[("ladder", team)], crate::policy::Origin::Config).unwrap();
         let mut config = Config::default();
         config.limits.cooldown = Span::minutes(1);
-        let settings = Settings::new(&config, Scope::default(), "2026-11-22T10:00:00Z".parse().unwrap())
-            .unwrap();
+        let settings = Settings::new(
+            &config,
+            Scope::default(),
+            "2026-11-22T10:00:00Z".parse().unwrap(),
+        )
+        .unwrap();
         let run = run(&opt_in, Some(&state), &settings, &policies);
         let a = &run.outcome.failing[0];
         assert_eq!(a.plan.as_ref().unwrap().actions[0].name(), "rollback");

@@ -152,7 +152,11 @@ mod tests {
         assert_eq!(s3.get("shop", "db").unwrap().reverted.len(), 1);
         // A week and a day later, healthy: forgotten.
         let later: Timestamp = "2026-11-30T10:00:00Z".parse().unwrap();
-        assert!(observe(&s2, &outcome(4, 4), later).get("shop", "db").is_none());
+        assert!(
+            observe(&s2, &outcome(4, 4), later)
+                .get("shop", "db")
+                .is_none()
+        );
     }
 
     #[test]

@@ -997,11 +997,9 @@ impl View {
     /// The causes found: findings other than symptoms, of medium or high
     /// confidence.
     pub(crate) fn causes(&self) -> impl Iterator<Item = &FindingFacts> {
-        self.findings
-            .iter()
-            .filter(|f| {
-                !f.symptom && !f.kind.is_context() && f.confidence != crate::diagnose::Confidence::Low
-            })
+        self.findings.iter().filter(|f| {
+            !f.symptom && !f.kind.is_context() && f.confidence != crate::diagnose::Confidence::Low
+        })
     }
 
     /// Pods on the update revision that are not Ready: the new revision's
