@@ -103,7 +103,7 @@ async fn agent_watched(
 /// (Before the fix in src/cluster/write.rs the manual run's save dropped
 /// the record and the second rollback happened.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_runs_at_once_act_once_and_keep_the_cooldown() {
+async fn two_runs_at_once_act_once_and_remember_the_rollback() {
     let w = World::start_sim().await;
     let config = w.config("  stormMinFailing: 10\n");
     let config = config.to_str().unwrap();
@@ -193,9 +193,11 @@ async fn two_runs_at_once_act_once_and_keep_the_cooldown() {
         Some("rollback"),
         "the rollback is remembered after the manual run saved: {record:?}"
     );
-    // The same bad template deployed again at once (a CD system): the
-    // cooldown holds. Once healed, so the crash waited for is the new
-    // pod's, not the evicted one's.
+    // The same bad template deployed again (a CD system): the agent
+    // remembered what it rolled back from, though the manual run saved
+    // last, and does not roll back to fight the writer: it escalates
+    // naming it. Once healed, so the crash waited for is the new pod's,
+    // not the evicted one's.
     w.healthy("db", ROLLOUT).await;
     w.set_image("db", &w.image("db", "2-crash")).await;
     w.restarted("db-1", 1, ROLLOUT).await;
@@ -203,9 +205,20 @@ async fn two_runs_at_once_act_once_and_keep_the_cooldown() {
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(
         again.executed(&id),
-        [("rollback".to_string(), "blocked".to_string())],
-        "held by the cooldown: {:#}",
+        [("escalate".to_string(), "done".to_string())],
+        "a fight is escalated, not rolled back: {:#}",
         again.report
+    );
+    let reapplied: Vec<_> = again
+        .findings(&id)
+        .into_iter()
+        .filter(|(kind, _)| kind == "template_reapplied")
+        .collect();
+    assert_eq!(reapplied.len(), 1, "{:#}", again.report);
+    let why = again.planned(&id)[0]["why"].as_str().unwrap().to_string();
+    assert!(
+        why.contains("put its template back") && why.contains("not rolling back again"),
+        "{why}"
     );
     let events = w.agent_events("db").await;
     assert_eq!(
