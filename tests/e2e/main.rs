@@ -15,6 +15,7 @@ mod cronjob;
 mod deploy;
 mod heal;
 mod kubelet;
+mod owner;
 mod rbac;
 mod rollback;
 mod scale;

@@ -1,0 +1,537 @@
+//! Beside the spec's owner (issue 20): an operator reconciling its
+//! StatefulSet from a custom resource, Flux- and Argo CD-shaped sets
+//! re-applied by server-side apply under those tools' field managers, an
+//! unknown tool putting back a template the agent rolled back from, and a
+//! Helm release. The agent never fights a writer that puts the template
+//! back: a controller's set is never rolled back, another writer's at most
+//! once per bad revision, and every report and Event names who owns it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Event;
+use kube::Api;
+use kube::api::{
+    ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+};
+use serde_json::{Value, json};
+use stsmend_e2e::wait_until;
+
+use crate::ROLLOUT;
+use crate::world::{Run, World};
+
+const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: databases.e2e.stsmend.io
+spec:
+  group: e2e.stsmend.io
+  scope: Namespaced
+  names: {plural: databases, singular: database, kind: Database}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              image: {type: string}
+              replicas: {type: integer}
+"#;
+
+/// The StatefulSet `name` as its writer applies it: two pods of `image`,
+/// opted in (the team asked for remediation; the owner decides what is
+/// safe), with the writer's own labels and annotations.
+fn manifest(name: &str, image: &str, labels: Value, annotations: Value) -> Value {
+    let mut meta_labels = json!({"stsmend.io/remediate": "true"});
+    for (k, v) in labels.as_object().into_iter().flatten() {
+        meta_labels[k] = v.clone();
+    }
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": name, "labels": meta_labels, "annotations": annotations},
+        "spec": {
+            "replicas": 2,
+            "serviceName": name,
+            "podManagementPolicy": "OrderedReady",
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{
+                        "name": "app",
+                        "image": image,
+                        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}
+                    }]
+                }
+            }
+        }
+    })
+}
+
+fn image_of(sts: &StatefulSet) -> Option<String> {
+    sts.spec.as_ref()?.template.spec.as_ref()?.containers[0]
+        .image
+        .clone()
+}
+
+/// A reconcile loop, as operators and GitOps controllers run one: every
+/// second it reads what it wants and server-side applies it with `force`
+/// under `manager`, counting the times it found the template changed
+/// behind its back (a write it had to put back). Stops when dropped.
+struct Reconciler {
+    task: tokio::task::JoinHandle<()>,
+    put_back: Arc<AtomicUsize>,
+}
+
+impl Drop for Reconciler {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Reconciler {
+    /// `want` says, on each pass, what to apply (`None`: nothing yet).
+    fn start<F, Fut>(api: Api<StatefulSet>, name: &str, manager: &str, want: F) -> Reconciler
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Option<Value>> + Send,
+    {
+        let put_back = Arc::new(AtomicUsize::new(0));
+        let (name, manager, counter) = (name.to_string(), manager.to_string(), put_back.clone());
+        let task = tokio::spawn(async move {
+            let params = PatchParams::apply(&manager).force();
+            let mut applied: Option<String> = None;
+            loop {
+                if let Some(desired) = want().await {
+                    let image = desired["spec"]["template"]["spec"]["containers"][0]["image"]
+                        .as_str()
+                        .map(str::to_string);
+                    if let Ok(Some(live)) = api.get_opt(&name).await
+                        && applied.is_some()
+                        && applied == image
+                        && image_of(&live) != image
+                    {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                    }
+                    match api.patch(&name, &params, &Patch::Apply(&desired)).await {
+                        Ok(_) => applied = image,
+                        Err(e) => tracing::warn!(error = %e, "reconcile failed; retrying"),
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        Reconciler { task, put_back }
+    }
+
+    fn put_back(&self) -> usize {
+        self.put_back.load(Ordering::SeqCst)
+    }
+}
+
+/// The agent's Events on `name` as (reason, message), oldest first.
+async fn events(w: &World, name: &str) -> Vec<(String, String)> {
+    let api: Api<Event> = Api::namespaced(w.client.clone(), &w.ns);
+    let mut events: Vec<Event> = api
+        .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.source.as_ref().and_then(|s| s.component.as_deref()) == Some("stsmend"))
+        .collect();
+    events.sort_by_key(|e| e.event_time.clone().map(|t| t.0));
+    events
+        .into_iter()
+        .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+        .collect()
+}
+
+fn count(events: &[(String, String)], reason: &str) -> usize {
+    events.iter().filter(|(r, _)| r == reason).count()
+}
+
+/// The `why` of the first planned action on `id`.
+fn why(run: &Run, id: &str) -> String {
+    run.planned(id)
+        .first()
+        .and_then(|a| a["why"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn finding(run: &Run, id: &str, kind: &str) -> Option<String> {
+    run.findings(id)
+        .into_iter()
+        .find(|(k, _)| k == kind)
+        .map(|(_, summary)| summary)
+}
+
+/// Waits until `name`'s template runs `image` and a pod of it restarted:
+/// failing again, on the writer's template.
+async fn failing_on(w: &World, name: &str, image: &str) {
+    let api = w.sts_api();
+    wait_until(format!("{name} runs {image} again"), ROLLOUT, || {
+        let api = api.clone();
+        async move {
+            let s = api.get(name).await.map_err(|e| e.to_string())?;
+            (image_of(&s).as_deref() == Some(image))
+                .then_some(())
+                .ok_or_else(|| format!("image {:?}", image_of(&s)))
+        }
+    })
+    .await
+    .unwrap();
+    w.restarted(&format!("{name}-1"), 1, ROLLOUT).await;
+}
+
+/// A real controller in the harness owns its StatefulSet (`controller:
+/// true`) and reconciles it from a custom resource the suite installs.
+/// Its custom resource's bad image is never rolled back nor forced by
+/// evictions, run after run on the shipped ladder: each run escalates
+/// naming the custom resource and the change, and the operator never had
+/// to put anything back.
+#[tokio::test]
+async fn an_operators_set_is_never_rolled_back() {
+    let w = World::start_sim().await;
+    w.cp.apply(CRD).await.expect("the CRD applies");
+    w.cp.kubectl(&[
+        "wait",
+        "--for=condition=established",
+        "--timeout=60s",
+        "crd/databases.e2e.stsmend.io",
+    ])
+    .await
+    .unwrap();
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("e2e.stsmend.io", "v1", "Database"));
+    let dbs: Api<DynamicObject> = Api::namespaced_with(w.client.clone(), &w.ns, &ar);
+    let mut db = DynamicObject::new("db", &ar);
+    db.data = json!({"spec": {"image": w.image("db", "1"), "replicas": 2}});
+    dbs.create(&PostParams::default(), &db).await.unwrap();
+
+    let operator = {
+        let dbs = dbs.clone();
+        Reconciler::start(w.sts_api(), "db", "database-operator", move || {
+            let dbs = dbs.clone();
+            async move {
+                let db = dbs.get("db").await.ok()?;
+                let image = db.data["spec"]["image"].as_str()?.to_string();
+                let mut sts = manifest(
+                    "db",
+                    &image,
+                    json!({"app.kubernetes.io/managed-by": "database-operator"}),
+                    json!({}),
+                );
+                sts["metadata"]["ownerReferences"] = json!([{
+                    "apiVersion": "e2e.stsmend.io/v1",
+                    "kind": "Database",
+                    "name": "db",
+                    "uid": db.metadata.uid?,
+                    "controller": true,
+                }]);
+                Some(sts)
+            }
+        })
+    };
+    let good = w.healthy("db", ROLLOUT).await;
+    let bad = w.image("db", "2-crash");
+    dbs.patch(
+        "db",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"image": bad}})),
+    )
+    .await
+    .unwrap();
+    failing_on(&w, "db", &bad).await;
+
+    let config = w.config("");
+    let config = config.to_str().unwrap();
+    let id = w.id("db");
+    for n in 1..=3 {
+        let run = w.agent(&["run", "--apply", "--config", config]).await;
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(
+            run.rung(&id).as_deref(),
+            Some("rollback"),
+            "{:#}",
+            run.report
+        );
+        assert_eq!(
+            run.executed(&id),
+            [("escalate".to_string(), "done".to_string())],
+            "run {n}: {:#}",
+            run.report
+        );
+        let owner = finding(&run, &id, "spec_owner").expect("a spec_owner finding");
+        assert!(owner.contains("Database shop/db"), "{owner}");
+        let why = why(&run, &id);
+        assert!(
+            why.contains("roll back or fix Database shop/db")
+                && why.contains("nothing is rolled back"),
+            "{why}"
+        );
+        assert!(why.contains(&bad), "the escalation names the change: {why}");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let seen = events(&w, "db").await;
+    assert_eq!(count(&seen, "StsmendRolledBack"), 0, "{seen:?}");
+    assert_eq!(count(&seen, "StsmendDeletedPods"), 0, "{seen:?}");
+    assert!(
+        seen.iter()
+            .filter(|(r, _)| r == "StsmendEscalated")
+            .all(|(_, m)| m.contains("Database shop/db")),
+        "{seen:?}"
+    );
+    assert!(count(&seen, "StsmendEscalated") >= 1, "{seen:?}");
+    assert_eq!(
+        operator.put_back(),
+        0,
+        "the agent wrote nothing to put back"
+    );
+    let sts = w.sts("db").await;
+    assert_eq!(image_of(&sts).as_deref(), Some(bad.as_str()));
+    assert_ne!(sts.status.unwrap().update_revision, Some(good));
+    // No pod was evicted: both are the ones the rollout made.
+    for pod in ["db-0", "db-1"] {
+        assert!(w.pod(pod).await.metadata.deletion_timestamp.is_none());
+    }
+}
+
+/// Flux- and Argo CD-shaped StatefulSets (their labels, annotations and
+/// field managers, re-applied every second by server-side apply as their
+/// syncs do) are escalated naming the Kustomization and the Application,
+/// never rolled back. A set with no owner that a deploy tool re-applies is
+/// rolled back once; the tool puts the bad template back, and from then on
+/// the agent escalates naming the tool, with the cooldown shortened so
+/// that only the fight holds it.
+#[tokio::test]
+async fn gitops_and_unknown_writers_are_not_fought() {
+    let w = World::start_sim().await;
+    let bad = w.image("db", "2-crash");
+    let good_image = w.image("db", "1");
+    let wanted = Arc::new(std::sync::Mutex::new(good_image.clone()));
+    let shapes = [
+        (
+            "flux",
+            "kustomize-controller",
+            json!({
+                "kustomize.toolkit.fluxcd.io/name": "apps",
+                "kustomize.toolkit.fluxcd.io/namespace": "flux-system",
+            }),
+            json!({}),
+        ),
+        (
+            "argo",
+            "argocd-controller",
+            json!({"app.kubernetes.io/instance": "shop-argo"}),
+            json!({"argocd.argoproj.io/tracking-id": "shop-argo:apps/StatefulSet:shop/argo"}),
+        ),
+        ("bot", "deploy-bot", json!({}), json!({})),
+    ];
+    let _syncs: Vec<Reconciler> = shapes
+        .iter()
+        .map(|(name, manager, labels, annotations)| {
+            let (wanted, name2, labels, annotations) = (
+                wanted.clone(),
+                name.to_string(),
+                labels.clone(),
+                annotations.clone(),
+            );
+            Reconciler::start(w.sts_api(), name, manager, move || {
+                let image = wanted.lock().unwrap().clone();
+                let m = manifest(&name2, &image, labels.clone(), annotations.clone());
+                async move { Some(m) }
+            })
+        })
+        .collect();
+    let mut good = Vec::new();
+    for (name, ..) in &shapes {
+        good.push(w.healthy(name, ROLLOUT).await);
+    }
+    *wanted.lock().unwrap() = bad.clone();
+    for (name, ..) in &shapes {
+        failing_on(&w, name, &bad).await;
+    }
+
+    let config = w.config("  cooldown: 1s\n  stormMinFailing: 10\n");
+    let config = config.to_str().unwrap();
+    let apply = ["run", "--apply", "--config", config];
+    let first = w.agent(&apply).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    for (name, owner, fix) in [
+        (
+            "flux",
+            "Kustomization flux-system/apps",
+            "revert the change in Git",
+        ),
+        ("argo", "Application shop-argo", "revert the change in Git"),
+    ] {
+        let id = w.id(name);
+        assert_eq!(
+            first.executed(&id),
+            [("escalate".to_string(), "done".to_string())],
+            "{:#}",
+            first.report
+        );
+        let summary = finding(&first, &id, "spec_owner").expect("spec_owner");
+        assert!(summary.contains(owner), "{summary}");
+        let why = why(&first, &id);
+        assert!(why.contains(owner) && why.contains(fix), "{why}");
+    }
+    let bot = w.id("bot");
+    assert_eq!(
+        first.executed(&bot),
+        [("rollback".into(), "done".into())],
+        "{:#}",
+        first.report
+    );
+    assert_eq!(
+        w.sts("bot").await.status.unwrap().update_revision.as_ref(),
+        Some(&good[2]),
+        "rolled back"
+    );
+
+    // The deploy tool puts its template back within a second.
+    failing_on(&w, "bot", &bad).await;
+    for n in 2..=3 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let run = w.agent(&apply).await;
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(
+            run.executed(&bot),
+            [("escalate".to_string(), "done".to_string())],
+            "run {n}: {:#}",
+            run.report
+        );
+        let reapplied = finding(&run, &bot, "template_reapplied").expect("template_reapplied");
+        assert!(reapplied.contains("deploy-bot"), "{reapplied}");
+        let why = why(&run, &bot);
+        assert!(
+            why.contains("deploy-bot put its template back")
+                && why.contains("not rolling back again"),
+            "{why}"
+        );
+    }
+    for (name, rollbacks) in [("flux", 0), ("argo", 0), ("bot", 1)] {
+        let seen = events(&w, name).await;
+        assert_eq!(
+            count(&seen, "StsmendRolledBack"),
+            rollbacks,
+            "{name}: {seen:?}"
+        );
+        assert!(count(&seen, "StsmendEscalated") >= 1, "{name}: {seen:?}");
+    }
+    let bot_events = events(&w, "bot").await;
+    assert!(
+        bot_events
+            .iter()
+            .any(|(r, m)| r == "StsmendEscalated" && m.contains("deploy-bot")),
+        "{bot_events:?}"
+    );
+}
+
+/// A Helm release's StatefulSet, created and upgraded as Helm 3 writes it
+/// (field manager `helm`, its labels and release annotations): nothing
+/// reconciles it, so the ladder rolls back once and it heals; the report
+/// and the Event name the release and the `helm rollback` a person would
+/// run instead.
+#[tokio::test]
+async fn a_helm_release_is_rolled_back_once_and_named() {
+    let w = World::start_sim().await;
+    let helm_labels = json!({
+        "app.kubernetes.io/managed-by": "Helm",
+        "helm.sh/chart": "db-0.1.0",
+        "app.kubernetes.io/instance": "db",
+    });
+    let helm_annotations = json!({
+        "meta.helm.sh/release-name": "db",
+        "meta.helm.sh/release-namespace": "shop",
+    });
+    let install = manifest(
+        "db",
+        &w.image("db", "1"),
+        helm_labels.clone(),
+        helm_annotations.clone(),
+    );
+    let helm_post = PostParams {
+        field_manager: Some("helm".into()),
+        ..Default::default()
+    };
+    w.sts_api()
+        .create(&helm_post, &serde_json::from_value(install).unwrap())
+        .await
+        .unwrap();
+    let good = w.healthy("db", ROLLOUT).await;
+    // `helm upgrade`: a strategic merge patch of what the chart changed.
+    let helm_patch = PatchParams {
+        field_manager: Some("helm".into()),
+        ..Default::default()
+    };
+    let bad = w.image("db", "2-crash");
+    w.sts_api()
+        .patch(
+            "db",
+            &helm_patch,
+            &Patch::Strategic(json!({
+                "metadata": {"labels": {"helm.sh/chart": "db-0.2.0"}},
+                "spec": {"template": {"spec": {"containers": [{"name": "app", "image": bad}]}}}
+            })),
+        )
+        .await
+        .unwrap();
+    failing_on(&w, "db", &bad).await;
+
+    let config = w.config("");
+    let config = config.to_str().unwrap();
+    let id = w.id("db");
+    let first = w.agent(&["run", "--apply", "--config", config]).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(
+        first.rung(&id).as_deref(),
+        Some("rollback"),
+        "{:#}",
+        first.report
+    );
+    assert_eq!(
+        first.executed(&id)[0],
+        ("rollback".into(), "done".into()),
+        "{:#}",
+        first.report
+    );
+    let owner = finding(&first, &id, "spec_owner").expect("spec_owner");
+    assert!(
+        owner.contains("Helm release shop/db") && owner.contains("db-0.2.0"),
+        "{owner}"
+    );
+    let why = why(&first, &id);
+    assert!(why.contains("helm rollback db -n shop"), "{why}");
+    for _ in 0..4 {
+        let run = w.agent(&["run", "--apply", "--config", config]).await;
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        if run.failing().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert_eq!(
+        w.healthy("db", ROLLOUT).await,
+        good,
+        "healed on the release's last good revision"
+    );
+    let seen = events(&w, "db").await;
+    assert_eq!(count(&seen, "StsmendRolledBack"), 1, "{seen:?}");
+    let (_, message) = seen.iter().find(|(r, _)| r == "StsmendRolledBack").unwrap();
+    assert!(
+        message.contains("Helm release shop/db") && message.contains("helm rollback db -n shop"),
+        "{message}"
+    );
+}
