@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::config::notify::AlertmanagerConfig;
 use crate::diagnose::Kind;
 use crate::execution::Status;
+use crate::kinds::Data;
 use crate::pipeline::{Assessment, Outcome};
 pub use crate::state::OpenAlert;
 
@@ -213,10 +214,27 @@ fn candidate(
     let cause = a
         .findings
         .iter()
-        .find(|f| !f.kind.is_symptom())
+        .find(|f| !f.kind.is_symptom() && !f.kind.is_context())
         .or(a.findings.first());
     if let Some(f) = cause {
         annotations.insert("cause".into(), f.summary.clone());
+    }
+    // Who owns the spec decides where the fix belongs: a label to route
+    // on (the team that owns the Kustomization, say), the summary to read.
+    for f in &a.findings {
+        match &f.data {
+            Data::SpecOwner(d) => {
+                labels.insert("managed_by".into(), d.managed_by.clone());
+                if let Some(owner) = &d.owner {
+                    labels.insert("owner".into(), owner.clone());
+                }
+                annotations.insert("owner".into(), f.summary.clone());
+            }
+            Data::TemplateReapplied(_) => {
+                annotations.insert("reapplied".into(), f.summary.clone());
+            }
+            _ => {}
+        }
     }
     if let Some(d) = &a.plan {
         let steps: Vec<String> = d
@@ -273,11 +291,17 @@ mod tests {
     /// A StatefulSet on a revision whose image does not pull, decided by
     /// the ladder: its outcome, with `executed` as a run would leave it.
     fn outcome(executed: &[(&str, Status)]) -> Outcome {
+        outcome_of("", executed)
+    }
+
+    /// As [`outcome`], with `metadata` (YAML flow entries) added to the
+    /// StatefulSet's.
+    fn outcome_of(metadata: &str, executed: &[(&str, Status)]) -> Outcome {
         let mut inv = crate::inventory::Inventory::default();
         crate::source::files::parse_into(
             &mut inv,
             std::path::Path::new("t.yaml"),
-            "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db, namespace: shop, uid: u1, generation: 3}\nspec: {replicas: 1, selector: {matchLabels: {app: db}}, serviceName: db, template: {metadata: {labels: {app: db}}, spec: {containers: [{name: db, image: db}]}}}\nstatus: {replicas: 1, readyReplicas: 1, observedGeneration: 2}\n",
+            &format!("apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {{name: db, namespace: shop, uid: u1, generation: 3{metadata}}}\nspec: {{replicas: 1, selector: {{matchLabels: {{app: db}}}}, serviceName: db, template: {{metadata: {{labels: {{app: db}}}}, spec: {{containers: [{{name: db, image: db}}]}}}}}}\nstatus: {{replicas: 1, readyReplicas: 1, observedGeneration: 2}}\n"),
         )
         .unwrap();
         let opts = Options {
@@ -334,6 +358,35 @@ mod tests {
 
     fn t(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_escalation_names_the_specs_owner_to_route_on() {
+        let now = t("2026-11-22T10:00:00Z");
+        let o = outcome_of(
+            ", labels: {app.kubernetes.io/managed-by: Helm}, annotations: {meta.helm.sh/release-name: db, meta.helm.sh/release-namespace: shop}",
+            &[("escalate", Status::Done)],
+        );
+        let p = plan(&o, &BTreeMap::new(), now, &config());
+        let alert = &p[0].alert;
+        assert_eq!(alert.labels["managed_by"], "helm");
+        assert_eq!(alert.labels["owner"], "Helm release shop/db");
+        assert!(
+            alert.annotations["owner"].contains("Helm release shop/db"),
+            "{:?}",
+            alert.annotations
+        );
+        // The owner is context, never the cause.
+        assert!(!alert.annotations["cause"].contains("Helm release"));
+        assert!(!alert.annotations.contains_key("reapplied"));
+        // Without an owner: no owner labels.
+        let plain = plan(
+            &outcome(&[("escalate", Status::Done)]),
+            &BTreeMap::new(),
+            now,
+            &config(),
+        );
+        assert!(!plain[0].alert.labels.contains_key("owner"));
     }
 
     #[test]
