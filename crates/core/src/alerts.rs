@@ -219,23 +219,7 @@ fn candidate(
     if let Some(f) = cause {
         annotations.insert("cause".into(), f.summary.clone());
     }
-    // Who owns the spec decides where the fix belongs: a label to route
-    // on (the team that owns the Kustomization, say), the summary to read.
-    for f in &a.findings {
-        match &f.data {
-            Data::SpecOwner(d) => {
-                labels.insert("managed_by".into(), d.managed_by.clone());
-                if let Some(owner) = &d.owner {
-                    labels.insert("owner".into(), owner.clone());
-                }
-                annotations.insert("owner".into(), f.summary.clone());
-            }
-            Data::TemplateReapplied(_) => {
-                annotations.insert("reapplied".into(), f.summary.clone());
-            }
-            _ => {}
-        }
-    }
+    owner(a, &mut labels, &mut annotations);
     if let Some(d) = &a.plan {
         let steps: Vec<String> = d
             .actions
@@ -279,6 +263,30 @@ fn candidate(
     });
     annotations.insert("runbook_url".into(), runbook);
     Some((labels, annotations))
+}
+
+/// Who owns the spec decides where the fix belongs: a label to route on
+/// (the team that owns the Kustomization, say), the summary to read.
+fn owner(
+    a: &Assessment,
+    labels: &mut BTreeMap<String, String>,
+    annotations: &mut BTreeMap<String, String>,
+) {
+    for f in &a.findings {
+        match &f.data {
+            Data::SpecOwner(d) => {
+                labels.insert("managed_by".into(), d.managed_by.clone());
+                if let Some(owner) = &d.owner {
+                    labels.insert("owner".into(), owner.clone());
+                }
+                annotations.insert("owner".into(), f.summary.clone());
+            }
+            Data::TemplateReapplied(_) => {
+                annotations.insert("reapplied".into(), f.summary.clone());
+            }
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@
 //! that order wins: a chart Flux or Argo CD renders carries Helm's labels
 //! too, and it is they that re-apply it.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
 
 use super::{Confidence, Evidence, Finding, Input, Kind, data};
@@ -147,19 +149,7 @@ pub fn spec_owner(input: &Input<'_>, out: &mut Vec<Finding>) {
     } else if let Some(id) = annotations.get(ARGOCD_TRACKING_ID) {
         d.managed_by = "argocd".into();
         d.reconciles = true;
-        // `<app>:<group>/<kind>:<namespace>/<name>`; an app outside Argo
-        // CD's own namespace is `<namespace>_<app>`.
-        let app = id.split(':').next().unwrap_or_default();
-        let (app_ns, app) = app.split_once('_').unwrap_or(("", app));
-        d.owner_kind = Some("Application".into());
-        d.owner_api_group = Some("argoproj.io".into());
-        d.owner_name = Some(app.into());
-        if app_ns.is_empty() {
-            d.owner = Some(format!("Application {app}"));
-        } else {
-            d.owner_namespace = Some(app_ns.into());
-            d.owner = Some(format!("Application {app_ns}/{app}"));
-        }
+        set_application(&mut d, id);
         evidence.push(Evidence::field(
             sts_ref.clone(),
             format!("metadata.annotations[{ARGOCD_TRACKING_ID}]"),
@@ -185,54 +175,15 @@ pub fn spec_owner(input: &Input<'_>, out: &mut Vec<Finding>) {
         || d.helm_release.is_some()
         || wrote(&[HELM_MANAGER])
     {
-        d.managed_by = "helm".into();
-        let release = d
-            .helm_release
-            .clone()
-            .or_else(|| labels.get(INSTANCE_LABEL).cloned());
-        if let Some(release) = release {
-            let release_ns = d.helm_release_namespace.clone().unwrap_or(ns.to_string());
-            d.owner_kind = Some("Release".into());
-            d.owner_namespace = Some(release_ns.clone());
-            d.owner_name = Some(release.clone());
-            d.owner = Some(format!("Helm release {release_ns}/{release}"));
-            d.helm_release.get_or_insert(release);
-            d.helm_release_namespace.get_or_insert(release_ns);
-        } else {
+        if !helm_release(&mut d, &labels, ns) {
             confidence = Confidence::Medium;
         }
-        for (key, value) in [
-            (MANAGED_BY_LABEL, labels.get(MANAGED_BY_LABEL)),
-            (HELM_CHART_LABEL, labels.get(HELM_CHART_LABEL)),
-        ] {
-            if let Some(v) = value {
-                evidence.push(label_evidence(&sts_ref, key, v));
-            }
-        }
-        if let Some(v) = annotations.get(HELM_RELEASE_NAME) {
-            evidence.push(Evidence::field(
-                sts_ref.clone(),
-                format!("metadata.annotations[{HELM_RELEASE_NAME}]"),
-                v.clone(),
-            ));
-        }
+        evidence.extend(helm_evidence(&sts_ref, &labels, &annotations));
     } else {
         d.managed_by = "none".into();
     }
     if let Some(w) = &writer {
-        evidence.push(Evidence::field(
-            sts_ref.clone(),
-            "metadata.managedFields",
-            format!(
-                "spec.template last written by {}{}{}",
-                w.manager,
-                w.operation
-                    .as_deref()
-                    .map(|o| format!(" ({o})"))
-                    .unwrap_or_default(),
-                w.time.map(|t| format!(" at {t}")).unwrap_or_default()
-            ),
-        ));
+        evidence.push(writer_evidence(&sts_ref, w));
     }
     if d.managed_by == "none" && writer.is_none() {
         return;
@@ -243,6 +194,79 @@ pub fn spec_owner(input: &Input<'_>, out: &mut Vec<Finding>) {
         f = f.with(e);
     }
     out.push(f.data(d));
+}
+
+/// The Application an Argo CD tracking id names:
+/// `<app>:<group>/<kind>:<namespace>/<name>`, where an app outside Argo
+/// CD's own namespace is `<namespace>_<app>`.
+fn set_application(d: &mut data::SpecOwner, tracking_id: &str) {
+    let app = tracking_id.split(':').next().unwrap_or_default();
+    let (app_ns, app) = app.split_once('_').unwrap_or(("", app));
+    d.owner_kind = Some("Application".into());
+    d.owner_api_group = Some("argoproj.io".into());
+    d.owner_name = Some(app.into());
+    if app_ns.is_empty() {
+        d.owner = Some(format!("Application {app}"));
+    } else {
+        d.owner_namespace = Some(app_ns.into());
+        d.owner = Some(format!("Application {app_ns}/{app}"));
+    }
+}
+
+/// Names the Helm release from its annotations (or the instance label);
+/// false when no release name is found.
+fn helm_release(d: &mut data::SpecOwner, labels: &BTreeMap<String, String>, ns: &str) -> bool {
+    d.managed_by = "helm".into();
+    let release = d
+        .helm_release
+        .clone()
+        .or_else(|| labels.get(INSTANCE_LABEL).cloned());
+    let Some(release) = release else {
+        return false;
+    };
+    let release_ns = d.helm_release_namespace.clone().unwrap_or(ns.to_string());
+    d.owner_kind = Some("Release".into());
+    d.owner_namespace = Some(release_ns.clone());
+    d.owner_name = Some(release.clone());
+    d.owner = Some(format!("Helm release {release_ns}/{release}"));
+    d.helm_release.get_or_insert(release);
+    d.helm_release_namespace.get_or_insert(release_ns);
+    true
+}
+
+fn helm_evidence(
+    sts_ref: &str,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) -> Vec<Evidence> {
+    let mut evidence: Vec<Evidence> = [MANAGED_BY_LABEL, HELM_CHART_LABEL]
+        .into_iter()
+        .filter_map(|key| labels.get(key).map(|v| label_evidence(sts_ref, key, v)))
+        .collect();
+    if let Some(v) = annotations.get(HELM_RELEASE_NAME) {
+        evidence.push(Evidence::field(
+            sts_ref,
+            format!("metadata.annotations[{HELM_RELEASE_NAME}]"),
+            v.clone(),
+        ));
+    }
+    evidence
+}
+
+fn writer_evidence(sts_ref: &str, w: &TemplateWrite) -> Evidence {
+    Evidence::field(
+        sts_ref,
+        "metadata.managedFields",
+        format!(
+            "spec.template last written by {}{}{}",
+            w.manager,
+            w.operation
+                .as_deref()
+                .map(|o| format!(" ({o})"))
+                .unwrap_or_default(),
+            w.time.map(|t| format!(" at {t}")).unwrap_or_default()
+        ),
+    )
 }
 
 fn set_owner(d: &mut data::SpecOwner, kind: &str, group: &str, ns: &str, name: &str) {
