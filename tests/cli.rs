@@ -39,6 +39,49 @@ fn nothing_found_exits_zero() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 StatefulSet(s) scanned"));
 }
 
+/// Any integer in a snapshot's counts, including those the API server
+/// refuses (negative replicas, a partition past them), is read without a
+/// panic, in every format: negative replicas read as zero.
+#[test]
+fn extreme_integers_in_a_snapshot_never_panic() {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/failing-rollout.yaml"
+    ))
+    .unwrap();
+    for n in [i32::MIN, -1, i32::MAX] {
+        let mut text = example.clone();
+        for key in ["replicas", "partition", "Replicas", "observedGeneration"] {
+            text = text
+                .lines()
+                .map(|l| match l.split_once(&format!("{key}: ")) {
+                    Some((head, v)) if v.parse::<i64>().is_ok() => format!("{head}{key}: {n}"),
+                    _ => l.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
+        let f = temp_file(&format!("extreme{n}.yaml"), &text);
+        for format in ["text", "markdown", "json", "junit", "sarif"] {
+            let out = stsmend(&[
+                "plan",
+                "--from",
+                f.to_str().unwrap(),
+                "--for",
+                "0s",
+                "-o",
+                format,
+            ]);
+            let code = out.status.code();
+            assert!(
+                matches!(code, Some(0 | 1)),
+                "{n} as {format}: exit {code:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
 #[test]
 fn a_malformed_file_exits_two_naming_it() {
     let f = temp_file("broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata: [\n");

@@ -125,7 +125,9 @@ pub fn screen(sts: &StatefulSet) -> Screen {
             observed_generation: observed,
         });
     }
-    let replicas = spec.and_then(|s| s.replicas).unwrap_or(1);
+    // The API server refuses negative replicas, so only a hand-written
+    // snapshot has them: read as zero (README's Detection).
+    let replicas = spec.and_then(|s| s.replicas).unwrap_or(1).max(0);
     if replicas == 0 {
         return if symptoms.is_empty() {
             Screen::Exempt(Exemption::ScaledToZero)
@@ -313,5 +315,39 @@ fn last_progress(facts: &Facts, update_revision: Option<&String>) -> (Option<Tim
     match latest {
         Some((t, what)) => (Some(t), format!("last progress: {what}")),
         None => (None, "unknown: no timestamps; counting from now".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sts(yaml: &str) -> StatefulSet {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn any_integer_in_spec_or_status_is_read_without_panic() {
+        for replicas in [i32::MIN, -1, 0, 1, i32::MAX] {
+            for partition in [i32::MIN, -1, 0, 1, i32::MAX] {
+                for counts in [i32::MIN, -1, 0, i32::MAX] {
+                    let s = sts(&format!(
+                        "metadata: {{name: db, namespace: shop, generation: {replicas}}}\nspec: {{replicas: {replicas}, serviceName: db, selector: {{}}, template: {{}}, updateStrategy: {{rollingUpdate: {{partition: {partition}}}}}}}\nstatus: {{replicas: {counts}, readyReplicas: {counts}, updatedReplicas: {counts}, observedGeneration: {counts}, currentRevision: a, updateRevision: b}}\n"
+                    ));
+                    let _ = screen(&s);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn negative_replicas_read_as_zero() {
+        let s = sts(
+            "metadata: {name: db, namespace: shop, generation: 1}\nspec: {replicas: -1, serviceName: db, selector: {}, template: {}, updateStrategy: {rollingUpdate: {partition: 1}}}\nstatus: {replicas: 0, observedGeneration: 1}\n",
+        );
+        assert!(matches!(
+            screen(&s),
+            Screen::Exempt(Exemption::ScaledToZero)
+        ));
     }
 }

@@ -318,7 +318,7 @@ pub fn strategy(input: &Input<'_>, out: &mut Vec<Finding>) {
                 Confidence::High,
                 format!(
                     "partition {p}: only ordinals {p}..{} are updated; the rest stay on the current revision",
-                    replicas - 1
+                    replicas.saturating_sub(1)
                 ),
             )
             .with(Evidence::field(&sts, "spec.updateStrategy.rollingUpdate.partition", p.to_string()))
