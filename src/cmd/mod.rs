@@ -213,9 +213,12 @@ pub(crate) async fn assess(
 /// StatefulSet: the report is still printed, with the others' plans.
 pub(crate) fn policy_failed(a: &Assessed) -> bool {
     a.policies.origin() == Some(Origin::CommandLine)
-        && a.outcome
-            .policy_errors()
-            .any(|e| e.kind != policy::ErrorKind::UnknownPolicy)
+        && a.outcome.policy_errors().any(|e| {
+            !matches!(
+                e.kind,
+                policy::ErrorKind::UnknownPolicy | policy::ErrorKind::OutOfScope
+            )
+        })
 }
 
 pub(crate) fn split_target(target: &str) -> Result<(&str, &str), Error> {

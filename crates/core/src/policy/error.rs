@@ -30,6 +30,9 @@ pub enum ErrorKind {
     InvalidAction,
     /// A StatefulSet's annotation names a policy that is not loaded.
     UnknownPolicy,
+    /// A StatefulSet's annotation names a policy whose `@namespaces` leave
+    /// its namespace out: a tenant cannot pick another team's policy.
+    OutOfScope,
 }
 
 impl ErrorKind {
@@ -43,6 +46,7 @@ impl ErrorKind {
             ErrorKind::ReturnType => "wrong return type",
             ErrorKind::InvalidAction => "invalid action",
             ErrorKind::UnknownPolicy => "unknown policy",
+            ErrorKind::OutOfScope => "policy out of scope",
         }
     }
 }

@@ -285,8 +285,24 @@ impl Policies {
             if name == LADDER {
                 return Ok((&self.ladder, by));
             }
+            let namespace = meta.namespace.as_deref().unwrap_or_default();
             return match self.team.iter().find(|e| e.name() == name) {
-                Some(e) => Ok((e, by)),
+                Some(e) => {
+                    let scope = &e.header().namespaces;
+                    if scope.is_empty() || scope.iter().any(|n| n == namespace) {
+                        Ok((e, by))
+                    } else {
+                        Err(PolicyError::new(
+                            &format!("annotation {}", self.annotation),
+                            ErrorKind::OutOfScope,
+                            format!(
+                                "the StatefulSet names policy {name:?}, whose @namespaces ({}) leave out namespace {namespace:?} (header of {})",
+                                scope.join(", "),
+                                e.file()
+                            ),
+                        ))
+                    }
+                }
                 None => {
                     let known: Vec<&str> = std::iter::once(LADDER)
                         .chain(self.team.iter().map(Entry::name))

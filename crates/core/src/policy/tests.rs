@@ -746,3 +746,41 @@ fn a_node_group_is_scaled_once_then_waited_for_then_escalated() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn an_annotation_picks_only_a_policy_scoped_to_its_namespace() {
+    let p = Policies::from_sources(
+        &[
+            ("payments", "//! @namespaces payments\nladder()"),
+            ("anywhere", "//! Chosen only by annotation.\nladder()"),
+        ],
+        Origin::Config,
+    )
+    .unwrap();
+    let sts = |ns: &str, policy: &str| StatefulSet {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some("db".into()),
+            namespace: Some(ns.into()),
+            annotations: Some([("stsmend.io/policy".to_string(), policy.to_string())].into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (e, by) = p.select(&sts("payments", "payments")).unwrap();
+    assert_eq!(
+        (e.name(), by.as_str()),
+        ("payments", "annotation stsmend.io/policy=payments")
+    );
+    let err = p.select(&sts("shop", "payments")).map(|_| ()).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::OutOfScope);
+    assert!(
+        err.message
+            .contains("@namespaces (payments) leave out namespace \"shop\""),
+        "{err}"
+    );
+    // Without @namespaces the annotation is what selects it.
+    assert_eq!(
+        p.select(&sts("shop", "anywhere")).unwrap().0.name(),
+        "anywhere"
+    );
+}
