@@ -101,6 +101,72 @@ fn policy_test_prints_a_table_and_exits_by_result() {
     );
 }
 
+/// A case from an untrusted pull request cannot make `policy test` read
+/// (and quote) a file outside the directory under test: not by an
+/// absolute path, not by `..`, not through a symbolic link; nor name its
+/// policies absolutely.
+#[test]
+fn a_case_reads_only_below_its_directory() {
+    let dir = temp_dir("escape");
+    let secret = temp_dir("escape-secret").join("secret.yaml");
+    std::fs::write(
+        &secret,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: leaked-token}\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&secret, dir.join("link.yaml")).unwrap();
+    let escape = format!(
+        "../stsmend-policy-{}-escape-secret/secret.yaml",
+        std::process::id()
+    );
+    for (objects, why) in [
+        ("/proc/self/environ", "is absolute"),
+        (escape.as_str(), "the directory under test"),
+        ("link.yaml", "the directory under test"),
+    ] {
+        std::fs::write(
+            dir.join("case.yaml"),
+            format!("now: {NOW}\nobjects: [\"{objects}\"]\nexpect:\n- statefulSet: shop/db\n"),
+        )
+        .unwrap();
+        let out = stsmend(&["policy", "test", dir.to_str().unwrap()]);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(2), "{objects}: {stdout}{stderr}");
+        assert!(stderr.contains(why), "{objects}: {stderr}");
+        assert!(
+            !format!("{stdout}{stderr}").contains("leaked-token"),
+            "{stdout}{stderr}"
+        );
+    }
+    // Nor when the case names no objects and takes the files beside it.
+    std::fs::write(
+        dir.join("case.yaml"),
+        format!("now: {NOW}\nexpect:\n- statefulSet: shop/db\n"),
+    )
+    .unwrap();
+    let out = stsmend(&["policy", "test", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("resolves outside"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::remove_file(dir.join("link.yaml")).unwrap();
+    std::fs::copy(root().join(CRASH_LOOP), dir.join("objects.yaml")).unwrap();
+    std::fs::write(
+        dir.join("case.yaml"),
+        format!("now: {NOW}\npolicies: /etc/stsmend/policies\nexpect:\n- statefulSet: shop/db\n"),
+    )
+    .unwrap();
+    let out = stsmend(&["policy", "test", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("is absolute"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn plan_shows_the_plan_and_trace_in_every_format() {
     let base = ["plan", "--from", CRASH_LOOP, "--now", NOW];

@@ -273,7 +273,7 @@ pub fn run_dir(dir: &Path) -> Result<Results, CaseError> {
             .unwrap_or(&case)
             .display()
             .to_string();
-        results.rows.extend(run_case(&case, &label)?);
+        results.rows.extend(run_case(dir, &case, &label)?);
     }
     Ok(results)
 }
@@ -285,8 +285,36 @@ fn invalid(path: &Path, message: impl Into<String>) -> CaseError {
     }
 }
 
+/// `path` of the case's `objects:`, resolved in `dir`: only a file below
+/// `root` (symbolic links resolved first), never an absolute path.
+fn below(root: &Path, dir: &Path, case_path: &Path, path: &Path) -> Result<PathBuf, CaseError> {
+    let refuse = |why: String| invalid(case_path, format!("objects: {}: {why}", path.display()));
+    if path.is_absolute() {
+        return Err(refuse(
+            "is absolute; a case names its objects relative to its directory".into(),
+        ));
+    }
+    let joined = dir.join(path);
+    let (Ok(top), Ok(real)) = (root.canonicalize(), joined.canonicalize()) else {
+        // Missing: loading it says so, naming the file.
+        return Ok(joined);
+    };
+    if real.starts_with(&top) {
+        Ok(joined)
+    } else {
+        Err(refuse(format!(
+            "resolves outside {}, the directory under test (run policy test on one that holds both)",
+            root.display()
+        )))
+    }
+}
+
 /// Runs one case directory.
-pub fn run_case(dir: &Path, label: &str) -> Result<Vec<Row>, CaseError> {
+///
+/// Its files are read only below `root`, the directory `policy test` was
+/// given: a case from an untrusted pull request cannot have it read and
+/// quote `/proc/self/environ` or a kubeconfig.
+pub fn run_case(root: &Path, dir: &Path, label: &str) -> Result<Vec<Row>, CaseError> {
     let case_path = dir.join(CASE_FILE);
     let text = std::fs::read_to_string(&case_path).map_err(|source| CaseError::Read {
         path: case_path.clone(),
@@ -309,7 +337,10 @@ pub fn run_case(dir: &Path, label: &str) -> Result<Vec<Row>, CaseError> {
     }
 
     let objects = match &case.objects {
-        Some(list) => list.iter().map(|p| dir.join(p)).collect(),
+        Some(list) => list
+            .iter()
+            .map(|p| below(root, dir, &case_path, p))
+            .collect::<Result<Vec<_>, _>>()?,
         None => {
             let mut files = Vec::new();
             for entry in std::fs::read_dir(dir).map_err(|source| CaseError::Read {
@@ -326,8 +357,8 @@ pub fn run_case(dir: &Path, label: &str) -> Result<Vec<Row>, CaseError> {
                     p.extension().and_then(|e| e.to_str()),
                     Some("yaml" | "yml" | "json")
                 );
-                if data && p.file_name().is_some_and(|n| n != CASE_FILE) {
-                    files.push(p);
+                if let Some(name) = p.file_name().filter(|n| data && *n != CASE_FILE) {
+                    files.push(below(root, dir, &case_path, Path::new(name))?);
                 }
             }
             files.sort();
@@ -346,6 +377,15 @@ pub fn run_case(dir: &Path, label: &str) -> Result<Vec<Row>, CaseError> {
     })?;
 
     let mut policies = match &case.policies {
+        Some(p) if p.is_absolute() => {
+            return Err(invalid(
+                &case_path,
+                &format!(
+                    "policies: {} is absolute; a case names its policies relative to its directory",
+                    p.display()
+                ),
+            ));
+        }
         Some(p) => {
             Policies::load(&dir.join(p), Origin::Config).map_err(|source| CaseError::Policies {
                 path: case_path.clone(),
