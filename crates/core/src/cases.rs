@@ -380,7 +380,7 @@ pub fn run_case(root: &Path, dir: &Path, label: &str) -> Result<Vec<Row>, CaseEr
         Some(p) if p.is_absolute() => {
             return Err(invalid(
                 &case_path,
-                &format!(
+                format!(
                     "policies: {} is absolute; a case names its policies relative to its directory",
                     p.display()
                 ),
