@@ -127,6 +127,8 @@ async fn carry_out_with(
         node_groups: &[],
         state_namespace: "stsmend".into(),
         undo: Default::default(),
+        undo_keep: stsmend::duration::Span::days(30),
+        undo_max_records: 200,
         now: jiff::Timestamp::now(),
         retry_delay: Duration::ZERO,
     };

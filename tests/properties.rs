@@ -490,9 +490,15 @@ proptest! {
                 })).unwrap();
                 for record in book.records.values() {
                     // A patch to apply, or a reason not to: never a panic.
-                    if let Ok(patch) = stsmend::undo::restore_patch(record, &sts) {
-                        prop_assert!(patch.is_array());
-                        let ops: Result<json_patch::Patch, _> = serde_json::from_value(patch);
+                    let templates = [serde_json::json!({"spec": {"containers": [{"name": "db", "image": "db:1"}]}})];
+                    let now = "2026-11-22T10:30:00Z".parse().unwrap();
+                    if let Ok(restore) = stsmend::undo::restore_patch(record, &sts, &templates, now) {
+                        prop_assert!(restore.ops.is_array());
+                        // Only the fields the action wrote, all restorable.
+                        for f in &restore.fields {
+                            prop_assert!(["spec.template", "spec.replicas", "spec.updateStrategy", "spec.podManagementPolicy", "spec.minReadySeconds"].contains(&f.as_str()), "{f}");
+                        }
+                        let ops: Result<json_patch::Patch, _> = serde_json::from_value(restore.ops);
                         prop_assert!(ops.is_ok());
                     }
                 }

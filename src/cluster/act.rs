@@ -33,6 +33,10 @@ pub struct Actor<'a> {
     pub node_groups: &'a [NodeGroup],
     pub state_namespace: String,
     pub undo: Book,
+    /// How long, and how many, undo records are kept (`limits.undoKeep`,
+    /// `limits.undoMaxRecords`).
+    pub undo_keep: crate::duration::Span,
+    pub undo_max_records: usize,
     pub now: Timestamp,
     pub retry_delay: Duration,
 }
@@ -619,7 +623,14 @@ impl Actor<'_> {
                 generation_after,
                 prior,
                 steps: Vec::new(),
+                fields: undo::fields_of(action),
             },
+        );
+        self.undo.prune(
+            self.now,
+            self.undo_keep,
+            self.undo_max_records,
+            undo::MAX_BYTES,
         );
         self.persist_undo().await
     }

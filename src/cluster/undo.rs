@@ -1,8 +1,9 @@
 //! `stsmend undo`: puts back what the agent's last action on a StatefulSet
 //! changed, from the record saved before that write.
 
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::ListParams;
 use kube::{Api, Client};
 use serde_json::Value;
 
@@ -86,39 +87,14 @@ pub async fn undo(
             write::Mode::Apply
         },
     );
+    let now = jiff::Timestamp::now();
     let what = match &record.prior {
-        Prior::Spec { .. } => restore_spec(&writer, &record, &sts, mode, &id).await?,
-        Prior::NodeGroup {
-            group,
-            target,
-            replicas,
-            replicas_after,
-        } => {
-            let now = writer.read_scale(target).await?;
-            if now.replicas != *replicas_after {
-                return refused(format!(
-                    "{id}: not undone: node group {group} has {} replicas, not the {replicas_after} stsmend set",
-                    now.replicas
-                ));
-            }
-            if mode == Mode::DryRun {
-                return Ok(Undone {
-                    refused: false,
-                    message: format!(
-                        "{id}: would scale node group {group} back from {} to {replicas}",
-                        now.replicas
-                    ),
-                });
-            }
-            match writer.set_scale(target, &now, *replicas).await? {
-                write::Outcome::Done => Ok(format!(
-                    "scaled node group {group} back from {} to {replicas}",
-                    now.replicas
-                )),
-                write::Outcome::Conflict(m) | write::Outcome::Disallowed(m) => {
-                    Err(Stop::Refused(format!("{id}: not undone: {m}")))
-                }
-            }
+        Prior::Spec { .. } => {
+            let templates = revision_templates(client, &sts).await?;
+            restore_spec(&writer, &record, &sts, &templates, now, mode, &id).await?
+        }
+        Prior::NodeGroup { .. } => {
+            restore_node_group(&writer, &record, &config.node_groups, now, mode, &id).await?
         }
     };
     let what = match what {
@@ -147,33 +123,61 @@ enum Stop {
     DryRun(String),
 }
 
+/// The templates of `sts`'s own ControllerRevisions (by owner uid): the
+/// only templates an undo may write back.
+async fn revision_templates(client: &Client, sts: &StatefulSet) -> Result<Vec<Value>> {
+    let ns = sts.metadata.namespace.as_deref().unwrap_or_default();
+    let revisions = Api::<ControllerRevision>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| Error::api(format!("list ControllerRevisions in {ns}"), e))?;
+    Ok(revisions
+        .items
+        .into_iter()
+        .filter(|r| {
+            r.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.controller == Some(true) && Some(&o.uid) == sts.metadata.uid.as_ref())
+        })
+        .filter_map(|r| r.data.map(|d| d.0["spec"]["template"].clone()))
+        .collect())
+}
+
 /// Puts the spec back with the JSON patch the record allows.
 async fn restore_spec(
     writer: &Writer,
     record: &undo::Record,
     sts: &StatefulSet,
+    templates: &[Value],
+    now: jiff::Timestamp,
     mode: Mode,
     id: &str,
 ) -> Result<std::result::Result<String, Stop>> {
-    let ops = match undo::restore_patch(record, sts) {
-        Ok(Value::Array(ops)) if ops.is_empty() => {
+    let restore = match undo::restore_patch(record, sts, templates, now) {
+        Ok(r) if r.ops.as_array().is_some_and(Vec::is_empty) => {
             return Ok(Err(Stop::Refused(format!(
                 "{id}: the spec is already as before the action"
             ))));
         }
-        Ok(ops) => ops,
+        Ok(r) => r,
         Err(why) => return Ok(Err(Stop::Refused(format!("{id}: not undone: {why}")))),
     };
     if mode == Mode::DryRun {
         return Ok(Err(Stop::DryRun(format!(
-            "{id}: would undo \"{}\" with the JSON patch {ops}{}",
+            "{id}: would undo \"{}\": JSON patch of apps/v1 StatefulSet {id} ({}), conditional on resourceVersion {}: {}{}",
             record.what(),
+            restore.fields.join(", "),
+            sts.metadata.resource_version.as_deref().unwrap_or("?"),
+            restore.ops,
             evicted_note(record)
         ))));
     }
-    Ok(match writer.patch_spec(sts, &ops).await?.0 {
+    Ok(match writer.patch_spec(sts, &restore.ops).await?.0 {
         write::Outcome::Done => Ok(format!(
-            "restored the spec as it was before \"{}\"{}",
+            "restored {} as before \"{}\"{}",
+            restore.fields.join(", "),
             record.what(),
             evicted_note(record)
         )),
@@ -181,6 +185,49 @@ async fn restore_spec(
             Err(Stop::Refused(format!("{id}: not undone: {m}")))
         }
     })
+}
+
+/// Scales a node group back, only one configured now, through its
+/// configured target, within its bounds, and only if nobody scaled it
+/// since the agent did.
+async fn restore_node_group(
+    writer: &Writer,
+    record: &undo::Record,
+    configured: &[crate::config::NodeGroup],
+    now: jiff::Timestamp,
+    mode: Mode,
+    id: &str,
+) -> Result<std::result::Result<String, Stop>> {
+    let (g, replicas, replicas_after) = match undo::node_group_restore(record, configured, now) {
+        Ok(r) => r,
+        Err(why) => return Ok(Err(Stop::Refused(format!("{id}: not undone: {why}")))),
+    };
+    let group = &g.name;
+    let scale = writer.read_scale(&g.resource).await?;
+    if scale.replicas != replicas_after {
+        return Ok(Err(Stop::Refused(format!(
+            "{id}: not undone: node group {group} has {} replicas, not the {replicas_after} stsmend set",
+            scale.replicas
+        ))));
+    }
+    if mode == Mode::DryRun {
+        return Ok(Err(Stop::DryRun(format!(
+            "{id}: would set spec.replicas of the /scale subresource of {} (node group {group}) from {} to {replicas}",
+            g.resource.describe(),
+            scale.replicas
+        ))));
+    }
+    Ok(
+        match writer.set_scale(&g.resource, &scale, replicas).await? {
+            write::Outcome::Done => Ok(format!(
+                "scaled node group {group} back from {} to {replicas}",
+                scale.replicas
+            )),
+            write::Outcome::Conflict(m) | write::Outcome::Disallowed(m) => {
+                Err(Stop::Refused(format!("{id}: not undone: {m}")))
+            }
+        },
+    )
 }
 
 /// After an applied undo: the record is spent, the undo starts a cooldown

@@ -443,7 +443,10 @@ fn merged(
         }
         crate::undo::CONFIG_MAP => {
             let mut book = crate::undo::Book::from_config_map(&as_ours)?;
-            book.merge_saved(&crate::undo::Book::from_config_map(saved)?);
+            book.merge_saved(
+                &crate::undo::Book::from_config_map(saved)?,
+                jiff::Timestamp::now(),
+            );
             Ok(book.to_data()?)
         }
         _ => Ok(ours.clone()),

@@ -175,6 +175,8 @@ fn actor<'g>(
         node_groups,
         state_namespace: a.config.state_namespace.clone(),
         undo: undo_book,
+        undo_keep: a.config.limits.undo_keep,
+        undo_max_records: a.config.limits.undo_max_records,
         now: a.now,
         retry_delay: cluster::retry::WRITE_DELAY,
     })

@@ -40,6 +40,11 @@ pub struct Limits {
     /// those that share a cause outside the workload, or have no cause
     /// found, do. `false` counts every failing StatefulSet.
     pub storm_judges_causes: bool,
+    /// Undo records are kept this long after their action...
+    pub undo_keep: Span,
+    /// ...and at most this many (the newest), so `stsmend-undo` never
+    /// fills.
+    pub undo_max_records: usize,
 }
 
 impl Default for Limits {
@@ -52,6 +57,8 @@ impl Default for Limits {
             storm_max_share: 0.5,
             storm_min_failing: 3,
             storm_judges_causes: true,
+            undo_keep: Span::days(30),
+            undo_max_records: 200,
         }
     }
 }

@@ -124,6 +124,23 @@ pub struct ScaleTarget {
     pub name: String,
 }
 
+impl ScaleTarget {
+    /// `apiVersion Kind namespace/name`, the `/scale` subresource of which
+    /// is written.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} {}{}",
+            self.api_version,
+            self.kind,
+            self.namespace
+                .as_deref()
+                .map(|n| format!("{n}/"))
+                .unwrap_or_default(),
+            self.name
+        )
+    }
+}
+
 /// What one node of a group brings: the labels and taints a pod's scheduling
 /// constraints are checked against, and its allocatable resources.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
