@@ -11,11 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Event;
 use kube::Api;
-use kube::api::{
-    ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
-};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use stsmend_e2e::wait_until;
 
@@ -140,24 +137,22 @@ impl Reconciler {
 
 /// The agent's Events on `name` as (reason, message), oldest first.
 async fn events(w: &World, name: &str) -> Vec<(String, String)> {
-    let api: Api<Event> = Api::namespaced(w.client.clone(), &w.ns);
-    let mut events: Vec<Event> = api
-        .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.source.as_ref().and_then(|s| s.component.as_deref()) == Some("stsmend"))
-        .collect();
-    events.sort_by_key(|e| e.event_time.clone().map(|t| t.0));
-    events
-        .into_iter()
-        .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
-        .collect()
+    w.agent_event_messages(name).await
 }
 
 fn count(events: &[(String, String)], reason: &str) -> usize {
     events.iter().filter(|(r, _)| r == reason).count()
+}
+
+/// Asserts that the run escalated on `id`, and did nothing else.
+#[track_caller]
+fn escalated(run: &Run, id: &str) {
+    assert_eq!(
+        run.executed(id),
+        [("escalate".to_string(), "done".to_string())],
+        "{id}: {:#}",
+        run.report
+    );
 }
 
 /// The `why` of the first planned action on `id`.
@@ -256,7 +251,7 @@ async fn an_operators_set_is_never_rolled_back() {
     let config = w.config("");
     let config = config.to_str().unwrap();
     let id = w.id("db");
-    for n in 1..=3 {
+    for _ in 1..=3 {
         let run = w.agent(&["run", "--apply", "--config", config]).await;
         assert_eq!(run.code, 0, "{}", run.stderr);
         assert_eq!(
@@ -265,12 +260,7 @@ async fn an_operators_set_is_never_rolled_back() {
             "{:#}",
             run.report
         );
-        assert_eq!(
-            run.executed(&id),
-            [("escalate".to_string(), "done".to_string())],
-            "run {n}: {:#}",
-            run.report
-        );
+        escalated(&run, &id);
         let owner = finding(&run, &id, "spec_owner").expect("a spec_owner finding");
         assert!(owner.contains("Database shop/db"), "{owner}");
         let why = why(&run, &id);
@@ -376,12 +366,7 @@ async fn gitops_and_unknown_writers_are_not_fought() {
         ("argo", "Application shop-argo", "revert the change in Git"),
     ] {
         let id = w.id(name);
-        assert_eq!(
-            first.executed(&id),
-            [("escalate".to_string(), "done".to_string())],
-            "{:#}",
-            first.report
-        );
+        escalated(&first, &id);
         let summary = finding(&first, &id, "spec_owner").expect("spec_owner");
         assert!(summary.contains(owner), "{summary}");
         let why = why(&first, &id);
@@ -402,16 +387,11 @@ async fn gitops_and_unknown_writers_are_not_fought() {
 
     // The deploy tool puts its template back within a second.
     failing_on(&w, "bot", &bad).await;
-    for n in 2..=3 {
+    for _ in 2..=3 {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let run = w.agent(&apply).await;
         assert_eq!(run.code, 0, "{}", run.stderr);
-        assert_eq!(
-            run.executed(&bot),
-            [("escalate".to_string(), "done".to_string())],
-            "run {n}: {:#}",
-            run.report
-        );
+        escalated(&run, &bot);
         let reapplied = finding(&run, &bot, "template_reapplied").expect("template_reapplied");
         assert!(reapplied.contains("deploy-bot"), "{reapplied}");
         let why = why(&run, &bot);

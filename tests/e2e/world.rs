@@ -578,6 +578,16 @@ impl World {
 
     /// Reasons of the Events stsmend wrote on the StatefulSet, oldest first.
     pub async fn agent_events(&self, name: &str) -> Vec<String> {
+        self.agent_event_messages(name)
+            .await
+            .into_iter()
+            .map(|(reason, _)| reason)
+            .collect()
+    }
+
+    /// The Events stsmend wrote on the StatefulSet as (reason, message),
+    /// oldest first.
+    pub async fn agent_event_messages(&self, name: &str) -> Vec<(String, String)> {
         let api: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
         let mut events: Vec<Event> = api
             .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
@@ -589,7 +599,10 @@ impl World {
             .collect();
         // eventTime has microseconds; creationTimestamp only seconds.
         events.sort_by_key(|e| e.event_time.clone().map(|t| t.0));
-        events.into_iter().filter_map(|e| e.reason).collect()
+        events
+            .into_iter()
+            .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+            .collect()
     }
 }
 
