@@ -48,6 +48,9 @@ pub struct NodeGroupScale {
 pub struct Writer {
     client: Client,
     mode: Mode,
+    /// How long, and how many, undo records a save keeps once merged
+    /// with another run's (`limits.undoKeep`, `limits.undoMaxRecords`).
+    undo_keep: (crate::duration::Span, usize),
 }
 
 /// A refused write: the object changed (409) or went away (404) since the
@@ -64,7 +67,18 @@ fn classify(e: kube::Error, context: &str) -> Result<Outcome> {
 
 impl Writer {
     pub fn new(client: Client, mode: Mode) -> Self {
-        Self { client, mode }
+        let limits = crate::guard::Limits::default();
+        Self {
+            client,
+            mode,
+            undo_keep: (limits.undo_keep, limits.undo_max_records),
+        }
+    }
+
+    /// The undo records' pruning, from the config's limits.
+    pub fn with_undo_limits(mut self, limits: &crate::guard::Limits) -> Self {
+        self.undo_keep = (limits.undo_keep, limits.undo_max_records);
+        self
     }
 
     pub fn mode(&self) -> Mode {
@@ -370,7 +384,7 @@ impl Writer {
                 .await
                 .map_err(|e| Error::api(format!("read ConfigMap {ns}/{name}"), e))?;
             let data = match &saved {
-                Some(cm) if merge => merged(name, &data, cm)?,
+                Some(cm) if merge => merged(name, &data, cm, self.undo_keep)?,
                 _ => data.clone(),
             };
             let mut cm = json!({
@@ -429,6 +443,7 @@ fn merged(
     name: &str,
     ours: &std::collections::BTreeMap<String, String>,
     saved: &ConfigMap,
+    (keep, max): (crate::duration::Span, usize),
 ) -> Result<std::collections::BTreeMap<String, String>> {
     let as_ours = ConfigMap {
         metadata: saved.metadata.clone(),
@@ -443,10 +458,11 @@ fn merged(
         }
         crate::undo::CONFIG_MAP => {
             let mut book = crate::undo::Book::from_config_map(&as_ours)?;
-            book.merge_saved(
-                &crate::undo::Book::from_config_map(saved)?,
-                jiff::Timestamp::now(),
-            );
+            let now = jiff::Timestamp::now();
+            book.merge_saved(&crate::undo::Book::from_config_map(saved)?, now);
+            // What the other run kept must fit too: the ConfigMap never
+            // fills, whoever saved last.
+            book.prune(now, keep, max, crate::undo::MAX_BYTES);
             Ok(book.to_data()?)
         }
         _ => Ok(ours.clone()),

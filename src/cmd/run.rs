@@ -171,7 +171,7 @@ fn actor<'g>(
     Ok(act::Actor {
         mode,
         writer: write::Writer::new(client.clone(), writer_mode),
-        own: write::Writer::new(client, write::Mode::Apply),
+        own: write::Writer::new(client, write::Mode::Apply).with_undo_limits(&a.config.limits),
         node_groups,
         state_namespace: a.config.state_namespace.clone(),
         undo: undo_book,
