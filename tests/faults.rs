@@ -317,6 +317,58 @@ async fn a_throttled_eviction_is_retried() {
     assert_eq!(s.seen(), [EVICT, EVICT, EVENT]);
 }
 
+/// An eviction refused as a conflict (the resourceVersion it is
+/// conditional on moved: a crash-looping pod's status) reads the pod
+/// again, checks it again, and evicts it; a pod that stays in conflict is
+/// left to the next run after a few looks, never evicted unconditionally.
+#[tokio::test]
+async fn an_eviction_in_conflict_looks_at_the_pod_again() {
+    let a = db();
+    let pod = a
+        .facts
+        .pods
+        .iter()
+        .find(|p| p.metadata.name.as_deref() == Some("db-2"))
+        .cloned()
+        .unwrap();
+    let list = ok(
+        serde_json::json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [pod]}),
+    );
+    let s = Script::new(&[
+        status(409, "Conflict"),
+        list.clone(),
+        ok(serde_json::json!({})),
+        ok(serde_json::json!({})),
+    ]);
+    let done = evict(&s).await;
+    assert_eq!(done[0].1, Status::Done, "{done:?}");
+    const READ_POD: &str = "GET /api/v1/namespaces/shop/pods";
+    assert_eq!(s.seen(), [EVICT, READ_POD, EVICT, EVENT]);
+
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.extend([status(409, "Conflict"), list.clone()]);
+    }
+    answers.extend([status(409, "Conflict"), ok(serde_json::json!({}))]);
+    let s = Script::new(&answers);
+    let done = evict(&s).await;
+    assert_eq!(done[0].1, Status::Conflict, "{done:?}");
+    assert_eq!(
+        s.seen().iter().filter(|r| *r == EVICT).count(),
+        4,
+        "{:?}",
+        s.seen()
+    );
+
+    // Gone when looked at again: not deleted, and said so.
+    let gone =
+        ok(serde_json::json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}));
+    let s = Script::new(&[status(409, "Conflict"), gone, ok(serde_json::json!({}))]);
+    let done = evict(&s).await;
+    assert!(done[0].2.contains("no longer exists"), "{done:?}");
+    assert_eq!(s.seen(), [EVICT, READ_POD, EVENT]);
+}
+
 /// Serves `script` over plain HTTP on a local port, one request per
 /// connection, so a test can use the client the binary builds
 /// ([`stsmend::cluster::build_client`]), with all its layers.

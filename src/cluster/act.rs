@@ -24,6 +24,10 @@ use crate::undo::{self, Book, Prior};
 pub const OBSERVE_WITHIN: Duration = Duration::from_secs(60);
 const OBSERVE_POLL: Duration = Duration::from_secs(1);
 
+/// How many times an eviction refused as a conflict reads its pod again,
+/// checks it again and retries, before the next run is left to finish.
+const EVICT_LOOKS: usize = 3;
+
 pub struct Actor<'a> {
     pub mode: Mode,
     /// Workload writes: apply, or `dryRun=All` in server dry-run mode.
@@ -515,21 +519,39 @@ impl Actor<'_> {
         let mut evicted = 0;
         let mut disallowed = false;
         for (name, pod) in pods {
-            if let Some(why) = pod_not_deletable(sts, pod.as_ref(), any_pod) {
-                lines.push(format!("{name}: not deleted: {why}"));
-                continue;
-            }
-            let Some(pod) = pod else { continue };
-            match retry(self.retry_delay, || self.writer.evict_pod(pod)).await? {
-                write::Outcome::Done => {
-                    evicted += 1;
-                    lines.push(format!("{name}: evicted"));
+            let mut pod = pod.clone();
+            let mut looked_again = 0;
+            loop {
+                if let Some(why) = pod_not_deletable(sts, pod.as_ref(), any_pod) {
+                    lines.push(format!("{name}: not deleted: {why}"));
+                    break;
                 }
-                write::Outcome::Conflict(m) => lines.push(format!("{name}: {m}")),
-                write::Outcome::Disallowed(m) => {
-                    disallowed = true;
-                    lines.push(format!("{name}: {m}{}", budgets(a)));
+                let Some(p) = &pod else { break };
+                match retry(self.retry_delay, || self.writer.evict_pod(p)).await? {
+                    write::Outcome::Done => {
+                        evicted += 1;
+                        lines.push(format!("{name}: evicted"));
+                    }
+                    // A crash-looping pod's status moves under the
+                    // resourceVersion the eviction is conditional on: read
+                    // it again and check it again, a few times.
+                    write::Outcome::Conflict(_)
+                        if looked_again < EVICT_LOOKS && self.mode == Mode::Apply =>
+                    {
+                        looked_again += 1;
+                        pod = retry(self.retry_delay, || {
+                            self.writer.read_pod(&a.namespace, name)
+                        })
+                        .await?;
+                        continue;
+                    }
+                    write::Outcome::Conflict(m) => lines.push(format!("{name}: {m}")),
+                    write::Outcome::Disallowed(m) => {
+                        disallowed = true;
+                        lines.push(format!("{name}: {m}{}", budgets(a)));
+                    }
                 }
+                break;
             }
         }
         let status = if evicted == pods.len() {
