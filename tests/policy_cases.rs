@@ -167,6 +167,36 @@ fn a_case_reads_only_below_its_directory() {
     );
 }
 
+/// A policy that prints in a loop cannot flood the CronJob's log (issue
+/// 22: 10.9 GB at debug level): past its evaluation's print budget the
+/// rest is dropped, once said.
+#[test]
+fn a_policy_printing_in_a_loop_is_capped() {
+    let dir = temp_dir("printer");
+    let policy = dir.join("ladder.rhai");
+    std::fs::write(
+        &policy,
+        "let s = \"x\";\nfor i in 0..12 { s += s; }\nfor i in 0..20000 { print(s); }\n[escalate(\"printed\")]",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stsmend"))
+        .args(["plan", "--from", CRASH_LOOP, "--for", "0s", "--policies"])
+        .arg(&policy)
+        .current_dir(root())
+        .env("STSMEND_LOG", "debug")
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("prints are dropped"),
+        "{}",
+        &stderr[..stderr.len().min(2000)]
+    );
+    // 20,000 prints of 4 KiB would be 80 MB; the budget is 16 KiB of them.
+    assert!(stderr.len() < 1_000_000, "{} bytes logged", stderr.len());
+}
+
 #[test]
 fn plan_shows_the_plan_and_trace_in_every_format() {
     let base = ["plan", "--from", CRASH_LOOP, "--now", NOW];

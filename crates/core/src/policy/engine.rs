@@ -43,6 +43,11 @@ use crate::duration::Span;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SandboxLimits {
     pub operations: u64,
+    /// Wall time of one evaluation (a StatefulSet's, its `ladder()` calls
+    /// included): copies of large values cost time no operation counts.
+    pub time: std::time::Duration,
+    /// Bytes a policy may print (`print`, `debug`) in one evaluation.
+    pub printed: usize,
     pub call_depth: usize,
     pub expr_depth: usize,
     pub fn_expr_depth: usize,
@@ -57,6 +62,8 @@ impl Default for SandboxLimits {
     fn default() -> Self {
         Self {
             operations: 200_000,
+            time: std::time::Duration::from_secs(1),
+            printed: 16 * 1024,
             call_depth: 32,
             expr_depth: 64,
             fn_expr_depth: 32,
@@ -118,9 +125,24 @@ pub fn new_engine(limits: &SandboxLimits) -> Engine {
     for symbol in ["eval", "import", "export"] {
         engine.disable_symbol(symbol);
     }
-    engine.on_print(|text| tracing::debug!(target: "stsmend::policy", "{text}"));
+    engine.on_print(|text| {
+        if may_print(text.len()) {
+            tracing::debug!(target: "stsmend::policy", "{text}");
+        }
+    });
     engine.on_debug(|text, source, pos| {
-        tracing::debug!(target: "stsmend::policy", source = source.unwrap_or_default(), line = pos.line().unwrap_or(0), "{text}");
+        if may_print(text.len()) {
+            tracing::debug!(target: "stsmend::policy", source = source.unwrap_or_default(), line = pos.line().unwrap_or(0), "{text}");
+        }
+    });
+    // Checked every few hundred operations: the clock is not free, and a
+    // policy over its time is stopped within a fraction of it.
+    engine.on_progress(|ops| {
+        if ops % 256 != 0 {
+            return None;
+        }
+        let outermost = FRAMES.with(|f| f.borrow().first().cloned())?;
+        (outermost.started.elapsed() > outermost.limits.time).then(|| Dynamic::from(OverTime))
     });
     register_api(&mut engine);
     engine
@@ -185,10 +207,34 @@ struct Frame {
     chosen: RefCell<Option<String>>,
     /// The rung the ladder chose when this policy called `ladder()`.
     delegated: RefCell<Option<String>>,
+    started: std::time::Instant,
+    printed: std::cell::Cell<usize>,
 }
 
 thread_local! {
     static FRAMES: RefCell<Vec<Rc<Frame>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What stops a policy over its time budget.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OverTime;
+
+/// Whether `len` more bytes of a policy's prints fit in its evaluation's
+/// budget; past it, one line says the rest is dropped.
+fn may_print(len: usize) -> bool {
+    let Some(frame) = FRAMES.with(|f| f.borrow().first().cloned()) else {
+        return false;
+    };
+    let before = frame.printed.get();
+    let after = before.saturating_add(len);
+    frame.printed.set(after);
+    if after <= frame.limits.printed {
+        return true;
+    }
+    if before <= frame.limits.printed {
+        tracing::debug!(target: "stsmend::policy", policy = %frame.policy, "more than {} bytes printed: the rest of this evaluation's prints are dropped", frame.limits.printed);
+    }
+    false
 }
 
 struct FrameGuard;
@@ -244,6 +290,8 @@ pub(crate) fn evaluate(
         declared: RefCell::new(None),
         chosen: RefCell::new(None),
         delegated: RefCell::new(None),
+        started: std::time::Instant::now(),
+        printed: std::cell::Cell::new(0),
     });
     let mut scope = Scope::new();
     for (name, value) in &view.values {
@@ -421,12 +469,44 @@ fn make_scale(group: &str, delta: INT, why: &str) -> RhaiResult<Action> {
     })
 }
 
+const PATCH_MAX_DEPTH: usize = 32;
+const PATCH_MAX_BYTES: usize = 128 * 1024;
+
+/// How deeply `v` nests, counted without recursion (the value may be deep
+/// enough to overflow the stack).
+fn depth(v: &serde_json::Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(v, 1)];
+    while let Some((v, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        match v {
+            serde_json::Value::Array(a) => stack.extend(a.iter().map(|x| (x, d + 1))),
+            serde_json::Value::Object(o) => stack.extend(o.values().map(|x| (x, d + 1))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 fn make_patch(patch: Dynamic, why: &str) -> RhaiResult<Action> {
     let why = why_of("patch_spec", why)?;
     let json = match to_json(&patch, "patch") {
         Ok(j) => j,
         Err(e) => return ApiError::raise(format!("patch_spec: {e}")),
     };
+    // What a report quotes and the API server is sent: a StatefulSet is
+    // nowhere near this deep, nor its spec this large.
+    if depth(&json) > PATCH_MAX_DEPTH {
+        return ApiError::raise(format!(
+            "patch_spec: the patch is nested deeper than {PATCH_MAX_DEPTH} levels"
+        ));
+    }
+    let size = serde_json::to_vec(&json).map_or(usize::MAX, |b| b.len());
+    if size > PATCH_MAX_BYTES {
+        return ApiError::raise(format!(
+            "patch_spec: the patch is {size} bytes as JSON, more than {PATCH_MAX_BYTES}"
+        ));
+    }
     let patch_type = match &json {
         serde_json::Value::Object(o) => {
             if o.is_empty() || o.keys().any(|k| k != "spec") {

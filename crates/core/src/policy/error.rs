@@ -188,6 +188,13 @@ fn classify(err: &EvalAltResult, limits: &super::SandboxLimits) -> (ErrorKind, S
                 limits.operations
             ),
         ),
+        E::ErrorTerminated(value, _) if value.is::<super::engine::OverTime>() => (
+            ErrorKind::Limit,
+            format!(
+                "ran longer than {} ms: copies of large maps or arrays, or a very long loop?",
+                limits.time.as_millis()
+            ),
+        ),
         E::ErrorStackOverflow(_) => (
             ErrorKind::Limit,
             format!(

@@ -229,7 +229,15 @@ impl Policies {
     /// Policies from text, each named and shown as `NAME.rhai`: for tests
     /// and for programs that keep policies elsewhere than in files.
     pub fn from_sources(sources: &[(&str, &str)], origin: Origin) -> Result<Self, PolicyError> {
-        let mut policies = Self::builtin();
+        Self::from_sources_with_limits(sources, origin, SandboxLimits::default())
+    }
+
+    pub fn from_sources_with_limits(
+        sources: &[(&str, &str)],
+        origin: Origin,
+        limits: SandboxLimits,
+    ) -> Result<Self, PolicyError> {
+        let mut policies = Self::with_limits(limits);
         policies.origin = Some(origin);
         for (name, text) in sources {
             let entry = load_text(&policies.engine, name, &format!("{name}.rhai"), text);

@@ -132,6 +132,63 @@ fn a_huge_array_and_deep_recursion_stop_at_their_limits() {
     assert!(e.message.contains("nested deeper"), "{e}");
 }
 
+/// Copies of a large map cost time no operation counts (issue 22: 18 s a
+/// StatefulSet inside the operation limit): the evaluation's wall-time
+/// budget stops it, naming the line, and the run goes on.
+#[test]
+fn copies_of_large_values_stop_at_the_time_budget() {
+    let limits = SandboxLimits {
+        time: std::time::Duration::from_millis(50),
+        ..Default::default()
+    };
+    let text = "let m = #{};\nfor i in 0..9000 { m[`k${i}`] = [i, i, i]; }\nlet n = 0;\nfor i in 0..100000 { let c = m; c.k0 = i; n += c.len(); }\n[]";
+    let p =
+        Policies::from_sources_with_limits(&[("ladder", text)], Origin::Config, limits).unwrap();
+    let started = std::time::Instant::now();
+    let d = decide_on("ladder/e-rollback-crash-loop", &p);
+    let e = d.error.expect("over its time");
+    assert_eq!(e.kind, ErrorKind::Limit, "{e}");
+    assert!(e.message.contains("ran longer than 50 ms"), "{e}");
+    assert_eq!(e.file, "ladder.rhai", "{e}");
+    assert!(d.actions.is_empty());
+    // Not a timed assertion of speed: only that the budget, not the
+    // loop's end, stopped it (the loop alone runs for minutes).
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    // The same policy with the default budget is still stopped, by its
+    // operations or its time, never running on.
+    let e = error_of(text);
+    assert_eq!(e.kind, ErrorKind::Limit, "{e}");
+    // Without an operation limit, a loop is stopped by its time, at its
+    // line.
+    let unlimited = SandboxLimits {
+        operations: 0,
+        ..limits
+    };
+    let p = Policies::from_sources_with_limits(
+        &[("ladder", "let n = 0;\nloop {\n    n += 1;\n}\n[]")],
+        Origin::Config,
+        unlimited,
+    )
+    .unwrap();
+    let e = decide_on("ladder/e-rollback-crash-loop", &p).error.unwrap();
+    assert!(e.message.contains("ran longer than 50 ms"), "{e}");
+    assert!(e.line.is_some_and(|l| (2..=3).contains(&l)), "{e}");
+}
+
+#[test]
+fn a_patch_too_deep_or_too_large_is_an_invalid_action() {
+    let e = error_of(
+        "let p = #{};\nfor i in 0..40 { p = #{x: p}; }\n[patch_spec(#{spec: #{template: p}}, \"deep\")]",
+    );
+    assert_eq!(e.kind, ErrorKind::InvalidAction, "{e}");
+    assert!(e.message.contains("nested deeper than 32"), "{e}");
+    let e = error_of(
+        "let m = #{};\nfor i in 0..9000 { m[`annotation-number-${i}`] = `${i}`; }\n[patch_spec(#{spec: #{template: #{metadata: #{annotations: m}}}}, \"large\")]",
+    );
+    assert_eq!(e.kind, ErrorKind::InvalidAction, "{e}");
+    assert!(e.message.contains("bytes as JSON, more than"), "{e}");
+}
+
 #[test]
 fn a_policy_cannot_import_a_module_or_read_a_file() {
     for text in [
