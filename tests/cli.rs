@@ -82,6 +82,77 @@ fn extreme_integers_in_a_snapshot_never_panic() {
     }
 }
 
+/// Cluster text cannot rewrite a report (issue 22): a name in a
+/// hand-written snapshot carrying an ANSI sequence, a forged line and
+/// Markdown/HTML shows in the text report on its own line with its
+/// controls made visible, and in Markdown as text, not markup.
+#[test]
+fn hostile_names_cannot_rewrite_the_human_reports() {
+    let hostile = "db\\u001b[2K\\rFAILING kube-system/forged\\n![x](https://evil.example/p.png)<img src=x></table>@octocat```";
+    let yaml = HEALTHY
+        .replace("name: db,", &format!("name: \"{hostile}\","))
+        .replace("observedGeneration: 2", "observedGeneration: 1");
+    let f = temp_file("hostile.yaml", &yaml);
+    let out = stsmend(&[
+        "plan",
+        "--from",
+        f.to_str().unwrap(),
+        "--for",
+        "0s",
+        "-o",
+        "text",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "{text:?}"
+    );
+    assert!(
+        !text.lines().any(|l| l.starts_with("FAILING kube-system")),
+        "a forged line: {text}"
+    );
+    assert!(text.contains("\\u{1b}[2K"), "{text}");
+    let out = stsmend(&[
+        "plan",
+        "--from",
+        f.to_str().unwrap(),
+        "--for",
+        "0s",
+        "-o",
+        "markdown",
+    ]);
+    let md = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!md.contains('\u{1b}') && !md.contains("\n```"), "{md}");
+    // Outside code spans (literal when rendered), no markup survives.
+    let mut outside = String::new();
+    for l in md.lines() {
+        let mut code = false;
+        let mut chars = l.chars();
+        while let Some(c) = chars.next() {
+            if c == '\\' && !code {
+                // An escaped character is text, a backtick too.
+                chars.next();
+            } else if c == '`' {
+                code = !code;
+            } else if !code {
+                outside.push(c);
+            }
+        }
+        assert!(!code, "a code span left open: {l}");
+        outside.push('\n');
+    }
+    for gone in ["![x](", "<img", "</table>", "https://", "@octocat"] {
+        assert!(!outside.contains(gone), "{gone:?} survives: {md}");
+    }
+    assert!(!md.lines().any(|l| l.starts_with("FAILING")), "{md}");
+}
+
 #[test]
 fn a_malformed_file_exits_two_naming_it() {
     let f = temp_file("broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata: [\n");

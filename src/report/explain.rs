@@ -5,13 +5,14 @@ use std::fmt::Write;
 
 use crate::duration::Span;
 use crate::pipeline::Assessment;
+use crate::report::sanitize::line;
 
 pub fn explain(a: &Assessment, failing: bool, threshold: Span) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
         "{}: {}",
-        a.id(),
+        line(&a.id()),
         if failing {
             format!("failing (a symptom held for {threshold})")
         } else {
@@ -24,7 +25,7 @@ pub fn explain(a: &Assessment, failing: bool, threshold: Span) -> String {
         a.generation,
         a.observed_generation
             .map_or("unset".into(), |g| g.to_string()),
-        a.resource_version.as_deref().unwrap_or("unknown")
+        line(a.resource_version.as_deref().unwrap_or("unknown"))
     );
     let _ = writeln!(s, "\nFindings:");
     for f in &a.findings {
@@ -32,7 +33,7 @@ pub fn explain(a: &Assessment, failing: bool, threshold: Span) -> String {
             s,
             "  - [{}] {} ({:?})",
             f.kind.as_str(),
-            f.summary,
+            line(&f.summary),
             f.confidence
         );
     }
@@ -49,7 +50,9 @@ pub fn explain(a: &Assessment, failing: bool, threshold: Span) -> String {
         let _ = writeln!(
             s,
             "\nPolicy: {} ({}), selected by {}",
-            d.policy, d.file, d.selected_by
+            line(&d.policy),
+            line(&d.file),
+            line(&d.selected_by)
         );
     }
     if !d.trace.is_empty() {
@@ -59,20 +62,20 @@ pub fn explain(a: &Assessment, failing: bool, threshold: Span) -> String {
             let who = if t.policy == d.policy {
                 String::new()
             } else {
-                format!(" [{}]", t.policy)
+                format!(" [{}]", line(&t.policy))
             };
             let _ = writeln!(
                 s,
                 "  {}. {:<width$}  {:<11}  {}{who}",
                 i + 1,
-                t.rung,
+                line(&t.rung),
                 t.status.as_str(),
-                t.why
+                line(&t.why)
             );
         }
     }
     if let Some(e) = &d.error {
-        let _ = writeln!(s, "\nPolicy error, no actions: {e}");
+        let _ = writeln!(s, "\nPolicy error, no actions: {}", line(&e.to_string()));
         return s;
     }
     let _ = writeln!(
@@ -80,14 +83,14 @@ pub fn explain(a: &Assessment, failing: bool, threshold: Span) -> String {
         "\nPlan{}:",
         d.rung
             .as_ref()
-            .map(|r| format!(" (rung {r})"))
+            .map(|r| format!(" (rung {})", line(r)))
             .unwrap_or_default()
     );
     if d.actions.is_empty() {
         let _ = writeln!(s, "  no action");
     }
     for (i, a) in d.actions.iter().enumerate() {
-        let _ = writeln!(s, "  {}. {}", i + 1, a.describe());
+        let _ = writeln!(s, "  {}. {}", i + 1, line(&a.describe()));
     }
     s
 }

@@ -8,10 +8,7 @@ use crate::diagnose::Kind;
 use crate::pipeline::Assessment;
 use crate::policy::Decision;
 
-/// Keeps table cells on one line and stops a message from closing the cell.
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace(['\n', '\r'], " ")
-}
+use super::sanitize::{code, markdown as cell};
 
 pub fn render(r: &Report) -> String {
     let o = &r.outcome;
@@ -20,7 +17,7 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         s,
         "Source: {} · generated {} · threshold {} · stsmend {}{}\n",
-        r.source,
+        cell(&r.source),
         r.generated_at,
         r.threshold,
         r.version,
@@ -48,17 +45,17 @@ pub fn render(r: &Report) -> String {
             .policies
             .iter()
             .map(|p| {
-                let mut what = vec![p.file.clone()];
+                let mut what = vec![cell(&p.file)];
                 if !p.namespaces.is_empty() {
-                    what.push(format!("namespaces {}", p.namespaces.join(", ")));
+                    what.push(format!("namespaces {}", cell(&p.namespaces.join(", "))));
                 }
                 if let Some(sel) = &p.selector {
-                    what.push(format!("selector `{sel}`"));
+                    what.push(format!("selector {}", code(sel)));
                 }
                 if let Some(e) = &p.error {
                     what.push(format!("**broken**: {}", cell(&e.to_string())));
                 }
-                format!("`{}` ({})", p.name, what.join("; "))
+                format!("{} ({})", code(&p.name), what.join("; "))
             })
             .collect();
         let _ = writeln!(s, "Policies: {}\n", list.join(", "));
@@ -79,7 +76,12 @@ pub fn render(r: &Report) -> String {
     if !o.exempt.is_empty() {
         let _ = writeln!(s, "## Exempt by design\n");
         for e in &o.exempt {
-            let _ = writeln!(s, "- `{}/{}`: {}", e.namespace, e.name, e.reason.describe());
+            let _ = writeln!(
+                s,
+                "- {}: {}",
+                code(&format!("{}/{}", e.namespace, e.name)),
+                e.reason.describe()
+            );
         }
         let _ = writeln!(s);
     }
@@ -87,20 +89,20 @@ pub fn render(r: &Report) -> String {
 }
 
 fn section(s: &mut String, a: &Assessment, status: &str) {
-    let _ = writeln!(s, "## `{}` ({status})\n", a.id());
+    let _ = writeln!(s, "## {} ({status})\n", code(&a.id()));
     let _ = writeln!(
         s,
         "generation {} · observed {} · resourceVersion {}\n",
         a.generation,
         a.observed_generation
             .map_or("unset".into(), |g| g.to_string()),
-        a.resource_version.as_deref().unwrap_or("unknown")
+        cell(a.resource_version.as_deref().unwrap_or("unknown"))
     );
     let symptoms: Vec<_> = a.findings.iter().filter(|f| is_symptom(f.kind)).collect();
     let causes: Vec<_> = a.findings.iter().filter(|f| !is_symptom(f.kind)).collect();
     let _ = writeln!(s, "**What is wrong**\n");
     for f in &symptoms {
-        let _ = writeln!(s, "- {}", f.summary);
+        let _ = writeln!(s, "- {}", cell(&f.summary));
     }
     let _ = writeln!(s, "\n**Diagnosis**\n");
     if causes.is_empty() {
@@ -122,7 +124,7 @@ fn section(s: &mut String, a: &Assessment, status: &str) {
         plan(s, d);
     }
     if let Some(line) = super::gate_line(a) {
-        let _ = writeln!(s, "_{line}_\n");
+        let _ = writeln!(s, "_{}_\n", cell(&line));
     }
     if !a.executed.is_empty() {
         let _ = writeln!(s, "**Carried out**\n");
@@ -173,19 +175,19 @@ fn section(s: &mut String, a: &Assessment, status: &str) {
 fn plan(s: &mut String, d: &Decision) {
     let _ = writeln!(
         s,
-        "**Plan** (policy `{}`{}; selected by {})\n",
-        d.policy,
+        "**Plan** (policy {}{}; selected by {})\n",
+        code(&d.policy),
         d.rung
             .as_ref()
-            .map(|r| format!(", rung `{r}`"))
+            .map(|r| format!(", rung {}", code(r)))
             .unwrap_or_default(),
-        d.selected_by
+        cell(&d.selected_by)
     );
     if let Some(e) = &d.error {
         let _ = writeln!(
             s,
-            "> **Policy error**, no actions for this StatefulSet: `{}`: {}\n",
-            e.location(),
+            "> **Policy error**, no actions for this StatefulSet: {}: {}\n",
+            code(&e.location()),
             cell(&format!("{}: {}", e.kind, e.message))
         );
     } else if d.actions.is_empty() {
@@ -202,9 +204,9 @@ fn plan(s: &mut String, d: &Decision) {
         for t in &d.trace {
             let _ = writeln!(
                 s,
-                "| `{}` | `{}` | {} | {} |",
-                t.policy,
-                t.rung,
+                "| {} | {} | {} | {} |",
+                code(&t.policy),
+                code(&t.rung),
                 t.status.as_str(),
                 cell(&t.why)
             );

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::Report;
+use super::sanitize::line;
 use crate::policy::{Decision, Status};
 
 pub fn render(r: &Report) -> String {
@@ -15,36 +16,42 @@ pub fn render(r: &Report) -> String {
         s,
         "stsmend: {} StatefulSet(s) scanned from {}: {} failing, {} pending (< {}), {} exempt",
         o.scanned,
-        r.source,
+        line(&r.source),
         o.failing.len(),
         o.pending.len(),
         r.threshold,
         o.exempt.len()
     );
     if let Some(why) = &r.incomplete {
-        let _ = writeln!(s, "stsmend: INCOMPLETE: {why}");
+        let _ = writeln!(s, "stsmend: INCOMPLETE: {}", line(why));
     }
     for (label, list) in [("FAILING", &o.failing), ("pending", &o.pending)] {
         for a in list {
-            let _ = writeln!(s, "\n{label} {}", a.id());
+            let _ = writeln!(s, "\n{label} {}", line(&a.id()));
             for f in &a.findings {
                 let _ = writeln!(
                     s,
                     "  - [{}] {} ({:?})",
                     f.kind.as_str(),
-                    f.summary,
+                    line(&f.summary),
                     f.confidence
                 );
             }
             if let Some(d) = &a.plan {
                 plan(&mut s, d, &a.id());
             }
-            if let Some(line) = super::gate_line(a) {
-                let _ = writeln!(s, "  {line}");
+            if let Some(gate) = super::gate_line(a) {
+                let _ = writeln!(s, "  {}", line(&gate));
             }
             for e in &a.executed {
                 if e.steps.is_empty() {
-                    let _ = writeln!(s, "  {} {}: {}", e.action, e.status.as_str(), e.detail);
+                    let _ = writeln!(
+                        s,
+                        "  {} {}: {}",
+                        e.action,
+                        e.status.as_str(),
+                        line(&e.detail)
+                    );
                     continue;
                 }
                 // A remediation of several steps: one line each.
@@ -62,7 +69,7 @@ pub fn render(r: &Report) -> String {
                         i + 1,
                         step.step,
                         step.status.as_str(),
-                        step.detail
+                        line(&step.detail)
                     );
                 }
             }
@@ -72,20 +79,24 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s);
         match &d.error {
             None if d.firing + d.resolved == 0 => {
-                let _ = writeln!(s, "alerts: none to send to {}", d.url);
+                let _ = writeln!(s, "alerts: none to send to {}", line(&d.url));
             }
             None => {
                 let _ = writeln!(
                     s,
                     "alerts: {} firing, {} resolved, sent to {}",
-                    d.firing, d.resolved, d.url
+                    d.firing,
+                    d.resolved,
+                    line(&d.url)
                 );
             }
             Some(e) => {
                 let _ = writeln!(
                     s,
-                    "alerts NOT delivered ({} firing, {} resolved): {e}",
-                    d.firing, d.resolved
+                    "alerts NOT delivered ({} firing, {} resolved): {}",
+                    d.firing,
+                    d.resolved,
+                    line(e)
                 );
             }
         }
@@ -95,9 +106,8 @@ pub fn render(r: &Report) -> String {
         for e in &o.exempt {
             let _ = writeln!(
                 s,
-                "exempt {}/{}: {}",
-                e.namespace,
-                e.name,
+                "exempt {}: {}",
+                line(&format!("{}/{}", e.namespace, e.name)),
                 e.reason.describe()
             );
         }
@@ -107,23 +117,23 @@ pub fn render(r: &Report) -> String {
 
 fn plan(s: &mut String, d: &Decision, id: &str) {
     if let Some(e) = &d.error {
-        let _ = writeln!(s, "  policy error, no actions: {e}");
+        let _ = writeln!(s, "  policy error, no actions: {}", line(&e.to_string()));
         return;
     }
     let _ = writeln!(
         s,
         "  plan by policy {}{}:",
-        d.policy,
+        line(&d.policy),
         d.rung
             .as_ref()
-            .map(|r| format!(", rung {r}"))
+            .map(|r| format!(", rung {}", line(r)))
             .unwrap_or_default()
     );
     if d.actions.is_empty() {
         let _ = writeln!(s, "    (no action)");
     }
     for (i, a) in d.actions.iter().enumerate() {
-        let _ = writeln!(s, "    {}. {}", i + 1, a.describe());
+        let _ = writeln!(s, "    {}. {}", i + 1, line(&a.describe()));
     }
     let marks: Vec<String> = d
         .trace
@@ -135,13 +145,14 @@ fn plan(s: &mut String, d: &Decision, id: &str) {
                 Status::NotReached => "not reached",
                 Status::Overridden => "overridden",
             };
-            format!("{} {mark}", t.rung)
+            format!("{} {mark}", line(&t.rung))
         })
         .collect();
     let _ = writeln!(
         s,
-        "  trace: {} (stsmend explain {id} says why)",
-        marks.join(", ")
+        "  trace: {} (stsmend explain {} says why)",
+        marks.join(", "),
+        line(id)
     );
 }
 
