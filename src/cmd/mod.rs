@@ -129,6 +129,7 @@ pub(crate) async fn assess(
     threshold: Option<stsmend::duration::Span>,
     now: Option<jiff::Timestamp>,
     max_actions: Option<usize>,
+    decide_by: Option<std::time::Instant>,
 ) -> stsmend::Result<Assessed> {
     let mut config = load_config(scope_args)?;
     if let Some(n) = max_actions {
@@ -138,7 +139,10 @@ pub(crate) async fn assess(
         config.threshold = t;
     }
     let scope = resolve_scope(scope_args, &config)?;
-    let policies = load_policies(policies_flag, &config)?;
+    let mut policies = load_policies(policies_flag, &config)?;
+    if let Some(at) = decide_by {
+        policies.set_deadline(at);
+    }
     let counter = cluster::metrics::Counter::default();
     let mut live = None;
     let (inv, locations, source_label) = if source.from.is_empty() {
@@ -216,7 +220,9 @@ pub(crate) fn policy_failed(a: &Assessed) -> bool {
         && a.outcome.policy_errors().any(|e| {
             !matches!(
                 e.kind,
-                policy::ErrorKind::UnknownPolicy | policy::ErrorKind::OutOfScope
+                policy::ErrorKind::UnknownPolicy
+                    | policy::ErrorKind::OutOfScope
+                    | policy::ErrorKind::Deadline
             )
         })
 }

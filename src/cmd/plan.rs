@@ -10,6 +10,7 @@ pub(crate) async fn plan(args: PlanArgs) -> stsmend::Result<u8> {
         args.threshold,
         args.now,
         None,
+        None,
     )
     .await?;
     let failed = policy_failed(&a);
@@ -38,6 +39,7 @@ pub(crate) async fn explain(args: ExplainArgs) -> stsmend::Result<u8> {
         args.policy.policies.as_deref(),
         args.threshold,
         args.now,
+        None,
         None,
     )
     .await?;

@@ -63,6 +63,7 @@ async fn run_and_act(args: RunArgs, config: &Config, ran: &mut Ran) -> stsmend::
             args.threshold,
             None,
             args.max_actions,
+            Some(std::time::Instant::now() + deadline.for_work()),
         ),
     )
     .await;

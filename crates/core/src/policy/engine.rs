@@ -48,6 +48,10 @@ pub struct SandboxLimits {
     pub time: std::time::Duration,
     /// Bytes a policy may print (`print`, `debug`) in one evaluation.
     pub printed: usize,
+    /// When the run must have decided (its `deadline`, less the time to
+    /// act and save): past it, every evaluation stops at once, so a slow
+    /// policy cannot hold the run past its deadline.
+    pub deadline: Option<std::time::Instant>,
     pub call_depth: usize,
     pub expr_depth: usize,
     pub fn_expr_depth: usize,
@@ -64,6 +68,7 @@ impl Default for SandboxLimits {
             operations: 200_000,
             time: std::time::Duration::from_secs(1),
             printed: 16 * 1024,
+            deadline: None,
             call_depth: 32,
             expr_depth: 64,
             fn_expr_depth: 32,
@@ -142,6 +147,13 @@ pub fn new_engine(limits: &SandboxLimits) -> Engine {
             return None;
         }
         let outermost = FRAMES.with(|f| f.borrow().first().cloned())?;
+        if outermost
+            .limits
+            .deadline
+            .is_some_and(|d| std::time::Instant::now() > d)
+        {
+            return Some(Dynamic::from(PastDeadline));
+        }
         (outermost.started.elapsed() > outermost.limits.time).then(|| Dynamic::from(OverTime))
     });
     register_api(&mut engine);
@@ -218,6 +230,10 @@ thread_local! {
 /// What stops a policy over its time budget.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct OverTime;
+
+/// What stops a policy still running when the run must have decided.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PastDeadline;
 
 /// Whether `len` more bytes of a policy's prints fit in its evaluation's
 /// budget; past it, one line says the rest is dropped.

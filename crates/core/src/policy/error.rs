@@ -33,6 +33,9 @@ pub enum ErrorKind {
     /// A StatefulSet's annotation names a policy whose `@namespaces` leave
     /// its namespace out: a tenant cannot pick another team's policy.
     OutOfScope,
+    /// The run's deadline passed while the policy ran: nothing decided for
+    /// that StatefulSet this run.
+    Deadline,
 }
 
 impl ErrorKind {
@@ -47,6 +50,7 @@ impl ErrorKind {
             ErrorKind::InvalidAction => "invalid action",
             ErrorKind::UnknownPolicy => "unknown policy",
             ErrorKind::OutOfScope => "policy out of scope",
+            ErrorKind::Deadline => "run deadline passed",
         }
     }
 }
@@ -187,6 +191,10 @@ fn classify(err: &EvalAltResult, limits: &super::SandboxLimits) -> (ErrorKind, S
                 "more than {} operations: an endless or very long loop?",
                 limits.operations
             ),
+        ),
+        E::ErrorTerminated(value, _) if value.is::<super::engine::PastDeadline>() => (
+            ErrorKind::Deadline,
+            "the run's deadline passed while the policy ran: nothing is decided for this StatefulSet this run; the next run decides again".to_string(),
         ),
         E::ErrorTerminated(value, _) if value.is::<super::engine::OverTime>() => (
             ErrorKind::Limit,

@@ -274,6 +274,13 @@ impl Policies {
         &self.limits
     }
 
+    /// Stops every evaluation still running at `at` (the run's deadline
+    /// for deciding).
+    pub fn set_deadline(&mut self, at: std::time::Instant) -> &mut Self {
+        self.limits.deadline = Some(at);
+        self
+    }
+
     /// The loaded policies, the ladder first.
     pub fn infos(&self) -> Vec<PolicyInfo> {
         std::iter::once(&self.ladder)

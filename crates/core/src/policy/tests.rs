@@ -175,6 +175,34 @@ fn copies_of_large_values_stop_at_the_time_budget() {
     assert!(e.line.is_some_and(|l| (2..=3).contains(&l)), "{e}");
 }
 
+/// Past the run's deadline for deciding, every evaluation stops at once
+/// (a deadline error, no actions), so a slow policy cannot hold a run past
+/// its deadline; the ladder too.
+#[test]
+fn past_the_runs_deadline_evaluations_stop() {
+    let mut p = Policies::from_sources(
+        &[("ladder", "let n = 0;\nloop {\n    n += 1;\n}\n[]")],
+        Origin::Config,
+    )
+    .unwrap();
+    p.set_deadline(std::time::Instant::now());
+    let e = decide_on("ladder/e-rollback-crash-loop", &p).error.unwrap();
+    assert_eq!(e.kind, ErrorKind::Deadline, "{e}");
+    assert!(e.message.contains("deadline passed"), "{e}");
+    let mut builtin = Policies::builtin();
+    builtin.set_deadline(std::time::Instant::now());
+    let d = decide_on("ladder/e-rollback-crash-loop", &builtin);
+    assert_eq!(d.error.map(|e| e.kind), Some(ErrorKind::Deadline));
+    assert!(d.actions.is_empty());
+    // With time left, the same ladder decides.
+    let mut later = Policies::builtin();
+    later.set_deadline(std::time::Instant::now() + std::time::Duration::from_secs(3600));
+    assert_eq!(
+        decide_on("ladder/e-rollback-crash-loop", &later).actions[0].name(),
+        "rollback"
+    );
+}
+
 #[test]
 fn a_patch_too_deep_or_too_large_is_an_invalid_action() {
     let e = error_of(
