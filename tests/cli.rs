@@ -93,15 +93,18 @@ fn hostile_names_cannot_rewrite_the_human_reports() {
         .replace("name: db,", &format!("name: \"{hostile}\","))
         .replace("observedGeneration: 2", "observedGeneration: 1");
     let f = temp_file("hostile.yaml", &yaml);
-    let out = stsmend(&[
-        "plan",
-        "--from",
-        f.to_str().unwrap(),
-        "--for",
-        "0s",
-        "-o",
-        "text",
-    ]);
+    let plan_as = |format: &str| {
+        stsmend(&[
+            "plan",
+            "--from",
+            f.to_str().unwrap(),
+            "--for",
+            "0s",
+            "-o",
+            format,
+        ])
+    };
+    let out = plan_as("text");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(
         out.status.code(),
@@ -118,15 +121,7 @@ fn hostile_names_cannot_rewrite_the_human_reports() {
         "a forged line: {text}"
     );
     assert!(text.contains("\\u{1b}[2K"), "{text}");
-    let out = stsmend(&[
-        "plan",
-        "--from",
-        f.to_str().unwrap(),
-        "--for",
-        "0s",
-        "-o",
-        "markdown",
-    ]);
+    let out = plan_as("markdown");
     let md = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(!md.contains('\u{1b}') && !md.contains("\n```"), "{md}");
     // Outside code spans (literal when rendered), no markup survives.
