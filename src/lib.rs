@@ -13,8 +13,8 @@ pub mod report;
 
 pub use error::{Error, Result};
 pub use stsmend_core::{
-    alerts, cases, config, detect, diagnose, duration, execution, facts, guard, inventory, kinds,
-    pipeline, policy, quantity, scope, selector, snapshot, source, state, time, trim, undo,
+    alerts, caps, cases, config, detect, diagnose, duration, execution, facts, guard, inventory,
+    kinds, pipeline, policy, quantity, scope, selector, snapshot, source, state, time, trim, undo,
 };
 
 pub use stsmend_core::VERSION;

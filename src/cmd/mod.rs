@@ -183,6 +183,8 @@ pub(crate) async fn assess(
             .join(", ");
         (inv, locations, format!("files {label}"))
     };
+    let mut inv = inv;
+    stsmend::caps::inventory(&mut inv);
     let now = match now {
         Some(t) => t,
         None => stsmend::snapshot::taken_at(&inv)?.unwrap_or_else(jiff::Timestamp::now),

@@ -371,10 +371,12 @@ pub fn run_case(root: &Path, dir: &Path, label: &str) -> Result<Vec<Row>, CaseEr
             "no input objects (objects: or .yaml files beside case.yaml)",
         ));
     }
-    let inventory = crate::source::files::load(&objects).map_err(|source| CaseError::Input {
-        path: case_path.clone(),
-        source,
-    })?;
+    let mut inventory =
+        crate::source::files::load(&objects).map_err(|source| CaseError::Input {
+            path: case_path.clone(),
+            source,
+        })?;
+    crate::caps::inventory(&mut inventory);
 
     let mut policies = match &case.policies {
         Some(p) if p.is_absolute() => {

@@ -8,6 +8,7 @@
 //! inventory, acts on the outcome and reports it.
 
 pub mod alerts;
+pub mod caps;
 pub mod cases;
 pub mod config;
 pub mod detect;
