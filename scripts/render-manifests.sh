@@ -87,6 +87,11 @@ files = {
     "v1.20/cronjob.yaml": join(
         render({**plain, "cronJob": {"apiVersion": "batch/v1beta1"}})["cronjob.yaml"]
     ),
+    # gitops.suspendSync's RBAC, for users without Helm (who also set
+    # gitops.suspendSync: true in the config); the suite applies it.
+    "gitops/suspend-sync-rbac.yaml": join(
+        render({**plain, "gitops": {"suspendSync": True}})["gitops-rbac.yaml"]
+    ),
     # For prometheus-operator users without Helm (needs its CRD).
     "monitoring/prometheusrule.yaml": join(
         render({**plain, "prometheusRule": {"enabled": True}})["prometheusrule.yaml"]
@@ -146,6 +151,13 @@ if mode == "--check":
     text = yaml.safe_dump(rule["spec"])
     assert "> 4 * 600" in text and 'job="stsmend-prod"' in text and 'job="stsmend"' not in text, text
     assert not notify_default_has_rule, "prometheusRule is off by default"
+    # gitops.suspendSync: in the config, and its RBAC only then.
+    assert not docs.get("gitops-rbac.yaml"), "gitops.suspendSync is off by default"
+    gitops = render({"gitops": {"suspendSync": True, "argocdNamespace": "cd"}})
+    config = yaml.safe_load(yaml.safe_load(gitops["configmap.yaml"])["data"]["config.yaml"])
+    assert config["gitops"] == {"suspendSync": True, "argocdNamespace": "cd"}, config
+    assert "stsmend-suspend-sync" in gitops["gitops-rbac.yaml"]
+    assert "gitops" not in yaml.safe_load(yaml.safe_load(docs["configmap.yaml"])["data"]["config.yaml"])
 PY
 
 if [ "$mode" = --check ]; then

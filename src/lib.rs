@@ -13,8 +13,9 @@ pub mod report;
 
 pub use error::{Error, Result};
 pub use stsmend_core::{
-    alerts, caps, cases, config, detect, diagnose, duration, execution, facts, guard, inventory,
-    kinds, pipeline, policy, quantity, scope, selector, snapshot, source, state, time, trim, undo,
+    alerts, caps, cases, config, detect, diagnose, duration, execution, facts, gitops, guard,
+    inventory, kinds, pipeline, policy, quantity, scope, selector, snapshot, source, state, time,
+    trim, undo,
 };
 
 pub use stsmend_core::VERSION;

@@ -28,6 +28,9 @@ const OBSERVE_POLL: Duration = Duration::from_secs(1);
 /// checks it again and retries, before the next run is left to finish.
 const EVICT_LOOKS: usize = 3;
 
+/// The Event that says a GitOps sync was suspended and must be resumed.
+pub const SUSPENDED_SYNC: &str = "StsmendSuspendedSync";
+
 pub struct Actor<'a> {
     pub mode: Mode,
     /// Workload writes: apply, or `dryRun=All` in server dry-run mode.
@@ -113,6 +116,38 @@ impl Actor<'_> {
 
     /// The same checks an apply run makes on the same data, without writing.
     fn dry_run(&self, a: &Assessment, action: &Action) -> Executed {
+        let executed = self.dry_run_writes(a, action);
+        match action {
+            Action::Rollback {
+                suspend: Some(sync),
+                name,
+                revision,
+                ..
+            } => {
+                let mut steps = vec![Step::new(
+                    "suspend",
+                    Status::DryRun,
+                    format!(
+                        "would suspend the sync of {} (read and checked when applied)",
+                        sync.describe()
+                    ),
+                )];
+                if executed.steps.is_empty() {
+                    steps.push(Step::new(
+                        "revert",
+                        Status::DryRun,
+                        format!("would roll back to revision {revision} ({name})"),
+                    ));
+                }
+                steps.extend(executed.steps.iter().cloned());
+                let (status, detail) = (executed.status, executed.detail.clone());
+                Executed::new(action, status, detail).with_steps(steps)
+            }
+            _ => executed,
+        }
+    }
+
+    fn dry_run_writes(&self, a: &Assessment, action: &Action) -> Executed {
         if let Action::Rollback {
             revision,
             name,
@@ -249,16 +284,157 @@ impl Actor<'_> {
                 None,
             ));
         };
-        self.save_undo(a, action, undo::prior_spec(sts)?, None)
-            .await?;
+        let mut steps = Vec::new();
+        let mut suspended = None;
+        if let Action::Rollback {
+            suspend: Some(sync),
+            ..
+        } = action
+        {
+            let (step, record) = self.suspend_sync(a, action, sync).await?;
+            let went = matches!(step.status, Status::Done | Status::ServerDryRun);
+            steps.push(step);
+            if !went {
+                let last = steps
+                    .last()
+                    .cloned()
+                    .unwrap_or_else(|| Step::new("suspend", Status::Failed, ""));
+                steps.push(Step::new(
+                    "revert",
+                    Status::Skipped,
+                    "the sync was not suspended: a rollback would be put back",
+                ));
+                return Ok((
+                    Executed::new(action, last.status, last.detail).with_steps(steps),
+                    None,
+                ));
+            }
+            suspended = record;
+        }
+        if suspended.is_none() {
+            self.save_undo(a, action, undo::prior_spec(sts)?, None, None)
+                .await?;
+        }
         let (outcome, generation) =
             retry(self.retry_delay, || self.writer.rollback(sts, revision)).await?;
         self.after_spec_write(a, action, &outcome, generation).await;
         let (status, detail) = self.status_of(&outcome);
+        let detail = or(detail, action.describe());
+        if !steps.is_empty() {
+            steps.push(Step::new("revert", status, detail.clone()));
+        }
         Ok((
-            Executed::new(action, status, or(detail, action.describe())),
+            Executed::new(action, status, detail).with_steps(steps),
             generation,
         ))
+    }
+
+    /// Suspends the GitOps sync a rollback would otherwise be reverted by,
+    /// its undo record saved first (with the spec the rollback replaces):
+    /// the step, and what was suspended. A sync already suspended is left
+    /// as it is, and not resumed by an undo.
+    async fn suspend_sync(
+        &mut self,
+        a: &Assessment,
+        action: &Action,
+        sync: &crate::policy::SyncRef,
+    ) -> Result<(Step, Option<crate::gitops::Suspended>)> {
+        let what = sync.describe();
+        let Some(object) = retry(self.retry_delay, || self.writer.read_sync(sync)).await? else {
+            return Ok((
+                Step::new(
+                    "suspend",
+                    Status::Conflict,
+                    format!(
+                        "{what} is not there: nothing to suspend, and no rollback that its sync would put back"
+                    ),
+                ),
+                None,
+            ));
+        };
+        let (ops, record) = match crate::gitops::suspend_patch(sync, &object.value) {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                return Ok((
+                    Step::new(
+                        "suspend",
+                        self.applied(),
+                        format!(
+                            "the sync of {what} is already suspended; left as it is (an undo does not resume it)"
+                        ),
+                    ),
+                    None,
+                ));
+            }
+            Err(e) => return Ok((Step::new("suspend", Status::Failed, e), None)),
+        };
+        self.save_undo(
+            a,
+            action,
+            undo::prior_spec(&a.facts.stateful_set)?,
+            None,
+            Some(record.clone()),
+        )
+        .await?;
+        let outcome = retry(self.retry_delay, || {
+            self.writer.patch_sync(sync, &object, &ops)
+        })
+        .await?;
+        let (status, detail) = self.status_of(&outcome);
+        let detail = or(
+            detail,
+            format!(
+                "suspended the sync of {what} ({}); it stays suspended until Git is fixed and it is resumed: stsmend undo {} resumes it, or {}",
+                match record.after {
+                    Some(_) => "spec.suspend: true".to_string(),
+                    None => "automated sync off".to_string(),
+                },
+                a.id(),
+                sync.resume_command()
+            ),
+        );
+        let step = Step::new("suspend", status, detail);
+        if matches!(status, Status::Done | Status::ServerDryRun) {
+            self.suspend_event(a, &step).await;
+        }
+        Ok((step, Some(record)))
+    }
+
+    /// The StatefulSets whose GitOps sync the agent suspended (its undo
+    /// records say) and that is still suspended as it left it. A sync that
+    /// cannot be read counts as suspended: its alert stays until it can.
+    pub async fn still_suspended(&self) -> std::collections::BTreeSet<String> {
+        let mut ids = std::collections::BTreeSet::new();
+        for (id, record) in &self.undo.records {
+            let Some(sync) = &record.sync else { continue };
+            let still = match self.writer.read_sync(&sync.object).await {
+                Ok(Some(object)) => crate::gitops::still_suspended(sync, &object.value),
+                Ok(None) => false,
+                Err(e) => {
+                    tracing::warn!(statefulset = %id, error = %e, "suspended sync not read");
+                    true
+                }
+            };
+            if still {
+                ids.insert(id.clone());
+            }
+        }
+        ids
+    }
+
+    async fn suspend_event(&self, a: &Assessment, step: &Step) {
+        if let Err(err) = retry(self.retry_delay, || {
+            self.writer.event(
+                &a.facts.stateful_set,
+                "Warning",
+                SUSPENDED_SYNC,
+                &step.detail,
+            )
+        })
+        .await
+        {
+            tracing::warn!(error = %err, "event not recorded");
+        }
     }
 
     /// The forced rollback as one remediation: revert the template, wait
@@ -280,7 +456,13 @@ impl Actor<'_> {
             Err(e) => (Executed::new(action, Status::Failed, e.to_string()), None),
         };
         self.record_event(sts, rung, action, &revert).await;
-        let mut steps = vec![Step::new("revert", revert.status, revert.detail.clone())];
+        let mut steps: Vec<Step> = revert
+            .steps
+            .iter()
+            .filter(|s| s.step == "suspend")
+            .cloned()
+            .collect();
+        steps.push(Step::new("revert", revert.status, revert.detail.clone()));
         if !revert.went_through() {
             steps.push(Step::new(
                 "evict",
@@ -449,7 +631,7 @@ impl Actor<'_> {
         patch: &serde_json::Value,
     ) -> Result<Executed> {
         let sts = &a.facts.stateful_set;
-        self.save_undo(a, action, undo::prior_spec(sts)?, None)
+        self.save_undo(a, action, undo::prior_spec(sts)?, None, None)
             .await?;
         let (outcome, generation) =
             retry(self.retry_delay, || self.writer.patch_spec(sts, patch)).await?;
@@ -471,8 +653,14 @@ impl Actor<'_> {
             return;
         }
         if *outcome != write::Outcome::Done {
-            // Nothing changed: the saved record must not offer an undo.
-            self.undo.records.remove(&a.id());
+            // The spec did not change: the saved record must not offer to
+            // restore it, only to resume a sync suspended before.
+            match self.undo.records.get_mut(&a.id()) {
+                Some(r) if r.sync.is_some() => r.generation_after = None,
+                _ => {
+                    self.undo.records.remove(&a.id());
+                }
+            }
         } else if let Some(r) = self.undo.records.get_mut(&a.id()) {
             r.generation_after = generation;
         }
@@ -604,7 +792,7 @@ impl Actor<'_> {
             replicas: now.replicas,
             replicas_after: to,
         };
-        self.save_undo(a, action, prior, None).await?;
+        self.save_undo(a, action, prior, None, None).await?;
         let outcome = retry(self.retry_delay, || {
             self.writer.set_scale(&g.resource, &now, to)
         })
@@ -632,6 +820,7 @@ impl Actor<'_> {
         action: &Action,
         prior: Prior,
         generation_after: Option<i64>,
+        sync: Option<crate::gitops::Suspended>,
     ) -> Result<()> {
         if self.mode != Mode::Apply {
             return Ok(());
@@ -646,6 +835,7 @@ impl Actor<'_> {
                 prior,
                 steps: Vec::new(),
                 fields: undo::fields_of(action),
+                sync,
             },
         );
         self.undo.prune(

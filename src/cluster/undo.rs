@@ -97,6 +97,15 @@ pub async fn undo(
             restore_node_group(&writer, &record, &config.node_groups, now, mode, &id).await?
         }
     };
+    // The sync suspended before a rollback is resumed whether or not the
+    // spec can be put back: it is what a person waits on.
+    let what = match &record.sync {
+        Some(sync) => {
+            let resumed = resume_sync(&writer, &record, sync, &sts, config, now, mode, &id).await?;
+            both(what, resumed)
+        }
+        None => what,
+    };
     let what = match what {
         Ok(what) => what,
         Err(Stop::Refused(message)) => return refused(message),
@@ -185,6 +194,84 @@ async fn restore_spec(
             Err(Stop::Refused(format!("{id}: not undone: {m}")))
         }
     })
+}
+
+/// What an undo of two writes did: one went through (or would) unless both
+/// were refused.
+fn both(
+    spec: std::result::Result<String, Stop>,
+    sync: std::result::Result<String, Stop>,
+) -> std::result::Result<String, Stop> {
+    match (spec, sync) {
+        (Ok(a), Ok(b)) => Ok(format!("{a}; {b}")),
+        (Ok(a), Err(Stop::Refused(b) | Stop::DryRun(b)))
+        | (Err(Stop::Refused(b) | Stop::DryRun(b)), Ok(a)) => Ok(format!("{a}; {b}")),
+        (Err(Stop::DryRun(a)), Err(Stop::DryRun(b) | Stop::Refused(b)))
+        | (Err(Stop::Refused(b)), Err(Stop::DryRun(a))) => Err(Stop::DryRun(format!("{a}; {b}"))),
+        (Err(Stop::Refused(a)), Err(Stop::Refused(b))) => Err(Stop::Refused(format!("{a}; {b}"))),
+    }
+}
+
+/// Resumes the GitOps sync the record's action suspended: only the object
+/// the StatefulSet still names as what applies it, only the field the
+/// agent wrote, and only while it is still as the agent left it.
+#[allow(clippy::too_many_arguments)]
+async fn resume_sync(
+    writer: &Writer,
+    record: &undo::Record,
+    sync: &crate::gitops::Suspended,
+    sts: &StatefulSet,
+    config: &Config,
+    now: jiff::Timestamp,
+    mode: Mode,
+    id: &str,
+) -> Result<std::result::Result<String, Stop>> {
+    let what = sync.object.describe();
+    let refuse = |why: String| {
+        Ok(Err(Stop::Refused(format!(
+            "{id}: the sync of {what} is not resumed: {why}"
+        ))))
+    };
+    if let Err(why) = undo::dated_sanely(record.at, now) {
+        return refuse(why);
+    }
+    if record.uid.is_none() || record.uid != sts.metadata.uid {
+        return refuse("the record is not about this StatefulSet (uid)".into());
+    }
+    if !crate::gitops::named_by(&sts.metadata, &sync.object, &config.gitops.argocd_namespace) {
+        return refuse(
+            "the StatefulSet's labels and annotations no longer name it as what applies it".into(),
+        );
+    }
+    let Some(object) = writer.read_sync(&sync.object).await? else {
+        return refuse("it is not there".into());
+    };
+    let ops = match crate::gitops::resume_patch(sync, &object.value) {
+        Ok(ops) => ops,
+        Err(why) => return refuse(why),
+    };
+    if mode == Mode::DryRun {
+        return Ok(Err(Stop::DryRun(format!(
+            "{id}: would resume the sync of {what}: JSON patch of {} {what}, conditional on resourceVersion {}: {ops}",
+            sync.api_version,
+            object
+                .value
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+        ))));
+    }
+    Ok(
+        match writer.patch_sync(&sync.object, &object, &ops).await? {
+            write::Outcome::Done => Ok(format!(
+                "resumed the sync of {what} ({} as before)",
+                sync.path.trim_start_matches('/').replace('/', ".")
+            )),
+            write::Outcome::Conflict(m) | write::Outcome::Disallowed(m) => Err(Stop::Refused(
+                format!("{id}: the sync of {what} is not resumed: {m}"),
+            )),
+        },
+    )
 }
 
 /// Scales a node group back, only one configured now, through its

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::config::ScaleTarget;
 use crate::error::{Error, Result};
+use crate::policy::SyncRef;
 
 /// The field manager and event source of every write.
 pub const MANAGER: &str = crate::config::FIELD_MANAGER;
@@ -37,6 +38,12 @@ pub enum Outcome {
 
 /// A write's outcome and the StatefulSet's generation after it.
 pub type Written = (Outcome, Option<i64>);
+
+/// A GitOps object as read, with the API it was read through.
+pub struct SyncObject {
+    pub value: Value,
+    api: Api<DynamicObject>,
+}
 
 /// A node group's `/scale` as read before scaling it.
 pub struct NodeGroupScale {
@@ -285,6 +292,67 @@ impl Writer {
         {
             Ok(_) => Ok(Outcome::Done),
             Err(e) => classify(e, &format!("scale {} {}", target.kind, target.name)),
+        }
+    }
+
+    /// Reads a GitOps object (a Flux Kustomization or HelmRelease, an Argo
+    /// CD Application) at its API group's preferred version; `None` when
+    /// it (or its CRD) is not there.
+    pub async fn read_sync(&self, sync: &SyncRef) -> Result<Option<SyncObject>> {
+        let context = format!("read {}", sync.describe());
+        let group = match kube::discovery::group(&self.client, &sync.api_group).await {
+            Ok(g) => g,
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
+            Err(e) => return Err(Error::api(context, e)),
+        };
+        let Some((resource, _)) = group.recommended_kind(&sync.kind) else {
+            return Ok(None);
+        };
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &sync.namespace, &resource);
+        let object = api
+            .get_opt(&sync.name)
+            .await
+            .map_err(|e| Error::api(context.clone(), e))?;
+        let Some(object) = object else {
+            return Ok(None);
+        };
+        let mut value =
+            serde_json::to_value(&object).map_err(|e| Error::encode("GitOps object", e))?;
+        // DynamicObject leaves the type out when it was not in the reply.
+        value["apiVersion"] = json!(resource.api_version);
+        value["kind"] = json!(resource.kind);
+        Ok(Some(SyncObject { api, value }))
+    }
+
+    /// A JSON patch to a GitOps object read by [`Writer::read_sync`],
+    /// conditional on its resourceVersion as read.
+    pub async fn patch_sync(
+        &self,
+        sync: &SyncRef,
+        object: &SyncObject,
+        ops: &Value,
+    ) -> Result<Outcome> {
+        let rv = object
+            .value
+            .pointer("/metadata/resourceVersion")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let mut all = vec![json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv})];
+        all.extend(ops.as_array().into_iter().flatten().cloned());
+        let ops: json_patch::Patch = serde_json::from_value(Value::Array(all))
+            .map_err(|e| Error::invalid("JSON patch", ops.to_string(), e.to_string()))?;
+        let context = format!("patch {}", sync.describe());
+        match object
+            .api
+            .patch(&sync.name, &self.patch_params(), &Patch::<()>::Json(ops))
+            .await
+        {
+            Ok(_) => Ok(Outcome::Done),
+            Err(kube::Error::Api(s)) if s.code == 422 && s.message.contains("test") => Ok(
+                Outcome::Conflict(format!("{context}: it changed since it was read")),
+            ),
+            Err(e) => classify(e, &context),
         }
     }
 

@@ -96,7 +96,7 @@ async fn run_and_act(args: RunArgs, config: &Config, ran: &mut Ran) -> stsmend::
     let node_groups = a.config.node_groups.clone();
     let mut actor = actor(&a, &node_groups, client, mode)?;
     let mut failed = act_on_plans(&mut a, &mut actor, &deadline, budget).await;
-    let delivery = send_alerts(&mut a, ran).await;
+    let delivery = send_alerts(&mut a, ran, &actor).await;
     failed |= !save_state(&a, &actor, &deadline).await;
     let mut report = a.into_report(Some(mode));
     report.alerts = delivery;
@@ -227,14 +227,19 @@ async fn act_on_plans(
 
 /// Sends the run's alerts (before the state is saved: it remembers the
 /// ones left open) and records in the next state which stay open.
-async fn send_alerts(a: &mut Assessed, ran: &mut Ran) -> Option<notify::Delivery> {
+async fn send_alerts(
+    a: &mut Assessed,
+    ran: &mut Ran,
+    actor: &act::Actor<'_>,
+) -> Option<notify::Delivery> {
     let Some(am) = &a.config.alertmanager else {
         for record in a.next_state.records.values_mut() {
             record.alert = None;
         }
         return None;
     };
-    let postings = notify::alerts::plan(&a.outcome, &a.open_alerts, a.now, am);
+    let suspended = actor.still_suspended().await;
+    let postings = notify::alerts::plan(&a.outcome, &a.open_alerts, &suspended, a.now, am);
     let d = notify::http::deliver_alerts(am, &postings).await;
     match &d.error {
         Some(e) => tracing::error!(

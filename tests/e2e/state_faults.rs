@@ -367,6 +367,7 @@ async fn an_undo_config_map_near_full_is_pruned_to_fit_the_next_record() {
         },
         steps: Vec::new(),
         fields: Vec::new(),
+        sync: None,
     };
     let size = |data: &std::collections::BTreeMap<String, String>| -> usize {
         data.iter().map(|(k, v)| k.len() + v.len()).sum()

@@ -2,7 +2,8 @@
 //!
 //! One alert per StatefulSet: `StsmendEscalation` when its plan escalated
 //! to a person, `StsmendActionFailed` when an action failed or the API
-//! server refused it. Every run sends the open alerts again with `endsAt`
+//! server refused it, `StsmendSyncSuspended` when the agent suspended the
+//! GitOps sync that applies it (open until the sync is resumed). Every run sends the open alerts again with `endsAt`
 //! ahead while the StatefulSet still fails, and sends them with `endsAt`
 //! now once it no longer does: that resolved alert is how Alertmanager
 //! learns the set healed. The open alerts are remembered in the state
@@ -23,6 +24,9 @@ pub use crate::state::OpenAlert;
 
 pub const ESCALATION: &str = "StsmendEscalation";
 pub const ACTION_FAILED: &str = "StsmendActionFailed";
+/// The agent suspended a GitOps sync before rolling back: it stays open
+/// while the sync stays suspended as the agent left it, healed set or not.
+pub const SYNC_SUSPENDED: &str = "StsmendSyncSuspended";
 
 /// The runbooks of the alerts whose conditions the agent handles.
 pub const RUNBOOK_GENERATION_MISMATCH: &str = "https://runbooks.prometheus-operator.dev/runbooks/kubernetes/kubestatefulsetgenerationmismatch";
@@ -60,9 +64,14 @@ impl Posting {
 
 /// What a run sends: new and refreshed alerts, and the resolutions of
 /// those whose StatefulSet no longer fails (or whose labels changed).
+///
+/// `suspended` names the StatefulSets whose GitOps sync the agent
+/// suspended and that is still suspended as it left it: their
+/// `StsmendSyncSuspended` stays open after they heal.
 pub fn plan(
     outcome: &Outcome,
     open: &BTreeMap<String, OpenAlert>,
+    suspended: &BTreeSet<String>,
     now: Timestamp,
     config: &AlertmanagerConfig,
 ) -> Vec<Posting> {
@@ -120,7 +129,19 @@ pub fn plan(
         }
     }
     for (id, o) in open {
-        if !seen.contains(id) {
+        if seen.contains(id) {
+            continue;
+        }
+        let still_suspended = suspended.contains(id)
+            && o.labels.get("alertname").map(String::as_str) == Some(SYNC_SUSPENDED);
+        if still_suspended {
+            postings.push(firing(
+                id,
+                o.labels.clone(),
+                o.annotations.clone(),
+                o.starts_at,
+            ));
+        } else {
             postings.push(resolved(id, o));
         }
     }
@@ -165,7 +186,19 @@ fn candidate(
         .filter(|e| matches!(e.status, Status::Failed | Status::Disallowed))
         .collect();
     let id = a.id();
+    let suspend = a
+        .executed
+        .iter()
+        .flat_map(|e| &e.steps)
+        .find(|s| s.step == "suspend" && s.status == Status::Done);
     let (alertname, summary) = match (escalation, failed.first()) {
+        (None, None) if suspend.is_some() => (
+            SYNC_SUSPENDED,
+            format!(
+                "StatefulSet {id}: {}",
+                suspend.map(|s| s.detail.as_str()).unwrap_or_default()
+            ),
+        ),
         (Some(_), _) => {
             let why = a
                 .plan
@@ -328,7 +361,7 @@ mod tests {
             options: opts,
             decide: DecideOptions {
                 rollback_unsafe_annotations: vec![],
-                limits: Default::default(),
+                ..Default::default()
             },
             guards: Default::default(),
         };
@@ -375,7 +408,7 @@ mod tests {
             ", labels: {app.kubernetes.io/managed-by: Helm}, annotations: {meta.helm.sh/release-name: db, meta.helm.sh/release-namespace: shop}",
             &[("escalate", Status::Done)],
         );
-        let p = plan(&o, &BTreeMap::new(), now, &config());
+        let p = plan(&o, &BTreeMap::new(), &BTreeSet::new(), now, &config());
         let alert = &p[0].alert;
         assert_eq!(alert.labels["managed_by"], "helm");
         assert_eq!(alert.labels["owner"], "Helm release shop/db");
@@ -391,6 +424,7 @@ mod tests {
         let plain = plan(
             &outcome(&[("escalate", Status::Done)]),
             &BTreeMap::new(),
+            &BTreeSet::new(),
             now,
             &config(),
         );
@@ -401,7 +435,7 @@ mod tests {
     fn an_escalation_fires_with_routing_labels_and_the_findings() {
         let now = t("2026-11-22T10:00:00Z");
         let o = outcome(&[("escalate", Status::Done)]);
-        let p = plan(&o, &BTreeMap::new(), now, &config());
+        let p = plan(&o, &BTreeMap::new(), &BTreeSet::new(), now, &config());
         assert_eq!(p.len(), 1);
         let a = &p[0];
         assert!(a.firing);
@@ -451,6 +485,7 @@ mod tests {
             let p = plan(
                 &outcome(&executed),
                 &BTreeMap::new(),
+                &BTreeSet::new(),
                 t("2026-11-22T10:00:00Z"),
                 &config(),
             );
@@ -464,6 +499,7 @@ mod tests {
             let p = plan(
                 &outcome(&[("rollback", status)]),
                 &BTreeMap::new(),
+                &BTreeSet::new(),
                 t("2026-11-22T10:00:00Z"),
                 &config(),
             );
@@ -485,6 +521,7 @@ mod tests {
         let first = plan(
             &outcome(&[("escalate", Status::Done)]),
             &BTreeMap::new(),
+            &BTreeSet::new(),
             t1,
             &config(),
         );
@@ -496,6 +533,7 @@ mod tests {
         let again = plan(
             &outcome(&[("escalate", Status::Done)]),
             &open,
+            &BTreeSet::new(),
             t2,
             &config(),
         );
@@ -508,6 +546,7 @@ mod tests {
         let held = plan(
             &outcome(&[("escalate", Status::Blocked)]),
             &open,
+            &BTreeSet::new(),
             t2,
             &config(),
         );
@@ -516,7 +555,7 @@ mod tests {
         assert_eq!(held[0].alert.ends_at, t("2026-11-22T10:35:00Z"));
 
         // Healed: resolved now, and no longer open once delivered.
-        let healed = plan(&healthy(), &open, t2, &config());
+        let healed = plan(&healthy(), &open, &BTreeSet::new(), t2, &config());
         assert_eq!(healed.len(), 1);
         assert!(!healed[0].firing);
         assert_eq!(healed[0].alert.labels, first[0].alert.labels);
@@ -524,7 +563,56 @@ mod tests {
         assert!(still_open(&healed, true).is_empty());
         // Not delivered: kept, so the next run resolves it again.
         assert_eq!(still_open(&healed, false).len(), 1);
-        assert!(plan(&healthy(), &BTreeMap::new(), t2, &config()).is_empty());
+        assert!(
+            plan(
+                &healthy(),
+                &BTreeMap::new(),
+                &BTreeSet::new(),
+                t2,
+                &config()
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_suspended_sync_stays_alerted_until_it_is_resumed() {
+        let t1 = t("2026-11-22T10:00:00Z");
+        let t2 = t("2026-11-22T10:05:00Z");
+        let mut o = outcome(&[("rollback", Status::Done)]);
+        let e = &mut o.failing[0].executed[0];
+        e.steps = vec![
+            crate::execution::Step::new(
+                "suspend",
+                Status::Done,
+                "suspended the sync of Kustomization flux-system/apps (spec.suspend: true)",
+            ),
+            crate::execution::Step::new("revert", Status::Done, ""),
+        ];
+        let first = plan(&o, &BTreeMap::new(), &BTreeSet::new(), t1, &config());
+        assert_eq!(first[0].alert.labels["alertname"], SYNC_SUSPENDED);
+        assert!(
+            first[0].alert.annotations["summary"].contains("Kustomization flux-system/apps"),
+            "{:?}",
+            first[0].alert.annotations
+        );
+        let open = still_open(&first, true);
+        // Healed, the sync still suspended as the agent left it: open.
+        let suspended = BTreeSet::from(["shop/db".to_string()]);
+        let later = plan(&healthy(), &open, &suspended, t2, &config());
+        assert!(later[0].firing);
+        assert_eq!(later[0].alert.starts_at, t1);
+        // Resumed: resolved.
+        let resumed = plan(&healthy(), &open, &BTreeSet::new(), t2, &config());
+        assert!(!resumed[0].firing);
+        // A suspend that did not go through raises no such alert.
+        let mut o = outcome(&[("rollback", Status::Conflict)]);
+        o.failing[0].executed[0].steps = vec![crate::execution::Step::new(
+            "suspend",
+            Status::Conflict,
+            "gone",
+        )];
+        assert!(plan(&o, &BTreeMap::new(), &suspended, t1, &config()).is_empty());
     }
 
     #[test]
@@ -535,6 +623,7 @@ mod tests {
             &plan(
                 &outcome(&[("escalate", Status::Done)]),
                 &BTreeMap::new(),
+                &BTreeSet::new(),
                 t1,
                 &config(),
             ),
@@ -543,6 +632,7 @@ mod tests {
         let p = plan(
             &outcome(&[("rollback", Status::Failed)]),
             &open,
+            &BTreeSet::new(),
             t2,
             &config(),
         );

@@ -106,6 +106,11 @@ pub enum Blocked {
         writer: String,
         revision: String,
     },
+    /// The plan suspends a GitOps sync, which the config does not allow
+    /// (`gitops.suspendSync`).
+    SuspendSyncOff {
+        sync: String,
+    },
 }
 
 impl Blocked {
@@ -162,6 +167,9 @@ impl Blocked {
             Blocked::Reapplied { writer, revision } => format!(
                 "{writer} put back the template of revision {revision} after the agent rolled back from it: the agent does not roll back from it again (or patch the template) until the template changes"
             ),
+            Blocked::SuspendSyncOff { sync } => format!(
+                "the plan suspends the sync of {sync}, and the config does not allow it (gitops.suspendSync: false)"
+            ),
         }
     }
 }
@@ -185,6 +193,9 @@ pub struct Subject {
     /// (writer, revision), and the plan would write the template or
     /// evict pods to force a revision.
     pub fights: Option<(String, String)>,
+    /// The GitOps object the plan would suspend the sync of, when the
+    /// config does not allow it.
+    pub suspend_off: Option<String>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -289,6 +300,9 @@ pub fn admit(
                     revision: revision.clone(),
                 });
             }
+            if let Some(sync) = &s.suspend_off {
+                return Err(Blocked::SuspendSyncOff { sync: sync.clone() });
+            }
             if let Some(storm) = storm {
                 return Err(storm.clone());
             }
@@ -376,7 +390,31 @@ mod tests {
             writes: 1,
             finishes_own: false,
             fights: None,
+            suspend_off: None,
         }
+    }
+
+    #[test]
+    fn a_suspend_the_config_does_not_allow_is_blocked() {
+        let r = one(Subject {
+            suspend_off: Some("Kustomization flux-system/shop".into()),
+            seen_runs: 9,
+            ..ready()
+        });
+        let blocked = r.unwrap_err();
+        assert_eq!(
+            blocked,
+            Blocked::SuspendSyncOff {
+                sync: "Kustomization flux-system/shop".into()
+            }
+        );
+        assert!(
+            blocked.describe().contains("gitops.suspendSync: false"),
+            "{}",
+            blocked.describe()
+        );
+        // Nothing to suspend: admitted.
+        assert_eq!(one(ready()), Ok(()));
     }
 
     #[test]

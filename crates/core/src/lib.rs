@@ -17,6 +17,7 @@ pub mod duration;
 pub mod error;
 pub mod execution;
 pub mod facts;
+pub mod gitops;
 pub mod guard;
 pub mod inventory;
 pub mod kinds;

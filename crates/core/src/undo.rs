@@ -49,6 +49,10 @@ pub struct Record {
     /// The spec fields the action wrote: the only ones an undo restores.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<String>,
+    /// The GitOps sync the action suspended before rolling back, which an
+    /// undo resumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<crate::gitops::Suspended>,
 }
 
 impl Record {
@@ -119,7 +123,7 @@ pub fn fields_of(action: &Action) -> Vec<String> {
 
 /// Whether a record dated `at` can have been written by a run before
 /// `now`.
-fn dated_sanely(at: Timestamp, now: Timestamp) -> Result<(), String> {
+pub fn dated_sanely(at: Timestamp, now: Timestamp) -> Result<(), String> {
     if at > now.checked_add(SKEW).unwrap_or(now) {
         Err(format!(
             "the record is dated {at}, in the future of {now}: not written by the agent"
@@ -377,6 +381,7 @@ mod tests {
             prior: prior_spec(before).unwrap(),
             steps: Vec::new(),
             fields: vec!["template".into()],
+            sync: None,
         }
     }
 
@@ -608,6 +613,7 @@ mod tests {
             },
             steps: Vec::new(),
             fields: Vec::new(),
+            sync: None,
         }
     }
 

@@ -60,6 +60,32 @@ pub struct Config {
     /// Where the run's figures are pushed.
     #[serde(skip_serializing_if = "notify::MetricsConfig::is_empty")]
     pub metrics: notify::MetricsConfig,
+    /// What the agent may do to a GitOps sync that would put a rollback
+    /// back (docs/operations.md, "Beside operators, GitOps and Helm").
+    pub gitops: GitOps,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct GitOps {
+    /// Suspend the Flux Kustomization or HelmRelease (`spec.suspend`), or
+    /// turn off the Argo CD Application's automated sync, before rolling
+    /// back a StatefulSet it applies; `stsmend undo` resumes it. Off: such
+    /// a set is escalated, never rolled back. Needs the chart's
+    /// `gitops.suspendSync` RBAC.
+    pub suspend_sync: bool,
+    /// Where Argo CD's Applications live when the tracking annotation does
+    /// not say (`argocd`, Argo CD's own namespace, by default).
+    pub argocd_namespace: String,
+}
+
+impl Default for GitOps {
+    fn default() -> Self {
+        Self {
+            suspend_sync: false,
+            argocd_namespace: "argocd".into(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -79,6 +105,7 @@ impl Default for Config {
             deadline: Span::minutes(4),
             alertmanager: None,
             metrics: notify::MetricsConfig::default(),
+            gitops: GitOps::default(),
         }
     }
 }

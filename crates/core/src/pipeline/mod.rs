@@ -161,6 +161,8 @@ pub struct DecideOptions {
     pub rollback_unsafe_annotations: Vec<String>,
     /// Storm protection's thresholds (and the guards' other limits).
     pub limits: Limits,
+    /// The config's `gitops` section, for policies (`run.suspend_sync`).
+    pub gitops: crate::config::GitOps,
 }
 
 impl Default for DecideOptions {
@@ -168,6 +170,7 @@ impl Default for DecideOptions {
         Self {
             rollback_unsafe_annotations: vec![crate::config::ROLLBACK_UNSAFE_ANNOTATION.into()],
             limits: Limits::default(),
+            gitops: crate::config::GitOps::default(),
         }
     }
 }
@@ -299,6 +302,7 @@ pub fn run_context(outcome: &Outcome, opts: &Options, decide: &DecideOptions) ->
             .count(),
         migration_annotations: opts.migration_annotations.clone(),
         rollback_unsafe_annotations: decide.rollback_unsafe_annotations.clone(),
+        gitops: decide.gitops.clone(),
     }
 }
 
@@ -348,6 +352,9 @@ pub struct GuardOptions {
     pub pause: bool,
     /// The config's opt-in selector.
     pub opt_in: Option<crate::selector::Selector>,
+    /// The config's `gitops.suspendSync`: whether a plan may suspend a
+    /// GitOps sync.
+    pub suspend_sync: bool,
 }
 
 /// Puts every failing StatefulSet's plan through the guards, in report
@@ -390,6 +397,7 @@ pub fn guard(
                 writes: a.plan.as_ref().map_or(0, Decision::writes),
                 finishes_own: finishes_own(a, record),
                 fights: fights(a),
+                suspend_off: if opts.suspend_sync { None } else { suspends(a) },
             }
         })
         .collect();
@@ -422,6 +430,16 @@ fn fights(a: &Assessment) -> Option<(String, String)> {
     }
     a.findings.iter().find_map(|f| match &f.data {
         crate::kinds::Data::TemplateReapplied(d) => Some((d.writer.clone(), d.revision.clone())),
+        _ => None,
+    })
+}
+
+/// The GitOps object a plan would suspend the sync of, as `Kind ns/name`.
+fn suspends(a: &Assessment) -> Option<String> {
+    a.plan.as_ref()?.actions.iter().find_map(|x| match x {
+        crate::policy::Action::Rollback {
+            suspend: Some(s), ..
+        } => Some(s.describe()),
         _ => None,
     })
 }
@@ -479,11 +497,13 @@ impl Settings {
             decide: DecideOptions {
                 rollback_unsafe_annotations: config.rollback_unsafe_annotations.clone(),
                 limits: config.limits.clone(),
+                gitops: config.gitops.clone(),
             },
             guards: GuardOptions {
                 limits: config.limits.clone(),
                 pause: config.pause,
                 opt_in: config.opt_in()?,
+                suspend_sync: config.gitops.suspend_sync,
             },
         })
     }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::duration::Span;
+pub use crate::gitops::SyncRef;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
@@ -36,11 +37,16 @@ pub enum Action {
     /// `evict`, the forced rollback of OrderedReady as one remediation:
     /// revert, wait (bounded) until the controller has observed the revert,
     /// then evict these pods, stuck not Ready on the abandoned revision.
+    /// With `suspend`, the GitOps object that applies the StatefulSet has
+    /// its sync suspended first (opt-in, `gitops.suspendSync`), so the
+    /// rollback is not put back at its next sync.
     Rollback {
         revision: i64,
         name: String,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         evict: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        suspend: Option<SyncRef>,
         why: String,
     },
     /// Delete these pods so the controller re-creates them from the current
@@ -131,13 +137,18 @@ impl Action {
                 revision,
                 name,
                 evict,
+                suspend,
                 ..
             } => {
+                let first = suspend
+                    .as_ref()
+                    .map(|s| format!("suspend the sync of {}, then ", s.describe()))
+                    .unwrap_or_default();
                 if evict.is_empty() {
-                    format!("roll back to revision {revision} ({name})")
+                    format!("{first}roll back to revision {revision} ({name})")
                 } else {
                     format!(
-                        "roll back to revision {revision} ({name}), wait until the controller has observed it, then evict {} (a forced rollback)",
+                        "{first}roll back to revision {revision} ({name}), wait until the controller has observed it, then evict {} (a forced rollback)",
                         evict.join(", ")
                     )
                 }
@@ -168,6 +179,7 @@ mod tests {
             revision: 2,
             name: "db-6d9f".into(),
             evict: Vec::new(),
+            suspend: None,
             why: "crash loop".into(),
         };
         assert_eq!(

@@ -616,17 +616,7 @@ fn op_path(op: &json_patch::PatchOperation) -> String {
 
 fn make_rollback(to: Dynamic, why: &str, options: Map) -> RhaiResult<Action> {
     let why = why_of("rollback", why)?;
-    let mut evict = Vec::new();
-    for (key, value) in &options {
-        match key.as_str() {
-            "evict" => evict = names_of("rollback: evict", value)?,
-            other => {
-                return ApiError::raise(format!(
-                    "rollback: unknown option {other:?} (known: evict)"
-                ));
-            }
-        }
-    }
+    let (evict, suspend_sync) = rollback_options(&options)?;
     with_frame(|f| {
         let v = &f.view;
         let (found, asked) = if let Ok(n) = to.as_int() {
@@ -705,13 +695,54 @@ fn make_rollback(to: Dynamic, why: &str, options: Map) -> RhaiResult<Action> {
                 ));
             }
         }
+        // The object to suspend comes from the spec_owner finding, never
+        // from the policy: a policy cannot point the agent at another.
+        let suspend = if suspend_sync {
+            let Some(sync) = &v.sync else {
+                return ApiError::raise(format!(
+                    "rollback: suspend_sync: {} is not applied by a Flux Kustomization or HelmRelease or an Argo CD Application the agent can name (see the spec_owner finding)",
+                    v.id()
+                ));
+            };
+            Some(sync.clone())
+        } else {
+            None
+        };
         Ok(Action::Rollback {
             revision: rev.revision,
             name: rev.name.clone(),
             evict,
+            suspend,
             why,
         })
     })
+}
+
+/// `rollback()`'s options: the pods to evict, and whether to suspend the
+/// GitOps sync first.
+fn rollback_options(options: &Map) -> RhaiResult<(Vec<String>, bool)> {
+    let mut evict = Vec::new();
+    let mut suspend_sync = false;
+    for (key, value) in options {
+        match key.as_str() {
+            "evict" => evict = names_of("rollback: evict", value)?,
+            "suspend_sync" => {
+                let Ok(on) = value.as_bool() else {
+                    return ApiError::raise(format!(
+                        "rollback: suspend_sync must be true or false, not {}",
+                        value.type_name()
+                    ));
+                };
+                suspend_sync = on;
+            }
+            other => {
+                return ApiError::raise(format!(
+                    "rollback: unknown option {other:?} (known: evict, suspend_sync)"
+                ));
+            }
+        }
+    }
+    Ok((evict, suspend_sync))
 }
 
 fn names_of(api: &str, names: &Dynamic) -> RhaiResult<Vec<String>> {
@@ -1082,6 +1113,12 @@ fn register_actions(engine: &mut Engine) {
         Action::Rollback { evict, .. } => {
             Dynamic::from_array(evict.iter().map(|p| str_value(p)).collect())
         }
+        _ => Dynamic::UNIT,
+    });
+    engine.register_get("suspend", |a: &mut Action| match a {
+        Action::Rollback {
+            suspend: Some(s), ..
+        } => str_value(&s.describe()),
         _ => Dynamic::UNIT,
     });
     engine.register_get("patch", |a: &mut Action| match a {

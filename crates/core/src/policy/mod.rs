@@ -23,7 +23,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use rhai::Engine;
 use serde::Serialize;
 
-pub use action::{Action, PatchType};
+pub use action::{Action, PatchType, SyncRef};
 pub use engine::SandboxLimits;
 pub use error::{ErrorKind, PolicyError};
 pub use select::{Header, PolicyInfo};

@@ -98,6 +98,7 @@ fn the_builtin_ladder_compiles_and_declares_its_rungs() {
             revision: 1,
             name: "db-5d8f7c9b6d".into(),
             evict: vec!["db-2".into()],
+            suspend: None,
             why: d.actions[0].why().to_string()
         }]
     );
@@ -445,6 +446,14 @@ fn invalid_actions_are_errors_at_their_call() {
         ("[wait(\"x\", 0)]", "longer than 0s"),
         ("[escalate(\"   \")]", "needs a why"),
         (
+            "[rollback(1, \"x\", #{suspend_sync: true})]",
+            "not applied by a Flux Kustomization or HelmRelease or an Argo CD Application",
+        ),
+        (
+            "[rollback(1, \"x\", #{suspend_sync: \"yes\"})]",
+            "suspend_sync must be true or false",
+        ),
+        (
             "if has(\"crashloop\") { [] } else { [] }",
             "unknown finding kind \"crashloop\"",
         ),
@@ -455,6 +464,33 @@ fn invalid_actions_are_errors_at_their_call() {
         assert_eq!(e.line, Some(1), "{text}: {e}");
         assert!(e.column.is_some(), "{text}: {e}");
     }
+}
+
+#[test]
+fn a_suspended_sync_is_the_one_the_spec_owner_names() {
+    let p = Policies::from_sources(
+        &[(
+            "ladder",
+            "[rollback(1, \"r\", #{suspend_sync: true}), rollback(1, \"n\", #{suspend_sync: false})]",
+        )],
+        Origin::Config,
+    )
+    .unwrap();
+    let d = decide_on("ladder/e-escalate-flux-kustomization", &p);
+    assert!(d.error.is_none(), "{:?}", d.error);
+    let json = serde_json::to_value(&d.actions).unwrap();
+    assert_eq!(
+        json[0]["suspend"],
+        serde_json::json!({"kind": "Kustomization", "apiGroup": "kustomize.toolkit.fluxcd.io", "namespace": "flux-system", "name": "apps"})
+    );
+    assert!(json[1].get("suspend").is_none(), "{json}");
+    assert!(
+        d.actions[0].describe().starts_with(
+            "suspend the sync of Kustomization flux-system/apps, then roll back to revision 1"
+        ),
+        "{}",
+        d.actions[0].describe()
+    );
 }
 
 #[test]

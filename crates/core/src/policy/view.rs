@@ -41,6 +41,9 @@ pub struct RunContext {
     /// StatefulSet annotations that say rolling back is unsafe (an
     /// irreversible migration ran).
     pub rollback_unsafe_annotations: Vec<String>,
+    /// The config's `gitops` section: whether a rollback may suspend the
+    /// GitOps sync that would put it back, and Argo CD's namespace.
+    pub gitops: crate::config::GitOps,
 }
 
 impl Default for RunContext {
@@ -54,6 +57,7 @@ impl Default for RunContext {
             own_change: 0,
             migration_annotations: vec!["stsmend.io/migration".into()],
             rollback_unsafe_annotations: vec![super::ROLLBACK_UNSAFE_ANNOTATION.into()],
+            gitops: crate::config::GitOps::default(),
         }
     }
 }
@@ -192,6 +196,9 @@ pub struct View {
     /// Configured node groups: name and max size.
     pub(crate) node_groups: Vec<(String, i32)>,
     pub(crate) now: Timestamp,
+    /// The GitOps object that applies the StatefulSet, where its kind's
+    /// sync can be suspended (`rollback(..., #{ suspend_sync: true })`).
+    pub(crate) sync: Option<super::action::SyncRef>,
     /// The spec as JSON, to compare templates, check patches against and
     /// for `spec()`.
     spec_json: Value,
@@ -841,6 +848,10 @@ fn run_value(run: &RunContext) -> Dynamic {
         ),
     );
     r.insert("own_change".into(), int(run.own_change as i64));
+    r.insert(
+        "suspend_sync".into(),
+        Dynamic::from_bool(run.gitops.suspend_sync),
+    );
     let (shared, sharing) = match &run.storm {
         Some(Blocked::Storm {
             shared_cause,
@@ -936,6 +947,10 @@ impl View {
                 .map(|g| (g.name.clone(), g.max))
                 .collect(),
             now: run.now,
+            sync: findings.iter().find_map(|f| match &f.data {
+                Data::SpecOwner(d) => crate::gitops::sync_ref(d, &run.gitops.argocd_namespace),
+                _ => None,
+            }),
             spec_json,
         }
     }
