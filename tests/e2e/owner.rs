@@ -515,3 +515,274 @@ async fn a_helm_release_is_rolled_back_once_and_named() {
         "{message}"
     );
 }
+
+/// Minimal CRDs of Flux's Kustomization and Argo CD's Application: their
+/// groups, versions, kinds and names as published, their schemas left
+/// open. No controller of theirs runs; the harness's loops play them.
+const GITOPS_CRDS: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: kustomizations.kustomize.toolkit.fluxcd.io
+spec:
+  group: kustomize.toolkit.fluxcd.io
+  scope: Namespaced
+  names: {plural: kustomizations, singular: kustomization, kind: Kustomization, shortNames: [ks]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: applications.argoproj.io
+spec:
+  group: argoproj.io
+  scope: Namespaced
+  names: {plural: applications, singular: application, kind: Application, shortNames: [app, apps]}
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"#;
+
+const GITOPS_OBJECTS: &str = r#"apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: apps, namespace: flux-system}
+spec:
+  interval: 1m
+  path: ./shop
+  prune: true
+  suspend: false
+  sourceRef: {kind: GitRepository, name: shop}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: shop-argo, namespace: argocd}
+spec:
+  project: default
+  source: {repoURL: "https://git.example/shop.git", path: argo, targetRevision: main}
+  destination: {server: "https://kubernetes.default.svc", namespace: shop}
+  syncPolicy:
+    automated: {prune: true, selfHeal: true}
+    syncOptions: [ServerSideApply=true]
+"#;
+
+/// With `gitops.suspendSync` on (and its RBAC applied), the Flux- and Argo
+/// CD-shaped sets are rolled back after their syncs are suspended: the
+/// Kustomization's `spec.suspend` set, the Application's automated sync
+/// turned off, each with an Event naming how to resume it. The loops,
+/// which honour the suspend as Flux and Argo CD do, then leave the
+/// rollback alone and the sets heal. `stsmend undo` resumes each sync as
+/// it was, and a second undo finds nothing to undo.
+#[tokio::test]
+async fn a_suspended_gitops_sync_lets_the_rollback_hold_and_undo_resumes_it() {
+    let w = World::start_sim().await;
+    w.cp.apply(GITOPS_CRDS).await.expect("the CRDs apply");
+    for crd in [
+        "crd/kustomizations.kustomize.toolkit.fluxcd.io",
+        "crd/applications.argoproj.io",
+    ] {
+        w.cp.kubectl(&["wait", "--for=condition=established", "--timeout=60s", crd])
+            .await
+            .unwrap();
+    }
+    for ns in ["flux-system", "argocd"] {
+        w.cp.kubectl(&["create", "namespace", ns]).await.unwrap();
+    }
+    w.cp.apply(GITOPS_OBJECTS)
+        .await
+        .expect("the GitOps objects apply");
+    let rbac = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/manifests/gitops/suspend-sync-rbac.yaml"
+    ))
+    .unwrap();
+    w.cp.apply(&rbac)
+        .await
+        .expect("gitops.suspendSync's RBAC applies");
+    let kustomizations: Api<DynamicObject> = Api::namespaced_with(
+        w.client.clone(),
+        "flux-system",
+        &ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "kustomize.toolkit.fluxcd.io",
+            "v1",
+            "Kustomization",
+        )),
+    );
+    let applications: Api<DynamicObject> = Api::namespaced_with(
+        w.client.clone(),
+        "argocd",
+        &ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "argoproj.io",
+            "v1alpha1",
+            "Application",
+        )),
+    );
+
+    let bad = w.image("db", "2-crash");
+    let wanted = Arc::new(std::sync::Mutex::new(w.image("db", "1")));
+    // Each loop applies only while its sync is on, as Flux and Argo CD do.
+    let syncing = |api: Api<DynamicObject>, name: &'static str, flux: bool| {
+        move || {
+            let api = api.clone();
+            async move {
+                let o = api.get(name).await.ok()?;
+                let on = if flux {
+                    o.data["spec"]["suspend"] != json!(true)
+                } else {
+                    o.data["spec"]["syncPolicy"]["automated"].is_object()
+                };
+                on.then_some(())
+            }
+        }
+    };
+    let flux_on = syncing(kustomizations.clone(), "apps", true);
+    let argo_on = syncing(applications.clone(), "shop-argo", false);
+    let flux = {
+        let wanted = wanted.clone();
+        Reconciler::start(w.sts_api(), "flux", "kustomize-controller", move || {
+            let (on, image) = (flux_on(), wanted.lock().unwrap().clone());
+            async move {
+                on.await?;
+                Some(manifest(
+                    "flux",
+                    &image,
+                    json!({
+                        "kustomize.toolkit.fluxcd.io/name": "apps",
+                        "kustomize.toolkit.fluxcd.io/namespace": "flux-system",
+                    }),
+                    json!({}),
+                ))
+            }
+        })
+    };
+    let argo = {
+        let wanted = wanted.clone();
+        Reconciler::start(w.sts_api(), "argo", "argocd-controller", move || {
+            let (on, image) = (argo_on(), wanted.lock().unwrap().clone());
+            async move {
+                on.await?;
+                Some(manifest(
+                    "argo",
+                    &image,
+                    json!({"app.kubernetes.io/instance": "shop-argo"}),
+                    json!({"argocd.argoproj.io/tracking-id": "shop-argo:apps/StatefulSet:shop/argo"}),
+                ))
+            }
+        })
+    };
+    let good = [
+        w.healthy("flux", ROLLOUT).await,
+        w.healthy("argo", ROLLOUT).await,
+    ];
+    *wanted.lock().unwrap() = bad.clone();
+    for name in ["flux", "argo"] {
+        failing_on(&w, name, &bad).await;
+    }
+
+    let config = w.config("  stormMinFailing: 10\ngitops:\n  suspendSync: true\n");
+    let config = config.to_str().unwrap();
+    let first = w.agent(&["run", "--apply", "--config", config]).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    for (name, sync, owner, resume) in [
+        (
+            "flux",
+            "Kustomization flux-system/apps",
+            "Kustomization flux-system/apps",
+            "flux resume kustomization apps -n flux-system",
+        ),
+        // The tracking id names no namespace: Argo CD's own (argocdNamespace).
+        (
+            "argo",
+            "Application argocd/shop-argo",
+            "Application shop-argo",
+            "argocd app set argocd/shop-argo",
+        ),
+    ] {
+        let id = w.id(name);
+        assert_eq!(
+            first.executed(&id)[0],
+            ("rollback".into(), "done".into()),
+            "{id}: {:#}",
+            first.report
+        );
+        let planned = first.planned(&id);
+        assert_eq!(
+            planned[0]["suspend"]["kind"],
+            json!(sync.split(' ').next().unwrap())
+        );
+        let why = why(&first, &id);
+        assert!(
+            why.contains(&format!("{owner} would put the template back")),
+            "{why}"
+        );
+        let seen = events(&w, name).await;
+        let suspended: Vec<_> = seen
+            .iter()
+            .filter(|(r, _)| r == "StsmendSuspendedSync")
+            .collect();
+        assert_eq!(suspended.len(), 1, "{name}: {seen:?}");
+        assert!(
+            suspended[0].1.contains(sync) && suspended[0].1.contains(resume),
+            "{:?}",
+            suspended[0]
+        );
+        assert_eq!(count(&seen, "StsmendRolledBack"), 1, "{name}: {seen:?}");
+    }
+    let ks = kustomizations.get("apps").await.unwrap();
+    assert_eq!(ks.data["spec"]["suspend"], json!(true));
+    let app = applications.get("shop-argo").await.unwrap();
+    assert!(
+        app.data["spec"]["syncPolicy"].get("automated").is_none(),
+        "{app:?}"
+    );
+    assert_eq!(
+        app.data["spec"]["syncPolicy"]["syncOptions"],
+        json!(["ServerSideApply=true"]),
+        "only the automated sync is turned off"
+    );
+
+    // The rollbacks hold: nothing re-applies while the syncs are off.
+    for (name, good) in ["flux", "argo"].iter().zip(&good) {
+        assert_eq!(&w.healthy(name, ROLLOUT).await, good, "{name} healed");
+    }
+    assert_eq!(
+        flux.put_back() + argo.put_back(),
+        0,
+        "no sync put anything back"
+    );
+
+    // undo resumes each sync as it was (and writes the bad template back,
+    // which the resumed sync would apply anyway).
+    for (name, check) in [
+        ("flux", "resumed the sync of Kustomization flux-system/apps"),
+        ("argo", "resumed the sync of Application argocd/shop-argo"),
+    ] {
+        let id = w.id(name);
+        let (code, out) = w
+            .agent_raw(&["undo", &id, "--apply", "--config", config])
+            .await;
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains(check), "{out}");
+        let (code, out) = w
+            .agent_raw(&["undo", &id, "--apply", "--config", config])
+            .await;
+        assert_ne!(code, 0, "nothing left to undo: {out}");
+    }
+    let ks = kustomizations.get("apps").await.unwrap();
+    assert_eq!(ks.data["spec"]["suspend"], json!(false), "as it was");
+    let app = applications.get("shop-argo").await.unwrap();
+    assert_eq!(
+        app.data["spec"]["syncPolicy"]["automated"],
+        json!({"prune": true, "selfHeal": true}),
+        "as it was"
+    );
+    for name in ["flux", "argo"] {
+        failing_on(&w, name, &bad).await;
+    }
+}
