@@ -170,13 +170,9 @@ pub fn body(postings: &[Posting]) -> serde_json::Result<Vec<u8>> {
     serde_json::to_vec(&postings.iter().map(|p| &p.alert).collect::<Vec<_>>())
 }
 
-/// The alert this run raises for `a`, as labels and annotations: none
-/// unless an escalation was recorded or an action failed or was refused.
-/// Escalations follow the Events: a dry run records none.
-fn candidate(
-    a: &Assessment,
-    config: &AlertmanagerConfig,
-) -> Option<(BTreeMap<String, String>, BTreeMap<String, String>)> {
+/// Which alert `a` raises and its summary: an escalation first, then a
+/// failed action, then a suspended sync; none without any.
+fn headline(a: &Assessment) -> Option<(&'static str, String)> {
     let escalation = a.executed.iter().find(|e| {
         e.action == "escalate" && matches!(e.status, Status::Done | Status::ServerDryRun)
     });
@@ -191,7 +187,7 @@ fn candidate(
         .iter()
         .flat_map(|e| &e.steps)
         .find(|s| s.step == "suspend" && s.status == Status::Done);
-    let (alertname, summary) = match (escalation, failed.first()) {
+    Some(match (escalation, failed.first()) {
         (None, None) if suspend.is_some() => (
             SYNC_SUSPENDED,
             format!(
@@ -225,7 +221,17 @@ fn candidate(
             ),
         ),
         (None, None) => return None,
-    };
+    })
+}
+
+/// The alert this run raises for `a`, as labels and annotations: none
+/// unless an escalation was recorded or an action failed or was refused.
+/// Escalations follow the Events: a dry run records none.
+fn candidate(
+    a: &Assessment,
+    config: &AlertmanagerConfig,
+) -> Option<(BTreeMap<String, String>, BTreeMap<String, String>)> {
+    let (alertname, summary) = headline(a)?;
     let kinds: BTreeSet<&str> = a.findings.iter().map(|f| f.kind.as_str()).collect();
     let mut labels = config.labels.clone();
     labels.insert("alertname".into(), alertname.into());
