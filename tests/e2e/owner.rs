@@ -419,55 +419,59 @@ async fn gitops_and_unknown_writers_are_not_fought() {
     );
 }
 
-/// A Helm release's StatefulSet, created and upgraded as Helm 3 writes it
-/// (field manager `helm`, its labels and release annotations): nothing
+/// Helm's own install or upgrade of the suite's chart (tests/e2e/charts/db)
+/// as release `db` in `shop`: the Helm v4 Go SDK, through helm-python-sdk
+/// as scripts/render-manifests.sh installs it, against the scenario's API
+/// server. Returns the release's revision.
+async fn helm(w: &World, op: &str, image: &str) -> i64 {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let tools = tokio::process::Command::new("bash")
+        .arg(format!("{root}/scripts/render-manifests.sh"))
+        .arg("--tools")
+        .output()
+        .await
+        .expect("bash runs");
+    assert!(
+        tools.status.success(),
+        "helm-python-sdk (the Helm SDK) could not be installed from PyPI: {}",
+        String::from_utf8_lossy(&tools.stderr)
+    );
+    let bin = String::from_utf8_lossy(&tools.stdout).trim().to_string();
+    let out = tokio::process::Command::new(format!("{bin}/python"))
+        .arg(format!("{root}/tests/e2e/helm.py"))
+        .arg(w.cp.admin_kubeconfig())
+        .arg(format!("{root}/tests/e2e/charts/db"))
+        .args([&w.ns, "db", op])
+        .arg(json!({"image": image}).to_string())
+        .output()
+        .await
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "helm {op}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let release: Value = serde_json::from_slice(&out.stdout).expect("the release as JSON");
+    release["revision"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no revision in {release}"))
+}
+
+/// A Helm release installed and upgraded by Helm's own code (its labels,
+/// release annotations and field manager, as Helm writes them; Helm 4
+/// names its server-side apply field manager after its process, `helm`
+/// for the CLI, `python` here, so the labels are what name it): nothing
 /// reconciles it, so the ladder rolls back once and it heals; the report
 /// and the Event name the release and the `helm rollback` a person would
 /// run instead.
 #[tokio::test]
 async fn a_helm_release_is_rolled_back_once_and_named() {
     let w = World::start_sim().await;
-    let helm_labels = json!({
-        "app.kubernetes.io/managed-by": "Helm",
-        "helm.sh/chart": "db-0.1.0",
-        "app.kubernetes.io/instance": "db",
-    });
-    let helm_annotations = json!({
-        "meta.helm.sh/release-name": "db",
-        "meta.helm.sh/release-namespace": "shop",
-    });
-    let install = manifest(
-        "db",
-        &w.image("db", "1"),
-        helm_labels.clone(),
-        helm_annotations.clone(),
-    );
-    let helm_post = PostParams {
-        field_manager: Some("helm".into()),
-        ..Default::default()
-    };
-    w.sts_api()
-        .create(&helm_post, &serde_json::from_value(install).unwrap())
-        .await
-        .unwrap();
+    assert_eq!(helm(&w, "install", &w.image("db", "1")).await, 1);
     let good = w.healthy("db", ROLLOUT).await;
-    // `helm upgrade`: a strategic merge patch of what the chart changed.
-    let helm_patch = PatchParams {
-        field_manager: Some("helm".into()),
-        ..Default::default()
-    };
     let bad = w.image("db", "2-crash");
-    w.sts_api()
-        .patch(
-            "db",
-            &helm_patch,
-            &Patch::Strategic(json!({
-                "metadata": {"labels": {"helm.sh/chart": "db-0.2.0"}},
-                "spec": {"template": {"spec": {"containers": [{"name": "app", "image": bad}]}}}
-            })),
-        )
-        .await
-        .unwrap();
+    assert_eq!(helm(&w, "upgrade", &bad).await, 2);
     failing_on(&w, "db", &bad).await;
 
     let config = w.config("");
@@ -489,7 +493,9 @@ async fn a_helm_release_is_rolled_back_once_and_named() {
     );
     let owner = finding(&first, &id, "spec_owner").expect("spec_owner");
     assert!(
-        owner.contains("Helm release shop/db") && owner.contains("db-0.2.0"),
+        owner.contains("Helm release shop/db")
+            && owner.contains("db-0.1.0")
+            && owner.contains("last written by python"),
         "{owner}"
     );
     let why = why(&first, &id);
