@@ -11,7 +11,7 @@ use super::retry::{retry, transient};
 use crate::cluster::write::{self, Writer};
 use crate::config::NodeGroup;
 use crate::error::Result;
-use crate::execution::{Executed, Mode, Status, Step, event_reason, pod_not_deletable};
+use crate::execution::{self, Executed, Mode, Status, Step, event_reason, pod_not_deletable};
 use crate::pipeline::Assessment;
 use crate::policy::Action;
 use crate::state::LastAction;
@@ -221,7 +221,6 @@ impl Actor<'_> {
     }
 
     async fn execute(&mut self, a: &Assessment, rung: &str, action: &Action) -> Executed {
-        let sts = &a.facts.stateful_set;
         let result = match action {
             Action::Wait { .. } | Action::Escalate { .. } => {
                 Ok(Executed::new(action, self.applied(), action.describe()))
@@ -241,7 +240,7 @@ impl Actor<'_> {
         };
         let executed =
             result.unwrap_or_else(|e| Executed::new(action, Status::Failed, e.to_string()));
-        self.record_event(sts, rung, action, &executed).await;
+        self.record_event(a, rung, action, &executed).await;
         executed
     }
 
@@ -455,7 +454,7 @@ impl Actor<'_> {
             Ok(r) => r,
             Err(e) => (Executed::new(action, Status::Failed, e.to_string()), None),
         };
-        self.record_event(sts, rung, action, &revert).await;
+        self.record_event(a, rung, action, &revert).await;
         let mut steps: Vec<Step> = revert
             .steps
             .iter()
@@ -527,7 +526,7 @@ impl Actor<'_> {
             Ok(e) => e,
             Err(e) => Executed::new(&evicting, Status::Failed, e.to_string()),
         };
-        self.record_event(sts, rung, &evicting, &evicted).await;
+        self.record_event(a, rung, &evicting, &evicted).await;
         steps.push(Step::new("evict", evicted.status, evicted.detail));
         self.finish_forced(a, action, steps).await
     }
@@ -856,7 +855,8 @@ impl Actor<'_> {
         .await
     }
 
-    async fn record_event(&self, sts: &StatefulSet, rung: &str, action: &Action, e: &Executed) {
+    async fn record_event(&self, a: &Assessment, rung: &str, action: &Action, e: &Executed) {
+        let sts = &a.facts.stateful_set;
         let (type_, reason) = match e.status {
             Status::Done | Status::ServerDryRun => (
                 if matches!(action, Action::Escalate { .. }) {
@@ -871,6 +871,17 @@ impl Actor<'_> {
             Status::DryRun | Status::Blocked | Status::Skipped => return,
         };
         let message = format!("rung {rung}: {}; {}", action.describe(), e.detail);
+        // The same escalation run after run is one Event with a count.
+        if matches!(action, Action::Escalate { .. })
+            && let Some(earlier) = execution::earlier_escalation(&a.facts.events, sts)
+        {
+            match self.writer.event_again(earlier, &message).await {
+                Ok(()) => return,
+                Err(err) => {
+                    tracing::info!(error = %err, "earlier escalation event not updated; recording a new one")
+                }
+            }
+        }
         if let Err(err) = retry(self.retry_delay, || {
             self.writer.event(sts, type_, reason, &message)
         })

@@ -405,6 +405,24 @@ impl Writer {
         Ok(())
     }
 
+    /// Records an escalation again on the Event an earlier run created for
+    /// it: its count and last time moved on, its message the latest.
+    pub async fn event_again(&self, earlier: &Event, message: &str) -> Result<()> {
+        let ns = earlier.metadata.namespace.as_deref().unwrap_or_default();
+        let name = earlier.metadata.name.as_deref().unwrap_or_default();
+        let now = jiff::Timestamp::now();
+        let patch = json!({
+            "count": earlier.count.unwrap_or(1).saturating_add(1),
+            "lastTimestamp": Time(now),
+            "message": message.chars().take(1000).collect::<String>(),
+        });
+        Api::<Event>::namespaced(self.client.clone(), ns)
+            .patch(name, &self.patch_params(), &Patch::Merge(patch))
+            .await
+            .map_err(|e| Error::api(format!("update event {ns}/{name}"), e))?;
+        Ok(())
+    }
+
     /// Writes the agent's own ConfigMap (state or undo records): the data
     /// given replaces what the agent wrote before, after taking in what
     /// another run saved since (two runs at once: a manual run during the

@@ -588,6 +588,24 @@ impl World {
     /// The Events stsmend wrote on the StatefulSet as (reason, message),
     /// oldest first.
     pub async fn agent_event_messages(&self, name: &str) -> Vec<(String, String)> {
+        self.agent_event_objects(name)
+            .await
+            .into_iter()
+            .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+            .collect()
+    }
+
+    /// The agent's Events on `name` as (reason, count), oldest first: an
+    /// escalation repeated run after run is one Event counted up.
+    pub async fn agent_event_counts(&self, name: &str) -> Vec<(String, i32)> {
+        self.agent_event_objects(name)
+            .await
+            .into_iter()
+            .map(|e| (e.reason.unwrap_or_default(), e.count.unwrap_or(1)))
+            .collect()
+    }
+
+    async fn agent_event_objects(&self, name: &str) -> Vec<Event> {
         let api: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
         let mut events: Vec<Event> = api
             .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
@@ -600,9 +618,6 @@ impl World {
         // eventTime has microseconds; creationTimestamp only seconds.
         events.sort_by_key(|e| e.event_time.clone().map(|t| t.0));
         events
-            .into_iter()
-            .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
-            .collect()
     }
 }
 

@@ -3,7 +3,7 @@
 //! records its results in these types.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use serde::Serialize;
 
 use crate::facts::REVISION_LABEL;
@@ -143,6 +143,28 @@ pub fn event_reason(action: &Action) -> &'static str {
     }
 }
 
+/// The agent's own escalation Event on `sts` from an earlier run, if any
+/// (the latest): a repeated escalation updates it, its count and time, as
+/// Kubernetes' own event recorder does, instead of adding one per run.
+pub fn earlier_escalation<'a>(events: &'a [Event], sts: &StatefulSet) -> Option<&'a Event> {
+    let reason = event_reason(&Action::Escalate { why: String::new() });
+    events
+        .iter()
+        .filter(|e| {
+            let o = &e.involved_object;
+            let own = e.reporting_component.as_deref() == Some(crate::config::FIELD_MANAGER)
+                || e.source.as_ref().and_then(|s| s.component.as_deref())
+                    == Some(crate::config::FIELD_MANAGER);
+            own && e.reason.as_deref() == Some(reason)
+                && o.kind.as_deref() == Some("StatefulSet")
+                && o.name == sts.metadata.name
+                && o.uid.is_some()
+                && o.uid == sts.metadata.uid
+                && e.metadata.name.is_some()
+        })
+        .max_by_key(|e| crate::time::event_time(e))
+}
+
 /// Why a pod named by `delete_pods` may not be deleted now, checked on the
 /// pod as read this run: it must still exist, belong to the StatefulSet, be
 /// not Ready and run a revision other than the update revision, unless the
@@ -188,6 +210,70 @@ pub fn pod_not_deletable(sts: &StatefulSet, pod: Option<&Pod>, any_pod: bool) ->
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_escalation_is_found_again_only_on_the_same_object() {
+        let sts: StatefulSet = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "db", "namespace": "shop", "uid": "u1"},
+        }))
+        .unwrap();
+        let event = |name: &str, uid: &str, reason: &str, component: &str, at: &str| -> Event {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "shop"},
+                "involvedObject": {"kind": "StatefulSet", "name": "db", "namespace": "shop", "uid": uid},
+                "reason": reason,
+                "source": {"component": component},
+                "lastTimestamp": at,
+                "count": 1,
+            }))
+            .unwrap()
+        };
+        let events = vec![
+            event(
+                "a",
+                "u1",
+                "StsmendEscalated",
+                "stsmend",
+                "2026-12-03T10:00:00Z",
+            ),
+            event(
+                "b",
+                "u1",
+                "StsmendEscalated",
+                "stsmend",
+                "2026-12-03T10:05:00Z",
+            ),
+            event(
+                "c",
+                "u1",
+                "StsmendRolledBack",
+                "stsmend",
+                "2026-12-03T10:06:00Z",
+            ),
+            event(
+                "d",
+                "u1",
+                "StsmendEscalated",
+                "forger",
+                "2026-12-03T10:07:00Z",
+            ),
+            event(
+                "e",
+                "u0",
+                "StsmendEscalated",
+                "stsmend",
+                "2026-12-03T10:08:00Z",
+            ),
+        ];
+        let found = earlier_escalation(&events, &sts).expect("found");
+        assert_eq!(
+            found.metadata.name.as_deref(),
+            Some("b"),
+            "the latest of its own"
+        );
+        assert!(earlier_escalation(&events[2..], &sts).is_none());
+    }
+
     use super::*;
 
     fn sts() -> StatefulSet {
