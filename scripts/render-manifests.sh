@@ -151,6 +151,12 @@ if mode == "--check":
     text = yaml.safe_dump(rule["spec"])
     assert "> 4 * 600" in text and 'job="stsmend-prod"' in text and 'job="stsmend"' not in text, text
     assert not notify_default_has_rule, "prometheusRule is off by default"
+    # rbac.actNamespaces: RoleBindings in those namespaces, no
+    # ClusterRoleBinding of the writes.
+    scoped = [d for d in yaml.safe_load_all(render({"rbac": {"actNamespaces": ["shop", "capi"]}})["rbac.yaml"]) if d]
+    acts = [(d["kind"], d["metadata"].get("namespace")) for d in scoped if d["metadata"]["name"] == "stsmend-act"]
+    assert acts == [("ClusterRole", None), ("RoleBinding", "shop"), ("RoleBinding", "capi")], acts
+    assert all(d["roleRef"]["name"] == "stsmend-act" for d in scoped if d["kind"] == "RoleBinding" and d["metadata"]["name"] == "stsmend-act")
     # gitops.suspendSync: in the config, and its RBAC only then.
     assert not docs.get("gitops-rbac.yaml"), "gitops.suspendSync is off by default"
     gitops = render({"gitops": {"suspendSync": True, "argocdNamespace": "cd"}})

@@ -871,3 +871,60 @@ async fn each_rule_of_the_shipped_rbac_is_needed() {
         "docs/security.md's table ({TABLE_HEADING}) is not what the test found"
     );
 }
+
+/// The chart's `rbac.actNamespaces`: stsmend-act bound by a RoleBinding in
+/// each listed namespace instead of cluster-wide (scripts/render-manifests.sh
+/// checks the chart renders exactly these bindings). An opted-in set in a
+/// namespace not listed is refused by the API server, not only by the
+/// agent: its rollback fails as forbidden and nothing is written; bound in
+/// its namespace too, the same plan goes through.
+#[tokio::test]
+async fn writes_bound_per_namespace_are_refused_elsewhere_by_the_api_server() {
+    let w = World::start_sim().await;
+    let binding = |ns: &str| {
+        format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: stsmend-act, namespace: {ns}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: stsmend-act}}\nsubjects:\n- {{kind: ServiceAccount, name: stsmend, namespace: stsmend}}\n"
+        )
+    };
+    w.cp.kubectl(&["delete", "clusterrolebinding", "stsmend-act"])
+        .await
+        .unwrap();
+    w.cp.kubectl(&["create", "namespace", "payments"])
+        .await
+        .unwrap();
+    w.cp.apply(&binding("payments")).await.unwrap();
+    let good = w.healthy_set("db", 2, "OrderedReady").await;
+    let bad = w.image("db", "2-crash");
+    w.set_image("db", &bad).await;
+    w.restarted("db-1", 1, ROLLOUT).await;
+
+    let config = w.config("");
+    let config = config.to_str().unwrap();
+    let id = w.id("db");
+    let refused = w.agent(&["run", "--apply", "--config", config]).await;
+    assert_eq!(refused.code, 3, "a failed action: {}", refused.stderr);
+    let executed = refused.executed(&id);
+    assert_eq!(
+        executed[0],
+        ("rollback".into(), "failed".into()),
+        "{:#}",
+        refused.report
+    );
+    let text = serde_json::to_string(&refused.report).unwrap();
+    assert!(text.contains("forbidden"), "{text}");
+    assert_ne!(
+        w.sts("db").await.status.unwrap().update_revision,
+        Some(good.clone()),
+        "nothing was rolled back"
+    );
+
+    w.cp.apply(&binding("shop")).await.unwrap();
+    let bound = w.agent(&["run", "--apply", "--config", config]).await;
+    assert_eq!(bound.code, 0, "{}", bound.stderr);
+    assert_eq!(bound.executed(&id)[0].1, "done", "{:#}", bound.report);
+    assert_eq!(
+        w.healthy("db", ROLLOUT).await,
+        good,
+        "rolled back once bound"
+    );
+}

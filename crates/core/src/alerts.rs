@@ -28,6 +28,11 @@ pub const ACTION_FAILED: &str = "StsmendActionFailed";
 /// while the sync stays suspended as the agent left it, healed set or not.
 pub const SYNC_SUSPENDED: &str = "StsmendSyncSuspended";
 
+/// What an alert's annotation keeps of its text (summaries and finding
+/// lists quote the cluster), so alerts and the state that remembers them
+/// stay small.
+pub const ANNOTATION_MAX: usize = 4096;
+
 /// The runbooks of the alerts whose conditions the agent handles.
 pub const RUNBOOK_GENERATION_MISMATCH: &str = "https://runbooks.prometheus-operator.dev/runbooks/kubernetes/kubestatefulsetgenerationmismatch";
 pub const RUNBOOK_UPDATE_NOT_ROLLED_OUT: &str = "https://runbooks.prometheus-operator.dev/runbooks/kubernetes/kubestatefulsetupdatenotrolledout";
@@ -301,6 +306,9 @@ fn candidate(
         .to_string()
     });
     annotations.insert("runbook_url".into(), runbook);
+    for text in annotations.values_mut() {
+        crate::caps::head(text, ANNOTATION_MAX);
+    }
     Some((labels, annotations))
 }
 
@@ -405,6 +413,25 @@ mod tests {
 
     fn t(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn every_annotation_is_capped() {
+        let mut o = outcome(&[("escalate", Status::Done)]);
+        o.failing[0].plan.as_mut().unwrap().actions = vec![crate::policy::Action::Escalate {
+            why: "x".repeat(100_000),
+        }];
+        let p = plan(
+            &o,
+            &BTreeMap::new(),
+            &BTreeSet::new(),
+            t("2026-11-22T10:00:00Z"),
+            &config(),
+        );
+        for (key, text) in &p[0].alert.annotations {
+            assert!(text.len() <= ANNOTATION_MAX, "{key}: {}", text.len());
+        }
+        assert!(p[0].alert.annotations["summary"].ends_with("more bytes]"));
     }
 
     #[test]

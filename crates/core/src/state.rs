@@ -15,6 +15,15 @@ use crate::error::{Error, Result};
 /// The ConfigMap that holds the state.
 pub const CONFIG_MAP: &str = "stsmend-state";
 
+/// What the records may take of the ConfigMap's 1 MiB, the rest left to
+/// its metadata: a state that no longer fits would fail every run.
+pub const MAX_BYTES: usize = 900 * 1024;
+
+/// What an open alert keeps of its summary when the state is too full to
+/// keep its annotations whole (its labels, which Alertmanager resolves
+/// it by, are always kept).
+pub const SLIM_SUMMARY_MAX: usize = 256;
+
 /// An alert the agent sent and has not resolved yet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -169,9 +178,50 @@ impl State {
             .transpose()
     }
 
-    /// The ConfigMap data that stores these records.
+    /// The ConfigMap data that stores these records, within
+    /// [`MAX_BYTES`]: past it, the open alerts keep only their labels and
+    /// a short summary (a resolution needs only the labels); past that,
+    /// records that only count failing runs and first sight are dropped
+    /// (losing one only delays an action). The
+    /// records of an action or a rollback, which hold a cooldown and the
+    /// memory of a fight, are never dropped for room.
     pub fn to_data(&self) -> Result<BTreeMap<String, String>> {
-        write_records(&self.records, "state")
+        let data = write_records(&self.records, "state")?;
+        if data_size(&data) <= MAX_BYTES {
+            return Ok(data);
+        }
+        let mut slim = self.clone();
+        for alert in slim.records.values_mut().filter_map(|r| r.alert.as_mut()) {
+            let mut summary = alert.annotations.remove("summary").unwrap_or_default();
+            crate::caps::head(&mut summary, SLIM_SUMMARY_MAX);
+            alert.annotations = BTreeMap::from([("summary".to_string(), summary)]);
+        }
+        let mut data = write_records(&slim.records, "state")?;
+        let mut size = data_size(&data);
+        let droppable: Vec<String> = slim
+            .records
+            .iter()
+            .filter(|(_, r)| r.last_action.is_none() && r.reverted.is_empty() && r.alert.is_none())
+            .map(|(id, _)| id.replacen('/', ".", 1))
+            .collect();
+        for key in droppable.iter().rev() {
+            if size <= MAX_BYTES {
+                break;
+            }
+            if let Some(v) = data.remove(key) {
+                size -= key.len() + v.len();
+            }
+        }
+        if size > MAX_BYTES {
+            return Err(Error::invalid(
+                "state",
+                CONFIG_MAP,
+                format!(
+                    "{size} bytes of records that hold actions, rollbacks and open alerts do not fit in {MAX_BYTES}"
+                ),
+            ));
+        }
+        Ok(data)
     }
 
     pub fn get(&self, namespace: &str, name: &str) -> Option<&Record> {
@@ -232,6 +282,10 @@ pub(crate) fn read_records<T: serde::de::DeserializeOwned>(
 }
 
 /// The ConfigMap data for records read by [`read_records`].
+fn data_size(data: &BTreeMap<String, String>) -> usize {
+    data.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
 pub(crate) fn write_records<T: Serialize>(
     records: &BTreeMap<String, T>,
     what: &'static str,
@@ -248,6 +302,106 @@ pub(crate) fn write_records<T: Serialize>(
 
 #[cfg(test)]
 mod tests {
+    fn failing_only(i: usize) -> (String, Record) {
+        (
+            format!("ns/set-{i:05}"),
+            Record {
+                uid: Some(format!("uid-{i:05}-{}", "u".repeat(200))),
+                failing_runs: 3,
+                ..Default::default()
+            },
+        )
+    }
+
+    fn alerted(i: usize) -> (String, Record) {
+        let annotations = BTreeMap::from([
+            (
+                "summary".to_string(),
+                format!("set-{i} needs a person: {}", "why ".repeat(400)),
+            ),
+            ("description".to_string(), "- finding\n".repeat(300)),
+        ]);
+        (
+            format!("ns/alerted-{i:05}"),
+            Record {
+                alert: Some(OpenAlert {
+                    labels: BTreeMap::from([(
+                        "alertname".to_string(),
+                        "StsmendEscalation".to_string(),
+                    )]),
+                    annotations,
+                    starts_at: "2026-12-03T10:00:00Z".parse().unwrap(),
+                }),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn size(data: &BTreeMap<String, String>) -> usize {
+        data.iter().map(|(k, v)| k.len() + v.len()).sum()
+    }
+
+    #[test]
+    fn a_state_within_the_limit_is_kept_whole() {
+        let state = State {
+            records: (0..50)
+                .map(alerted)
+                .chain((0..50).map(failing_only))
+                .collect(),
+        };
+        let data = state.to_data().unwrap();
+        assert!(size(&data) <= MAX_BYTES);
+        let back = State::from_config_map(&ConfigMap {
+            data: Some(data),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(back, state);
+    }
+
+    #[test]
+    fn a_state_past_the_limit_slims_its_alerts_then_drops_counts_only() {
+        // 400 open alerts of ~4.5 KiB each: 1.8 MB whole.
+        let mut state = State {
+            records: (0..400).map(alerted).collect(),
+        };
+        let last = Record {
+            last_action: Some(LastAction {
+                at: "2026-12-03T10:00:00Z".parse().unwrap(),
+                action: "rollback".into(),
+                why: "w".into(),
+            }),
+            ..Default::default()
+        };
+        state.records.insert("ns/acted".into(), last.clone());
+        let data = state.to_data().unwrap();
+        assert!(size(&data) <= MAX_BYTES, "{}", size(&data));
+        let back = State::from_config_map(&ConfigMap {
+            data: Some(data),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(back.records.len(), 401, "every alert kept");
+        let a = back.records["ns/alerted-00007"].alert.as_ref().unwrap();
+        assert_eq!(a.labels["alertname"], "StsmendEscalation");
+        assert_eq!(a.annotations.keys().collect::<Vec<_>>(), ["summary"]);
+        assert!(a.annotations["summary"].len() <= SLIM_SUMMARY_MAX);
+        assert_eq!(back.records["ns/acted"], last);
+
+        // Thousands of sets that only count failing runs besides: some
+        // counts go; the alerts and the action stay.
+        state.records.extend((0..5000).map(failing_only));
+        let data = state.to_data().unwrap();
+        assert!(size(&data) <= MAX_BYTES, "{}", size(&data));
+        assert!(data.contains_key("ns.acted"));
+        assert_eq!(
+            data.keys().filter(|k| k.starts_with("ns.alerted-")).count(),
+            400
+        );
+        let counts = data.keys().filter(|k| k.starts_with("ns.set-")).count();
+        assert!(counts > 0 && counts < 5000, "{counts}");
+    }
+
     use super::*;
 
     #[test]
