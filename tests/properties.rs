@@ -973,3 +973,115 @@ fn an_endless_deadline_is_bad_input_not_a_panic() {
     let e = Config::parse(&c, "deadline: 18446744073709551615s\n").unwrap_err();
     assert!(e.to_string().contains("line 1"), "{e}");
 }
+
+/// Small JSON values of every type, nested a little.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| Value::from(n)),
+        "[a-z./ ]{0,12}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map("[a-zA-Z]{1,10}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn field_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("template".to_string()),
+        Just("replicas".to_string()),
+        Just("updateStrategy".to_string()),
+        Just("persistentVolumeClaimRetentionPolicy".to_string()),
+        Just("volumeClaimTemplates".to_string()),
+        "[a-zA-Z/~]{1,12}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(cases(256))]
+
+    /// Whatever an undo record says, its restore touches only the spec
+    /// fields its action wrote and an undo may restore, and writes back
+    /// only a template one of the set's own revisions had.
+    #[test]
+    fn a_forged_spec_record_restores_nothing_unchecked(
+        spec in proptest::collection::btree_map(field_name(), json_value(), 0..5),
+        fields in proptest::collection::vec(field_name(), 0..4),
+        uid in prop_oneof![Just(None), Just(Some("u1".to_string())), Just(Some("u2".to_string()))],
+        generation_after in prop_oneof![Just(None), Just(Some(4i64)), any::<i64>().prop_map(Some)],
+        minutes in -100_000i64..100_000,
+    ) {
+        let sts: k8s_openapi::api::apps::v1::StatefulSet = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "db", "namespace": "shop", "uid": "u1", "generation": 4},
+            "spec": {"replicas": 3, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+                     "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "db", "image": "db:2"}]}}},
+        })).unwrap();
+        let own = serde_json::json!({"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "db", "image": "db:1"}]}});
+        let now: jiff::Timestamp = "2026-12-03T10:00:00Z".parse().unwrap();
+        let record = stsmend::undo::Record {
+            at: now.checked_add(jiff::SignedDuration::from_mins(minutes)).unwrap(),
+            action: "roll back".into(),
+            uid,
+            generation_after,
+            prior: stsmend::undo::Prior::Spec { spec: spec.clone() },
+            steps: Vec::new(),
+            fields: fields.clone(),
+            sync: None,
+        };
+        if let Ok(r) = stsmend::undo::restore_patch(&record, &sts, std::slice::from_ref(&own), now) {
+            prop_assert_eq!(record.uid.as_deref(), Some("u1"));
+            prop_assert_eq!(record.generation_after, Some(4));
+            for op in r.ops.as_array().unwrap() {
+                let path = op["path"].as_str().unwrap();
+                let field = path.strip_prefix("/spec/").unwrap();
+                prop_assert!(["template", "replicas", "updateStrategy", "podManagementPolicy", "minReadySeconds"].contains(&field), "{}", path);
+                prop_assert!(fields.is_empty() || fields.iter().any(|f| f == field), "{} not among {:?}", path, fields);
+                if field == "template" {
+                    prop_assert_eq!(&op["value"], &own);
+                }
+            }
+        }
+    }
+
+    /// Whatever a record says of a suspended sync, a resume writes only the
+    /// field that suspends a kind the agent knows, back to a value of that
+    /// field's type, and only on an object still suspended as left.
+    #[test]
+    fn a_forged_sync_record_resumes_nothing_else(
+        kind in prop_oneof![Just("Kustomization"), Just("HelmRelease"), Just("Application"), Just("Secret"), Just("Deployment")],
+        group in prop_oneof![Just("kustomize.toolkit.fluxcd.io"), Just("helm.toolkit.fluxcd.io"), Just("argoproj.io"), Just(""), Just("apps")],
+        path in prop_oneof![Just("/spec/suspend"), Just("/spec/syncPolicy/automated"), Just("/spec/sourceRef"), Just("/metadata/labels")],
+        prior in proptest::option::of(json_value()),
+        after in proptest::option::of(json_value()),
+        spec in json_value(),
+    ) {
+        let record = stsmend::gitops::Suspended {
+            object: stsmend::gitops::SyncRef {
+                kind: kind.into(),
+                api_group: group.into(),
+                namespace: "flux-system".into(),
+                name: "apps".into(),
+            },
+            api_version: format!("{group}/v1"),
+            uid: None,
+            path: path.into(),
+            prior,
+            after,
+        };
+        let object = serde_json::json!({"metadata": {"name": "apps", "uid": "x"}, "spec": spec});
+        if let Ok(ops) = stsmend::gitops::resume_patch(&record, &object) {
+            let switch = record.object.switch().expect("a known kind");
+            prop_assert_eq!(record.path.as_str(), switch.path());
+            for op in ops.as_array().unwrap() {
+                let p = op["path"].as_str().unwrap();
+                prop_assert!(p == switch.path() || p == "/spec/syncPolicy", "{}", p);
+            }
+        }
+    }
+}

@@ -11,13 +11,15 @@
 /// be cut, and the JSON report has it whole.
 pub const QUOTE_MAX: usize = 2000;
 
-/// Characters that reorder or hide text without showing themselves:
-/// bidirectional controls and zero-width characters.
+/// Characters that reorder or hide text without showing themselves
+/// (bidirectional controls and zero-width characters), or that some
+/// viewers take for a line break (the line and paragraph separators).
 fn invisible(c: char) -> bool {
     matches!(
         c,
         '\u{061C}'
             | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{2029}'
             | '\u{202A}'..='\u{202E}'
             | '\u{2060}'..='\u{2069}'
             | '\u{FEFF}'
@@ -139,6 +141,58 @@ mod tests {
             markdown("db-2 crash loops: exit 1 (3 restarts)"),
             "db-2 crash loops: exit 1 \\(3 restarts\\)"
         );
+    }
+
+    /// Any text: a few hostile pieces mixed with arbitrary characters.
+    fn hostile() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            Just("\u{1b}[2K".to_string()),
+            Just("\r\n".to_string()),
+            Just("](https://evil.example)".to_string()),
+            Just("<img src=x>".to_string()),
+            Just("@octocat".to_string()),
+            Just("```".to_string()),
+            Just("www.evil.example".to_string()),
+            Just("|".to_string()),
+            Just("\u{202e}".to_string()),
+            any::<String>(),
+            "\\PC{0,3000}",
+        ];
+        proptest::collection::vec(piece, 0..8).prop_map(|v| v.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 256, ..Default::default() })]
+
+        #[test]
+        fn no_text_leaves_a_line_or_shows_a_control(text in hostile()) {
+            let l = line(&text);
+            proptest::prop_assert!(!l.chars().any(|c| c.is_control() || invisible(c)), "{:?}", l);
+            // At most QUOTE_MAX characters shown, each at most `\u{10ffff}`.
+            proptest::prop_assert!(l.chars().count() <= QUOTE_MAX * 10 + 40);
+            let separated = l.contains('\u{2028}') || l.contains('\u{2029}');
+            proptest::prop_assert!(!separated, "a line separator in {:?}", l);
+        }
+
+        #[test]
+        fn no_text_becomes_markup(text in hostile()) {
+            let m = markdown(&text);
+            proptest::prop_assert!(!m.chars().any(|c| c.is_control() || c == '<' || c == '>'), "{:?}", m);
+            proptest::prop_assert!(!m.contains("](") && !m.contains("://") && !m.contains("```"), "{:?}", m);
+            let chars: Vec<char> = m.chars().collect();
+            for (i, c) in chars.iter().enumerate() {
+                match c {
+                    '|' | '[' | '`' | '!' => proptest::prop_assert!(i > 0 && chars[i - 1] == '\\', "{:?} at {} of {:?}", c, i, m),
+                    '@' => proptest::prop_assert!(chars.get(i + 1) == Some(&'\u{200B}'), "{:?}", m),
+                    _ => {}
+                }
+            }
+            let c = code(&text);
+            proptest::prop_assert!(c.starts_with('`') && c.ends_with('`') && c.len() >= 2);
+            proptest::prop_assert!(!c[1..c.len() - 1].contains('`'), "{:?}", c);
+            proptest::prop_assert!(!c.chars().any(char::is_control), "{:?}", c);
+        }
     }
 
     #[test]
