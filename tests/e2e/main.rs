@@ -14,6 +14,7 @@ mod chaos_manifests;
 mod cronjob;
 mod deploy;
 mod heal;
+mod hostile;
 mod kubelet;
 mod owner;
 mod rbac;
