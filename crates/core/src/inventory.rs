@@ -21,6 +21,9 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
+/// The longest name or namespace a Kubernetes object can have.
+pub const NAME_MAX: usize = 253;
+
 /// Objects by kind. Order within a kind is the order they were read in, which
 /// the source makes deterministic (API order or file order).
 #[derive(Debug, Default, Clone)]
@@ -223,6 +226,22 @@ impl Inventory {
         {
             value["apiVersion"] = Value::String(expected.to_string());
         }
+        // No API server stores a longer name or namespace (a DNS
+        // subdomain): a hand-written snapshot that has one is not a cluster.
+        for key in ["name", "namespace"] {
+            if let Some(v) = value
+                .pointer(&format!("/metadata/{key}"))
+                .and_then(Value::as_str)
+                && v.len() > NAME_MAX
+            {
+                let mut shown = v.to_string();
+                crate::caps::head(&mut shown, 128);
+                return Err(origin(&format!(
+                    "{kind} metadata.{key} is {} bytes, longer than the {NAME_MAX} any Kubernetes object's can be: {shown:?}",
+                    v.len()
+                )));
+            }
+        }
         let name = value
             .pointer("/metadata/name")
             .and_then(Value::as_str)
@@ -332,6 +351,27 @@ mod tests {
 
     fn origin(message: &str) -> Error {
         Error::invalid("snapshot", "test.yaml", message)
+    }
+
+    #[test]
+    fn a_name_no_api_server_would_store_is_bad_input() {
+        let at_limit = "a".repeat(NAME_MAX);
+        for (key, ok) in [("name", true), ("namespace", true)] {
+            let mut inv = Inventory::default();
+            let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {key: at_limit, "name": "p"}});
+            assert_eq!(inv.add_value(pod, &origin).is_ok(), ok);
+            let long = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", key: "x".repeat(10_000_000)}});
+            let e = inv.add_value(long, &origin).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("metadata.{key} is 10000000 bytes")),
+                "{e}"
+            );
+            assert!(
+                e.len() < 600,
+                "the error quotes a little of it: {}",
+                e.len()
+            );
+        }
     }
 
     #[test]
