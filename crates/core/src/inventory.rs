@@ -24,6 +24,25 @@ use crate::error::{Error, Result};
 /// The longest name or namespace a Kubernetes object can have.
 pub const NAME_MAX: usize = 253;
 
+/// No API server stores a longer name or namespace (a DNS subdomain): a
+/// hand-written snapshot that has one is not a cluster's.
+fn check_names(value: &Value, kind: &str, origin: &dyn Fn(&str) -> Error) -> Result<()> {
+    for key in ["name", "namespace"] {
+        if let Some(v) = value
+            .pointer(&format!("/metadata/{key}"))
+            .and_then(Value::as_str)
+            && v.len() > NAME_MAX
+        {
+            let shown: String = v.chars().take(128).collect();
+            return Err(origin(&format!(
+                "{kind} metadata.{key} is {} bytes, longer than the {NAME_MAX} any Kubernetes object's can be: {shown:?}...",
+                v.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Objects by kind. Order within a kind is the order they were read in, which
 /// the source makes deterministic (API order or file order).
 #[derive(Debug, Default, Clone)]
@@ -226,22 +245,7 @@ impl Inventory {
         {
             value["apiVersion"] = Value::String(expected.to_string());
         }
-        // No API server stores a longer name or namespace (a DNS
-        // subdomain): a hand-written snapshot that has one is not a cluster.
-        for key in ["name", "namespace"] {
-            if let Some(v) = value
-                .pointer(&format!("/metadata/{key}"))
-                .and_then(Value::as_str)
-                && v.len() > NAME_MAX
-            {
-                let mut shown = v.to_string();
-                crate::caps::head(&mut shown, 128);
-                return Err(origin(&format!(
-                    "{kind} metadata.{key} is {} bytes, longer than the {NAME_MAX} any Kubernetes object's can be: {shown:?}",
-                    v.len()
-                )));
-            }
-        }
+        check_names(&value, &kind, origin)?;
         let name = value
             .pointer("/metadata/name")
             .and_then(Value::as_str)
