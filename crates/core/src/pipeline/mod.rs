@@ -205,36 +205,38 @@ pub fn cause_of(findings: &[Finding]) -> guard::Cause {
 /// Empty for a failure that is the workload's own (a crash loop the
 /// template change does not explain has no cause named outside it).
 fn outside_keys(f: &Finding) -> Vec<String> {
-    let data = f.data.to_json();
-    let text = |k: &str| data.get(k).and_then(|v| v.as_str()).unwrap_or_default();
-    let names = |k: &str| -> Vec<String> {
-        data.get(k)
-            .and_then(|v| v.as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect()
-    };
-    let per_node = |k: &str, what: &str| -> Vec<String> {
-        let nodes = names(k);
+    use crate::kinds::Data as D;
+    let per_node = |nodes: &[String], what: &str| -> Vec<String> {
         if nodes.is_empty() {
             vec![format!("nodes {what}")]
         } else {
             nodes.iter().map(|n| format!("node {n} {what}")).collect()
         }
     };
-    match f.kind {
-        Kind::WebhookUnavailable => vec![format!("webhook {} cannot be called", text("webhook"))],
-        Kind::NodesCordoned => per_node("nodes_cordoned", "cordoned"),
-        Kind::NodesNotReady => per_node("nodes_not_ready", "not Ready"),
-        Kind::NodeNotReady => vec![format!("node {} not Ready", text("node"))],
-        Kind::NodesFull => vec!["nodes full of other workloads".into()],
-        Kind::ControllerNotProcessing => vec!["kube-controller-manager not processing".into()],
-        Kind::VolumeNodeConflict => data
-            .get("volumes")
-            .and_then(|v| v.as_array())
-            .into_iter()
-            .flatten()
+    // Named outside the workload, but about this StatefulSet alone (a
+    // claim, a namespace's ServiceAccount or quota, an admission): its own
+    // key, unless the template change is what it depends on.
+    let alone = || vec![format!("{}: {}", f.kind.as_str(), f.summary)];
+    let alone_unless_changed = || {
+        let depends = crate::diagnose::change::depends_on(f).unwrap_or_default();
+        if depends.is_empty() {
+            alone()
+        } else {
+            Vec::new()
+        }
+    };
+    // Every kind with data is named: a new one must say here whether it is
+    // a cause outside the workload (the compiler holds it to that).
+    match &f.data {
+        D::WebhookUnavailable(d) => vec![format!("webhook {} cannot be called", d.webhook)],
+        D::NodesCordoned(d) => per_node(&d.nodes_cordoned, "cordoned"),
+        D::NodesNotReady(d) => per_node(&d.nodes_not_ready, "not Ready"),
+        D::NodeNotReady(d) => vec![format!("node {} not Ready", d.node)],
+        D::NodesFull(_) => vec!["nodes full of other workloads".into()],
+        D::ControllerNotProcessing(_) => vec!["kube-controller-manager not processing".into()],
+        D::VolumeNodeConflict(d) => d
+            .volumes
+            .iter()
             .map(|v| {
                 let zone = v.get("zone").and_then(|z| z.as_str()).unwrap_or_default();
                 let node = v.get("node").and_then(|n| n.as_str()).unwrap_or_default();
@@ -245,33 +247,38 @@ fn outside_keys(f: &Finding) -> Vec<String> {
                 }
             })
             .collect(),
-        Kind::StorageClassMissing | Kind::PvcPending => {
-            vec![format!("storage class {}", text("storage_class"))]
-        }
-        Kind::PriorityClassMissing => vec![format!("PriorityClass {}", text("priority_class"))],
+        D::StorageClassMissing(d) => vec![format!("storage class {}", d.storage_class)],
+        D::PvcPending(d) => vec![format!("storage class {}", d.storage_class)],
+        D::PriorityClassMissing(d) => vec![format!("PriorityClass {}", d.priority_class)],
         // An attacher that fails (a storage backend, a CSI driver down)
         // fails every set that needs it the same way.
-        Kind::VolumeAttach => vec![format!("volumes cannot be attached ({})", text("reason"))],
-        // Named outside the workload, but about this StatefulSet alone (a
-        // claim, a namespace's ServiceAccount or quota, an admission).
-        Kind::PvcLost
-        | Kind::ServiceAccountMissing
-        | Kind::QuotaExhausted
-        | Kind::AdmissionDenied
-        | Kind::Preempted
-        | Kind::Evicted
-        | Kind::Unschedulable => {
-            let depends = crate::diagnose::change::depends_on(f).unwrap_or_default();
-            if depends.is_empty()
-                || f.kind == Kind::PvcLost
-                || f.kind == Kind::ServiceAccountMissing
-            {
-                vec![format!("{}: {}", f.kind.as_str(), f.summary)]
-            } else {
-                Vec::new()
-            }
+        D::VolumeAttach(d) => vec![format!("volumes cannot be attached ({})", d.reason)],
+        D::PvcLost(_) | D::ServiceAccountMissing(_) => alone(),
+        D::QuotaExhausted(_) | D::AdmissionDenied(_) | D::Preempted(_) | D::Unschedulable(_) => {
+            alone_unless_changed()
         }
-        _ => Vec::new(),
+        // Kinds without data: `evicted` is about this set alone.
+        D::None if f.kind == Kind::Evicted => alone_unless_changed(),
+        // The workload's own failures, its symptoms and context: no cause
+        // outside it.
+        D::None
+        | D::GenerationMismatch(_)
+        | D::RolloutStuck(_)
+        | D::ReplicasNotReady(_)
+        | D::RevisionChange(_)
+        | D::Partition(_)
+        | D::MaxUnavailable(_)
+        | D::CrashLoop(_)
+        | D::ImagePull(_)
+        | D::NeverReady(_)
+        | D::ContainerConfig(_)
+        | D::VolumeMount(_)
+        | D::PodTerminating(_)
+        | D::LongGracePeriod(_)
+        | D::Hpa(_)
+        | D::AutoscalerStatus(_)
+        | D::SpecOwner(_)
+        | D::TemplateReapplied(_) => Vec::new(),
     }
 }
 
