@@ -4,7 +4,6 @@
 use std::fmt::Write;
 
 use super::Report;
-use crate::diagnose::Kind;
 use crate::pipeline::Assessment;
 use crate::policy::Decision;
 
@@ -98,8 +97,8 @@ fn section(s: &mut String, a: &Assessment, status: &str) {
             .map_or("unset".into(), |g| g.to_string()),
         cell(a.resource_version.as_deref().unwrap_or("unknown"))
     );
-    let symptoms: Vec<_> = a.findings.iter().filter(|f| is_symptom(f.kind)).collect();
-    let causes: Vec<_> = a.findings.iter().filter(|f| !is_symptom(f.kind)).collect();
+    let symptoms: Vec<_> = a.findings.iter().filter(|f| f.kind.is_symptom()).collect();
+    let causes: Vec<_> = a.findings.iter().filter(|f| !f.kind.is_symptom()).collect();
     let _ = writeln!(s, "**What is wrong**\n");
     for f in &symptoms {
         let _ = writeln!(s, "- {}", cell(&f.summary));
@@ -213,11 +212,4 @@ fn plan(s: &mut String, d: &Decision) {
         }
         let _ = writeln!(s, "\n</details>\n");
     }
-}
-
-fn is_symptom(k: Kind) -> bool {
-    matches!(
-        k,
-        Kind::GenerationMismatch | Kind::RolloutStuck | Kind::ReplicasNotReady
-    )
 }

@@ -21,21 +21,6 @@ use crate::facts::Facts;
 
 pub use crate::kinds::{Data, Kind, data};
 
-impl Kind {
-    /// The API server refused to create the pods (or to let them through
-    /// admission): an explanation of a mismatch that needs no quota on
-    /// revisions and no stopped controller.
-    pub fn refuses_pods(self) -> bool {
-        matches!(
-            self,
-            Kind::AdmissionDenied
-                | Kind::WebhookUnavailable
-                | Kind::PriorityClassMissing
-                | Kind::ServiceAccountMissing
-        )
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Confidence {

@@ -367,16 +367,7 @@ pub fn ordered_ready(input: &Input<'_>, out: &mut Vec<Finding>) {
     }
     let broken: std::collections::BTreeSet<&String> = out
         .iter()
-        .filter(|f| {
-            matches!(
-                f.kind,
-                Kind::CrashLoop
-                    | Kind::ImagePull
-                    | Kind::NeverReady
-                    | Kind::ContainerConfig
-                    | Kind::VolumeMount
-            )
-        })
+        .filter(|f| f.kind.is_pod_failure())
         .flat_map(|f| f.pods.iter())
         .collect();
     let update = facts

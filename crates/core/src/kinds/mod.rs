@@ -130,6 +130,34 @@ impl Kind {
         )
     }
 
+    /// The API server refused to create the pods (or to let them through
+    /// admission): an explanation of a mismatch that needs no quota on
+    /// revisions and no stopped controller.
+    pub fn refuses_pods(self) -> bool {
+        matches!(
+            self,
+            Kind::AdmissionDenied
+                | Kind::WebhookUnavailable
+                | Kind::PriorityClassMissing
+                | Kind::ServiceAccountMissing
+        )
+    }
+
+    /// A pod of a revision failing by itself (it crash loops, its image
+    /// does not pull, it is never Ready, its containers cannot be made or
+    /// its volumes mounted): what a revision is judged by, and what keeps
+    /// OrderedReady waiting.
+    pub fn is_pod_failure(self) -> bool {
+        matches!(
+            self,
+            Kind::CrashLoop
+                | Kind::ImagePull
+                | Kind::NeverReady
+                | Kind::ContainerConfig
+                | Kind::VolumeMount
+        )
+    }
+
     /// Context about the StatefulSet rather than a cause of its failure
     /// (who owns its spec): never listed among the causes.
     pub fn is_context(self) -> bool {

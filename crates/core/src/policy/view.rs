@@ -992,15 +992,7 @@ impl View {
     /// revision: the new revision failing.
     pub(crate) fn failures_on_update(&self) -> impl Iterator<Item = &FindingFacts> {
         self.findings.iter().filter(|f| {
-            matches!(
-                f.kind,
-                Kind::CrashLoop
-                    | Kind::ImagePull
-                    | Kind::NeverReady
-                    | Kind::ContainerConfig
-                    | Kind::VolumeMount
-            ) && f.revision.is_some()
-                && f.revision == self.update_revision
+            f.kind.is_pod_failure() && f.revision.is_some() && f.revision == self.update_revision
         })
     }
 
