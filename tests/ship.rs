@@ -487,3 +487,63 @@ fn policy_test_writes_junit() {
     assert!(!xml.contains("<failure"));
     assert!(xml.contains("failures=\"0\""));
 }
+
+/// The scenarios of tests/e2e/ as `module::name`: each `#[tokio::test]`
+/// function of each module file.
+fn scenarios() -> std::collections::BTreeSet<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
+    let mut found = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+            continue;
+        }
+        let module = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut is_test = false;
+        for line in text.lines().map(str::trim) {
+            if line.starts_with("#[tokio::test") {
+                is_test = true;
+            } else if is_test && let Some(rest) = line.strip_prefix("async fn ") {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                found.insert(format!("{module}::{name}"));
+                is_test = false;
+            }
+        }
+    }
+    found
+}
+
+/// tests/e2e/README.md is the scenario catalogue: it names every scenario,
+/// and only scenarios that exist.
+#[test]
+fn the_scenario_catalogue_names_every_scenario() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/README.md"))
+            .unwrap();
+    let named: std::collections::BTreeSet<String> = readme
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| {
+            s.split_once("::").is_some_and(|(m, n)| {
+                !m.is_empty()
+                    && !n.is_empty()
+                    && (m.chars().chain(n.chars()))
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            })
+        })
+        .map(str::to_string)
+        .collect();
+    let found = scenarios();
+    assert!(found.len() > 40, "the scenarios were read: {found:?}");
+    let missing: Vec<_> = found.difference(&named).collect();
+    let unknown: Vec<_> = named.difference(&found).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "tests/e2e/README.md: scenarios not in the catalogue: {missing:?}; names that are no scenario: {unknown:?}"
+    );
+}

@@ -1,4 +1,4 @@
-//! End-to-end scenarios (DESIGN.md's catalogue) on a real control plane:
+//! End-to-end scenarios (the catalogue: tests/e2e/README.md) on a real control plane:
 //! each starts from a healthy StatefulSet, breaks it the way it breaks in
 //! production, runs the `stsmend` binary as the CronJob would (a fresh
 //! process per run, under the ServiceAccount bound to deploy/'s RBAC), and
