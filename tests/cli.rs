@@ -340,3 +340,57 @@ fn a_bad_deadline_exits_two() {
     let out = stsmend(&["run", "--deadline", "soon"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A YAML snapshot of a cluster of 1,200 StatefulSets with three pods and
+/// a revision each, written the way `stsmend snapshot` writes one
+/// (`stsmend::snapshot::to_yaml`), replays through `plan --from` (the YAML
+/// reader's default budget stopped at about 1,000). One set of them fails.
+#[test]
+fn a_snapshot_of_more_than_a_thousand_statefulsets_replays() {
+    use serde_json::json;
+    let mut inv = stsmend::inventory::Inventory::default();
+    let origin = |m: &str| stsmend_core::Error::invalid("test", "generated", m);
+    for i in 0..1200 {
+        let (ns, name) = (format!("team-{}", i % 40), format!("db-{i}"));
+        let failing = i == 7;
+        let generation = if failing { 3 } else { 2 };
+        let status = json!({"replicas": 3, "readyReplicas": 3, "currentReplicas": 3, "updatedReplicas": 3,
+            "observedGeneration": 2, "currentRevision": format!("{name}-1"), "updateRevision": format!("{name}-1")});
+        inv.add_value(json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": name, "namespace": ns, "uid": format!("u-{i}"), "generation": generation,
+                         "creationTimestamp": "2026-11-01T00:00:00Z"},
+            "spec": {"replicas": 3, "serviceName": name, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "app", "image": "registry.example/db:1"}]}}},
+            "status": status}), &origin).unwrap();
+        for p in 0..3 {
+            inv.add_value(json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": format!("{name}-{p}"), "namespace": ns, "uid": format!("p-{i}-{p}"),
+                             "labels": {"app": name, "controller-revision-hash": format!("{name}-1")},
+                             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": name, "uid": format!("u-{i}"), "controller": true}]},
+                "spec": {"containers": [{"name": "app", "image": "registry.example/db:1"}]},
+                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}), &origin).unwrap();
+        }
+    }
+    stsmend::snapshot::mark(&mut inv, "stsmend", "2026-12-03T10:00:00Z".parse().unwrap());
+    let yaml = stsmend::snapshot::to_yaml(&inv).unwrap();
+    // Beyond what the YAML reader's default budget reads.
+    let e = serde_saphyr::from_multiple::<serde_json::Value>(&yaml).unwrap_err();
+    assert!(e.to_string().contains("budget"), "{e}");
+    let f = temp_file("large-snapshot.yaml", &yaml);
+    let out = stsmend(&[
+        "plan",
+        "--from",
+        f.to_str().unwrap(),
+        "-o",
+        "json",
+        "--for",
+        "0s",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "a failing set found: {stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["scanned"], 1200, "{stderr}");
+    let failing = report["failing"].as_array().unwrap();
+    assert_eq!(failing.len(), 1, "{stderr}");
+    assert_eq!(failing[0]["name"], "db-7");
+}

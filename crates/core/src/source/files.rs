@@ -182,10 +182,12 @@ fn parse(
         let unknown = serde_saphyr::Location::UNKNOWN;
         vec![Spanned::new(Document::from(value), unknown, unknown)]
     } else {
-        serde_saphyr::from_multiple(text).map_err(|source| Error::Yaml {
-            path: path.to_path_buf(),
-            source: Box::new(source),
-        })?
+        serde_saphyr::from_multiple_with_options(text, yaml_options(text.len())).map_err(
+            |source| Error::Yaml {
+                path: path.to_path_buf(),
+                source: Box::new(source),
+            },
+        )?
     };
     let several = documents.len() > 1;
     for (index, document) in documents.into_iter().enumerate() {
@@ -219,6 +221,24 @@ fn parse(
         inventory.add_value(value, &origin)?;
     }
     Ok(())
+}
+
+/// The YAML reader's budget for `len` bytes of input. Its defaults stop a
+/// snapshot of about 1,000 StatefulSets (250,000 nodes, 1,024 documents),
+/// so what grows with the input grows with it: no document, node, event or
+/// scalar byte can take less than a byte of text, so a budget of the
+/// input's own size admits any plain file. What only aliases can make
+/// (expansion beyond the text: a "billion laughs") and nesting depth keep
+/// the reader's fixed limits, so bombs are still refused.
+fn yaml_options(len: usize) -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::budget::Budget::default();
+    budget.max_events = budget.max_events.max(len.saturating_mul(2));
+    budget.max_nodes = budget.max_nodes.max(len);
+    budget.max_documents = budget.max_documents.max(len / 4);
+    budget.max_total_scalar_bytes = budget.max_total_scalar_bytes.max(len);
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
 }
 
 /// One document as JSON, with the line each item of its `items` starts on:
