@@ -394,3 +394,41 @@ fn a_snapshot_of_more_than_a_thousand_statefulsets_replays() {
     assert_eq!(failing.len(), 1, "{stderr}");
     assert_eq!(failing[0]["name"], "db-7");
 }
+
+/// A 50 MB Event message (the API server caps messages, a hand-written or
+/// tampered snapshot does not) reaches no report whole: each quoted text is
+/// cut where it is read (4 KiB), so the JSON, text and Markdown reports stay
+/// small.
+#[test]
+fn a_huge_event_message_is_capped_in_every_report() {
+    let huge = "x".repeat(50_000_000);
+    let yaml = format!(
+        "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {{name: db, namespace: shop, uid: u1, generation: 3}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: db}}}}\n  serviceName: db\n  template:\n    metadata: {{labels: {{app: db}}}}\n    spec: {{containers: [{{name: db, image: db:2}}]}}\nstatus: {{replicas: 1, readyReplicas: 1, observedGeneration: 2, currentRevision: db-1, updateRevision: db-2}}\n---\napiVersion: v1\nkind: Event\nmetadata: {{name: db.1, namespace: shop}}\ninvolvedObject: {{apiVersion: apps/v1, kind: StatefulSet, name: db, namespace: shop, uid: u1}}\nreason: FailedCreate\ntype: Warning\ncount: 3\nlastTimestamp: \"2026-12-03T09:59:00Z\"\nmessage: \"create Pod db-1 in StatefulSet db failed error: pods \\\"db-1\\\" is forbidden: {huge}\"\n"
+    );
+    let f = temp_file("huge-event.yaml", &yaml);
+    for (format, max) in [("json", 200_000), ("text", 100_000), ("markdown", 100_000)] {
+        let out = stsmend(&[
+            "plan",
+            "--from",
+            f.to_str().unwrap(),
+            "-o",
+            format,
+            "--for",
+            "0s",
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{format}: {stderr}");
+        assert!(
+            out.stdout.len() < max,
+            "{format}: {} bytes",
+            out.stdout.len()
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        if format == "json" {
+            assert!(
+                text.contains("[cut: "),
+                "the message is quoted, cut: {text}"
+            );
+        }
+    }
+}
