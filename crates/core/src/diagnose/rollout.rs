@@ -310,18 +310,41 @@ pub fn strategy(input: &Input<'_>, out: &mut Vec<Finding>) {
         .update_strategy
         .as_ref()
         .and_then(|s| s.rolling_update.as_ref());
-    let replicas = spec.replicas.unwrap_or(1);
+    let replicas = spec.replicas.unwrap_or(1).max(0);
+    // Pods are numbered from spec.ordinals.start (1.31): the partition
+    // counts replicas from there, as the controller indexes them.
+    let start = spec
+        .ordinals
+        .as_ref()
+        .and_then(|o| o.start)
+        .unwrap_or(0)
+        .max(0);
     if let Some(p) = rolling.and_then(|r| r.partition).filter(|p| *p > 0) {
+        let first = start.saturating_add(p);
+        let last = start.saturating_add(replicas).saturating_sub(1);
+        let updated = if first > last {
+            format!(
+                "no pod is updated (replicas {replicas}{})",
+                if start > 0 {
+                    format!(" from ordinal {start}")
+                } else {
+                    String::new()
+                }
+            )
+        } else {
+            format!("only ordinals {first}..{last} are updated")
+        };
         out.push(
             Finding::new(
                 Kind::Partition,
                 Confidence::High,
-                format!(
-                    "partition {p}: only ordinals {p}..{} are updated; the rest stay on the current revision",
-                    replicas.saturating_sub(1)
-                ),
+                format!("partition {p}: {updated}; the rest stay on the current revision"),
             )
-            .with(Evidence::field(&sts, "spec.updateStrategy.rollingUpdate.partition", p.to_string()))
+            .with(Evidence::field(
+                &sts,
+                "spec.updateStrategy.rollingUpdate.partition",
+                p.to_string(),
+            ))
             .data(data::Partition { partition: p }),
         );
     }
@@ -421,4 +444,54 @@ pub fn ordered_ready(input: &Input<'_>, out: &mut Vec<Finding>) {
         ));
     }
     out.push(f);
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnose::Kind;
+
+    /// The partition finding of a set of 5 replicas, partition 3, numbered
+    /// from `start`.
+    fn partition_summary(ordinals: &str) -> String {
+        let mut inv = crate::inventory::Inventory::default();
+        crate::source::files::parse_into(
+            &mut inv,
+            std::path::Path::new("t.yaml"),
+            &format!("apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {{name: db, namespace: shop, uid: u1, generation: 3}}\nspec: {{replicas: 5, {ordinals}selector: {{matchLabels: {{app: db}}}}, serviceName: db, updateStrategy: {{type: RollingUpdate, rollingUpdate: {{partition: 3}}}}, template: {{metadata: {{labels: {{app: db}}}}, spec: {{containers: [{{name: db, image: db}}]}}}}}}\nstatus: {{replicas: 5, readyReplicas: 4, observedGeneration: 2, currentRevision: db-1, updateRevision: db-2}}\n"),
+        )
+        .unwrap();
+        let opts = crate::pipeline::Options {
+            now: "2026-12-03T10:00:00Z".parse().unwrap(),
+            threshold: crate::duration::Span::minutes(0),
+            scope: Default::default(),
+            node_groups: vec![],
+            migration_annotations: vec![],
+        };
+        let o = crate::pipeline::evaluate(&inv, None, &opts);
+        let a = o
+            .failing
+            .iter()
+            .chain(&o.pending)
+            .next()
+            .expect("a candidate");
+        a.findings
+            .iter()
+            .find(|f| f.kind == Kind::Partition)
+            .expect("a partition finding")
+            .summary
+            .clone()
+    }
+
+    #[test]
+    fn the_partition_counts_from_the_first_ordinal() {
+        assert!(
+            partition_summary("").contains("only ordinals 3..4 are updated"),
+            "{}",
+            partition_summary("")
+        );
+        // spec.ordinals.start: 10 names the pods db-10..db-14; the
+        // controller updates replicas from index 3, db-13 and db-14.
+        let s = partition_summary("ordinals: {start: 10}, ");
+        assert!(s.contains("only ordinals 13..14 are updated"), "{s}");
+    }
 }
