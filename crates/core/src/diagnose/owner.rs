@@ -185,7 +185,12 @@ pub fn spec_owner(input: &Input<'_>, out: &mut Vec<Finding>) {
     if let Some(w) = &writer {
         evidence.push(writer_evidence(&sts_ref, w));
     }
-    if d.managed_by == "none" && writer.is_none() {
+    // Nothing to tell: no owner, and no writer with a name (`unknown` is
+    // what the API server calls a client that gave none).
+    let nameless = writer
+        .as_ref()
+        .is_none_or(|w| w.manager.is_empty() || w.manager == "unknown");
+    if d.managed_by == "none" && nameless {
         return;
     }
     let summary = summary(&d, writer.as_ref());
@@ -546,6 +551,22 @@ mod tests {
         );
         assert!(Kind::SpecOwner.is_context());
         assert!(o.change.is_none());
+        // No owner and a writer the API server could not name: nothing to
+        // tell, no finding (reports would only say "unknown").
+        let mut inv = objects();
+        written_by(&mut inv, "unknown", "2026-11-22T09:00:00Z");
+        assert!(
+            !findings(&inv, None)
+                .iter()
+                .any(|f| f.kind == Kind::SpecOwner)
+        );
+        // An owner is named whoever wrote last.
+        label(&mut inv, MANAGED_BY_LABEL, "Helm");
+        assert!(
+            findings(&inv, None)
+                .iter()
+                .any(|f| f.kind == Kind::SpecOwner)
+        );
     }
 
     #[test]
