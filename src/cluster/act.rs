@@ -735,7 +735,7 @@ impl Actor<'_> {
                     write::Outcome::Conflict(m) => lines.push(format!("{name}: {m}")),
                     write::Outcome::Disallowed(m) => {
                         disallowed = true;
-                        lines.push(format!("{name}: {m}{}", budgets(a)));
+                        lines.push(format!("{name}: {m}{}", execution::budgets(&a.facts.pdbs)));
                     }
                 }
                 break;
@@ -921,33 +921,6 @@ pub fn interrupted(a: &Assessment, why: &str) -> Vec<Executed> {
 /// The PodDisruptionBudgets covering the StatefulSet's pods, each with the
 /// disruptions it allows, for the report and Event of a refused eviction:
 /// a person needs the budget's name to decide.
-fn budgets(a: &Assessment) -> String {
-    let named: Vec<String> = a
-        .facts
-        .pdbs
-        .iter()
-        .map(|p| {
-            let st = p.status.as_ref();
-            format!(
-                "PodDisruptionBudget {}/{} allows {} disruption(s) ({} healthy, {} wanted)",
-                p.metadata.namespace.as_deref().unwrap_or_default(),
-                p.metadata.name.as_deref().unwrap_or_default(),
-                st.map_or(0, |s| s.disruptions_allowed),
-                st.map_or(0, |s| s.current_healthy),
-                st.map_or(0, |s| s.desired_healthy),
-            )
-        })
-        .collect();
-    if named.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "; {}; one attempt, not retried: a person decides",
-            named.join("; ")
-        )
-    }
-}
-
 fn or(detail: String, default: String) -> String {
     if detail.is_empty() { default } else { detail }
 }

@@ -199,6 +199,12 @@ async fn a_refused_eviction_is_tried_once_and_names_its_budget() {
         "{detail}"
     );
     assert!(detail.contains("one attempt, not retried"), "{detail}");
+    // v1.20's budgets have no unhealthyPodEvictionPolicy: the default's
+    // reading, and what AlwaysAllow would change.
+    assert!(
+        detail.contains("IfHealthyBudget (the default)") && detail.contains("AlwaysAllow"),
+        "{detail}"
+    );
     // One attempt: v1.20 has no policy/v1 Eviction, so the attempt is the
     // policy/v1 body (refused 400) and then the policy/v1beta1 one (429).
     let evictions = &second.report["apiRequests"]["by_request"]["create pods/eviction"];

@@ -143,6 +143,49 @@ pub fn event_reason(action: &Action) -> &'static str {
     }
 }
 
+/// What a refused eviction says of the PodDisruptionBudgets over the pods:
+/// each budget's allowance, and its `unhealthyPodEvictionPolicy` (1.27+):
+/// under the default `IfHealthyBudget` a pod that is not Ready is evicted
+/// only while the budget allows a disruption, which `AlwaysAllow` would
+/// change; under `AlwaysAllow` a refusal was of a pod still Ready.
+pub fn budgets(pdbs: &[k8s_openapi::api::policy::v1::PodDisruptionBudget]) -> String {
+    let named: Vec<String> = pdbs
+        .iter()
+        .map(|p| {
+            let st = p.status.as_ref();
+            let policy = p
+                .spec
+                .as_ref()
+                .and_then(|s| s.unhealthy_pod_eviction_policy.as_deref());
+            let eviction = match policy {
+                Some("AlwaysAllow") => {
+                    "; its unhealthyPodEvictionPolicy AlwaysAllow lets pods that are not Ready go, so the pod refused was Ready".to_string()
+                }
+                Some(other) if other != "IfHealthyBudget" => {
+                    format!("; unhealthyPodEvictionPolicy {other}")
+                }
+                _ => "; under its unhealthyPodEvictionPolicy IfHealthyBudget (the default) a pod that is not Ready goes only while the budget allows a disruption: AlwaysAllow on the budget would let the stuck pods be evicted".to_string(),
+            };
+            format!(
+                "PodDisruptionBudget {}/{} allows {} disruption(s) ({} healthy, {} wanted){eviction}",
+                p.metadata.namespace.as_deref().unwrap_or_default(),
+                p.metadata.name.as_deref().unwrap_or_default(),
+                st.map_or(0, |s| s.disruptions_allowed),
+                st.map_or(0, |s| s.current_healthy),
+                st.map_or(0, |s| s.desired_healthy),
+            )
+        })
+        .collect();
+    if named.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {}; one attempt, not retried: a person decides",
+            named.join("; ")
+        )
+    }
+}
+
 /// The agent's own escalation Event on `sts` from an earlier run, if any
 /// (the latest): a repeated escalation updates it, its count and time, as
 /// Kubernetes' own event recorder does, instead of adding one per run.
@@ -210,6 +253,40 @@ pub fn pod_not_deletable(sts: &StatefulSet, pod: Option<&Pod>, any_pod: bool) ->
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_refused_eviction_names_each_budget_and_its_unhealthy_pod_policy() {
+        let pdb = |name: &str,
+                   policy: Option<&str>|
+         -> k8s_openapi::api::policy::v1::PodDisruptionBudget {
+            let mut spec = serde_json::json!({"maxUnavailable": 0});
+            if let Some(p) = policy {
+                spec["unhealthyPodEvictionPolicy"] = serde_json::json!(p);
+            }
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "shop"},
+                "spec": spec,
+                "status": {"disruptionsAllowed": 0, "currentHealthy": 2, "desiredHealthy": 3, "expectedPods": 3},
+            }))
+            .unwrap()
+        };
+        assert_eq!(budgets(&[]), "");
+        let default = budgets(&[pdb("db", None)]);
+        assert!(
+            default.contains(
+                "PodDisruptionBudget shop/db allows 0 disruption(s) (2 healthy, 3 wanted)"
+            ),
+            "{default}"
+        );
+        assert!(
+            default.contains("IfHealthyBudget (the default)")
+                && default.contains("AlwaysAllow on the budget would let"),
+            "{default}"
+        );
+        let always = budgets(&[pdb("db", Some("AlwaysAllow"))]);
+        assert!(always.contains("the pod refused was Ready"), "{always}");
+        assert!(budgets(&[pdb("db", Some("IfHealthyBudget"))]).contains("IfHealthyBudget"));
+    }
 
     #[test]
     fn an_escalation_is_found_again_only_on_the_same_object() {
