@@ -14,20 +14,8 @@ use crate::world::World;
 
 /// `stsmend undo shop/db --apply` as the cluster admin: exit code and output.
 async fn undo_as_admin(w: &World) -> (i32, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stsmend"))
-        .args(["undo", "shop/db", "--apply", "--kubeconfig"])
-        .arg(w.cp.admin_kubeconfig())
-        .output()
+    w.stsmend_as(w.cp.admin_kubeconfig(), &["undo", "shop/db", "--apply"])
         .await
-        .expect("stsmend runs");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 async fn forge(w: &World, record: Value) {

@@ -637,55 +637,46 @@ async fn a_suspended_gitops_sync_lets_the_rollback_hold_and_undo_resumes_it() {
     let bad = w.image("db", "2-crash");
     let wanted = Arc::new(std::sync::Mutex::new(w.image("db", "1")));
     // Each loop applies only while its sync is on, as Flux and Argo CD do.
-    let syncing = |api: Api<DynamicObject>, name: &'static str, flux: bool| {
-        move || {
-            let api = api.clone();
-            async move {
-                let o = api.get(name).await.ok()?;
-                let on = if flux {
-                    o.data["spec"]["suspend"] != json!(true)
-                } else {
-                    o.data["spec"]["syncPolicy"]["automated"].is_object()
-                };
-                on.then_some(())
-            }
-        }
-    };
-    let flux_on = syncing(kustomizations.clone(), "apps", true);
-    let argo_on = syncing(applications.clone(), "shop-argo", false);
-    let flux = {
-        let wanted = wanted.clone();
-        Reconciler::start(w.sts_api(), "flux", "kustomize-controller", move || {
-            let (on, image) = (flux_on(), wanted.lock().unwrap().clone());
-            async move {
-                on.await?;
-                Some(manifest(
-                    "flux",
-                    &image,
-                    json!({
-                        "kustomize.toolkit.fluxcd.io/name": "apps",
-                        "kustomize.toolkit.fluxcd.io/namespace": "flux-system",
-                    }),
-                    json!({}),
-                ))
-            }
+    let syncs = [
+        (
+            "flux",
+            "kustomize-controller",
+            kustomizations.clone(),
+            "apps",
+            json!({
+                "kustomize.toolkit.fluxcd.io/name": "apps",
+                "kustomize.toolkit.fluxcd.io/namespace": "flux-system",
+            }),
+            json!({}),
+        ),
+        (
+            "argo",
+            "argocd-controller",
+            applications.clone(),
+            "shop-argo",
+            json!({"app.kubernetes.io/instance": "shop-argo"}),
+            json!({"argocd.argoproj.io/tracking-id": "shop-argo:apps/StatefulSet:shop/argo"}),
+        ),
+    ];
+    let loops: Vec<Reconciler> = syncs
+        .into_iter()
+        .map(|(name, manager, api, object, labels, annotations)| {
+            let wanted = wanted.clone();
+            Reconciler::start(w.sts_api(), name, manager, move || {
+                let (api, image) = (api.clone(), wanted.lock().unwrap().clone());
+                let (labels, annotations) = (labels.clone(), annotations.clone());
+                async move {
+                    let o = api.get(object).await.ok()?;
+                    let on = if name == "flux" {
+                        o.data["spec"]["suspend"] != json!(true)
+                    } else {
+                        o.data["spec"]["syncPolicy"]["automated"].is_object()
+                    };
+                    on.then(|| manifest(name, &image, labels, annotations))
+                }
+            })
         })
-    };
-    let argo = {
-        let wanted = wanted.clone();
-        Reconciler::start(w.sts_api(), "argo", "argocd-controller", move || {
-            let (on, image) = (argo_on(), wanted.lock().unwrap().clone());
-            async move {
-                on.await?;
-                Some(manifest(
-                    "argo",
-                    &image,
-                    json!({"app.kubernetes.io/instance": "shop-argo"}),
-                    json!({"argocd.argoproj.io/tracking-id": "shop-argo:apps/StatefulSet:shop/argo"}),
-                ))
-            }
-        })
-    };
+        .collect();
     let good = [
         w.healthy("flux", ROLLOUT).await,
         w.healthy("argo", ROLLOUT).await,
@@ -762,7 +753,7 @@ async fn a_suspended_gitops_sync_lets_the_rollback_hold_and_undo_resumes_it() {
         assert_eq!(&w.healthy(name, ROLLOUT).await, good, "{name} healed");
     }
     assert_eq!(
-        flux.put_back() + argo.put_back(),
+        loops.iter().map(Reconciler::put_back).sum::<usize>(),
         0,
         "no sync put anything back"
     );

@@ -282,10 +282,16 @@ impl World {
 
     /// Runs `stsmend ARGS --kubeconfig <agent>`: exit code and stdout.
     pub async fn agent_raw(&self, args: &[&str]) -> (i32, String) {
+        self.stsmend_as(&self.agent_kubeconfig, args).await
+    }
+
+    /// Runs `stsmend ARGS --kubeconfig KUBECONFIG` (an operator's, say):
+    /// exit code and output.
+    pub async fn stsmend_as(&self, kubeconfig: &std::path::Path, args: &[&str]) -> (i32, String) {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stsmend"))
             .args(args)
             .arg("--kubeconfig")
-            .arg(&self.agent_kubeconfig)
+            .arg(kubeconfig)
             .output()
             .await
             .expect("stsmend runs");
