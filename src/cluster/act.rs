@@ -354,15 +354,47 @@ impl Actor<'_> {
         let (ops, record) = match crate::gitops::suspend_patch(sync, &object.value) {
             Ok(Some(p)) => p,
             Ok(None) => {
+                // Suspended by the agent's own earlier run (whose rollback
+                // was refused, say): still the agent's to resume, so its
+                // record carries over into this remediation's.
+                let ours = self
+                    .undo
+                    .records
+                    .get(&a.id())
+                    .and_then(|r| r.sync.clone())
+                    .filter(|s| {
+                        s.object == *sync && crate::gitops::still_suspended(s, &object.value)
+                    });
+                let Some(record) = ours else {
+                    return Ok((
+                        Step::new(
+                            "suspend",
+                            self.applied(),
+                            format!(
+                                "the sync of {what} is already suspended; left as it is (an undo does not resume it)"
+                            ),
+                        ),
+                        None,
+                    ));
+                };
+                self.save_undo(
+                    a,
+                    action,
+                    undo::prior_spec(&a.facts.stateful_set)?,
+                    None,
+                    Some(record.clone()),
+                )
+                .await?;
                 return Ok((
                     Step::new(
                         "suspend",
                         self.applied(),
                         format!(
-                            "the sync of {what} is already suspended; left as it is (an undo does not resume it)"
+                            "the sync of {what} is still suspended by the agent's earlier run; stsmend undo {} resumes it",
+                            a.id()
                         ),
                     ),
-                    None,
+                    Some(record),
                 ));
             }
             Err(e) => return Ok((Step::new("suspend", Status::Failed, e), None)),
