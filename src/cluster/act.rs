@@ -311,8 +311,7 @@ impl Actor<'_> {
             suspended = record;
         }
         if suspended.is_none() {
-            self.save_undo(a, action, undo::prior_spec(sts)?, None, None)
-                .await?;
+            self.save_spec_undo(a, action, None).await?;
         }
         let (outcome, generation) =
             retry(self.retry_delay, || self.writer.rollback(sts, revision)).await?;
@@ -377,14 +376,7 @@ impl Actor<'_> {
                         None,
                     ));
                 };
-                self.save_undo(
-                    a,
-                    action,
-                    undo::prior_spec(&a.facts.stateful_set)?,
-                    None,
-                    Some(record.clone()),
-                )
-                .await?;
+                self.save_spec_undo(a, action, Some(record.clone())).await?;
                 return Ok((
                     Step::new(
                         "suspend",
@@ -399,14 +391,7 @@ impl Actor<'_> {
             }
             Err(e) => return Ok((Step::new("suspend", Status::Failed, e), None)),
         };
-        self.save_undo(
-            a,
-            action,
-            undo::prior_spec(&a.facts.stateful_set)?,
-            None,
-            Some(record.clone()),
-        )
-        .await?;
+        self.save_spec_undo(a, action, Some(record.clone())).await?;
         let outcome = retry(self.retry_delay, || {
             self.writer.patch_sync(sync, &object, &ops)
         })
@@ -876,6 +861,18 @@ impl Actor<'_> {
             undo::MAX_BYTES,
         );
         self.persist_undo().await
+    }
+
+    /// Saves the spec a rollback replaces (and the sync it suspended, if
+    /// any) before its first write.
+    async fn save_spec_undo(
+        &mut self,
+        a: &Assessment,
+        action: &Action,
+        sync: Option<crate::gitops::Suspended>,
+    ) -> Result<()> {
+        let prior = undo::prior_spec(&a.facts.stateful_set)?;
+        self.save_undo(a, action, prior, None, sync).await
     }
 
     async fn persist_undo(&self) -> Result<()> {
