@@ -12,9 +12,10 @@ use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Event, LimitRange, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod,
-    ResourceQuota,
+    ResourceQuota, ServiceAccount,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::api::storage::v1::StorageClass;
 use serde::Serialize;
 use serde_json::Value;
@@ -69,6 +70,10 @@ pub struct Inventory {
     /// could not call a webhook: they name the webhook's owner and service.
     pub validating_webhooks: Vec<ValidatingWebhookConfiguration>,
     pub mutating_webhooks: Vec<MutatingWebhookConfiguration>,
+    /// What `stsmend preflight` checks a proposed template's references
+    /// against; a run reads neither.
+    pub service_accounts: Vec<ServiceAccount>,
+    pub priority_classes: Vec<PriorityClass>,
     /// The last lines crashed containers wrote.
     pub logs: Vec<ContainerLog>,
     /// Kinds stsmend does not use, counted so the user can see they were skipped.
@@ -168,6 +173,8 @@ const KINDS: &[(&str, &str)] = &[
         "admissionregistration.k8s.io",
         "MutatingWebhookConfiguration",
     ),
+    ("", "ServiceAccount"),
+    ("scheduling.k8s.io", "PriorityClass"),
 ];
 
 fn expected_version(kind: &str) -> Option<&'static str> {
@@ -179,6 +186,7 @@ fn expected_version(kind: &str) -> Option<&'static str> {
         "StorageClass" => StorageClass::API_VERSION,
         "ValidatingWebhookConfiguration" => ValidatingWebhookConfiguration::API_VERSION,
         "MutatingWebhookConfiguration" => MutatingWebhookConfiguration::API_VERSION,
+        "PriorityClass" => PriorityClass::API_VERSION,
         _ => return None,
     })
 }
@@ -298,6 +306,8 @@ impl Inventory {
             "Namespace" => push!(namespaces),
             "ValidatingWebhookConfiguration" => push!(validating_webhooks),
             "MutatingWebhookConfiguration" => push!(mutating_webhooks),
+            "ServiceAccount" => push!(service_accounts),
+            "PriorityClass" => push!(priority_classes),
             _ => unreachable!("KINDS lists every kind matched here"),
         }
         Ok(())
@@ -338,6 +348,8 @@ impl Inventory {
         put(&mut items, &self.namespaces)?;
         put(&mut items, &self.validating_webhooks)?;
         put(&mut items, &self.mutating_webhooks)?;
+        put(&mut items, &self.service_accounts)?;
+        put(&mut items, &self.priority_classes)?;
         let logs: Vec<ConfigMap> = self.logs.iter().map(ContainerLog::to_config_map).collect();
         put(&mut items, &logs)?;
         Ok(serde_json::json!({

@@ -23,6 +23,7 @@ pub mod inventory;
 pub mod kinds;
 pub mod pipeline;
 pub mod policy;
+pub mod preflight;
 pub mod quantity;
 pub mod scope;
 pub mod selector;

@@ -33,9 +33,36 @@ pub fn parse(text: &str) -> Option<f64> {
     Some(number * factor)
 }
 
+/// A value in base units written back as a quantity the way the API server
+/// prints its canonical form: a binary suffix for whole multiples of 1024,
+/// millis for fractions, plain digits otherwise.
+pub fn format(value: f64) -> String {
+    if value.fract().abs() > 1e-9 {
+        return format!("{}m", (value * 1000.0).round() as i64);
+    }
+    let mut v = value as i64;
+    if v == 0 {
+        return "0".into();
+    }
+    for suffix in ["", "Ki", "Mi", "Gi", "Ti", "Pi"] {
+        if v % 1024 != 0 || suffix == "Pi" {
+            return format!("{v}{suffix}");
+        }
+        v /= 1024;
+    }
+    unreachable!("the last suffix returns")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{format, parse};
+
+    #[test]
+    fn writes_what_it_reads() {
+        for q in ["500m", "4Gi", "2", "128Mi", "1536Mi", "0", "1000"] {
+            assert_eq!(format(parse(q).unwrap()), q);
+        }
+    }
 
     #[test]
     fn reads_suffixes() {

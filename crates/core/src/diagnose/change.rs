@@ -278,7 +278,8 @@ pub fn depends_on(f: &Finding) -> Option<Vec<Aspect>> {
         | Kind::Hpa
         | Kind::AutoscalerStatus
         | Kind::SpecOwner
-        | Kind::TemplateReapplied => return None,
+        | Kind::TemplateReapplied
+        | Kind::UpdateForbidden => return None,
     })
 }
 

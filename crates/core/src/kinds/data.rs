@@ -336,4 +336,12 @@ data! {
         rolled_back_at: String,
         rolled_back_to: String,
     }
+
+    UpdateForbidden {
+        /// The spec fields the change alters that the API forbids updating.
+        fields: Vec<String>,
+        /// The API server's words (its own, from a server-side dry run, or
+        /// the wording of its validation).
+        message: String,
+    }
 }

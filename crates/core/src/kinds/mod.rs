@@ -114,6 +114,9 @@ kinds! {
     ControllerNotProcessing = "controller_not_processing" (ControllerNotProcessing),
     SpecOwner = "spec_owner" (SpecOwner),
     TemplateReapplied = "template_reapplied" (TemplateReapplied),
+    /// Only `stsmend preflight` finds it: an update the API server refuses
+    /// never lands, so no run sees one.
+    UpdateForbidden = "update_forbidden" (UpdateForbidden),
 }
 
 impl Kind {

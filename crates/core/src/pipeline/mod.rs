@@ -278,7 +278,8 @@ fn outside_keys(f: &Finding) -> Vec<String> {
         | D::Hpa(_)
         | D::AutoscalerStatus(_)
         | D::SpecOwner(_)
-        | D::TemplateReapplied(_) => Vec::new(),
+        | D::TemplateReapplied(_)
+        | D::UpdateForbidden(_) => Vec::new(),
     }
 }
 

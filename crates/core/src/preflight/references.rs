@@ -1,0 +1,175 @@
+//! What a pod of the new template needs to exist besides itself: the
+//! claims its ordinal will get (and their StorageClass), the ConfigMaps its
+//! volumes and environment name. Each missing one is worded as the
+//! provisioner or the kubelet words it. Secrets are never read by the agent:
+//! references to them are listed as not checked.
+
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
+
+use super::{Detail, Known, Obstacle, Source, Stage};
+use crate::diagnose::Evidence;
+use crate::inventory::Inventory;
+
+const DEFAULT_CLASS: &str = "storageclass.kubernetes.io/is-default-class";
+
+fn is_default(c: &StorageClass) -> bool {
+    c.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(DEFAULT_CLASS))
+        .is_some_and(|v| v == "true")
+}
+
+/// Claims the controller will create for the pod (those that do not exist
+/// yet) whose StorageClass is missing.
+pub fn claims(
+    pod_name: &str,
+    sts: &k8s_openapi::api::apps::v1::StatefulSet,
+    inv: &Inventory,
+) -> Option<Obstacle> {
+    let ns = sts.metadata.namespace.clone().unwrap_or_default();
+    if inv.storage_classes.is_empty() && inv.nodes.is_empty() {
+        // Nothing of the cluster was read: nothing to check against.
+        return None;
+    }
+    for t in sts
+        .spec
+        .iter()
+        .flat_map(|s| s.volume_claim_templates.iter().flatten())
+    {
+        let claim = format!("{}-{pod_name}", t.metadata.name.as_deref().unwrap_or_default());
+        let exists = inv.pvcs.iter().any(|c| {
+            c.metadata.namespace.as_deref() == Some(&ns) && c.metadata.name.as_deref() == Some(&claim)
+        });
+        if exists {
+            continue;
+        }
+        let class = t.spec.as_ref().and_then(|s| s.storage_class_name.clone());
+        let missing = match class.as_deref() {
+            Some("") => false,
+            Some(c) => !inv.storage_classes.iter().any(|s| s.metadata.name.as_deref() == Some(c)),
+            None => !inv.storage_classes.iter().any(is_default),
+        };
+        if missing {
+            let shown = class.clone().unwrap_or_default();
+            return Some(Obstacle {
+                stage: Stage::Storage,
+                pods: vec![pod_name.to_string()],
+                message: match &class {
+                    Some(c) => format!("storageclass.storage.k8s.io \"{c}\" not found"),
+                    None => "no persistent volumes available for this claim and no storage class is set".into(),
+                },
+                evidence: vec![Evidence::field(
+                    format!("PersistentVolumeClaim {ns}/{claim}"),
+                    "spec.storageClassName",
+                    format!(
+                        "{} (the claim the controller will create; the cluster's {} StorageClasses {})",
+                        if shown.is_empty() { "<unset>" } else { &shown },
+                        inv.storage_classes.len(),
+                        if class.is_some() { "do not include it" } else { "have no default" }
+                    ),
+                )],
+                source: Source::Agent,
+                detail: Detail::Claim { claim, class: shown },
+            });
+        }
+    }
+    None
+}
+
+fn config_map<'a>(inv: &'a Inventory, ns: &str, name: &str) -> Option<&'a ConfigMap> {
+    inv.config_maps.iter().find(|c| {
+        c.metadata.namespace.as_deref() == Some(ns) && c.metadata.name.as_deref() == Some(name)
+    })
+}
+
+fn has_key(cm: &ConfigMap, key: &str) -> bool {
+    cm.data.as_ref().is_some_and(|d| d.contains_key(key))
+        || cm.binary_data.as_ref().is_some_and(|d| d.contains_key(key))
+}
+
+/// The first ConfigMap the pod cannot start without that is missing, as
+/// the kubelet meets it (volumes are mounted before containers are made);
+/// and every Secret it names, which the agent does not read.
+pub fn config(pod: &Pod, inv: &Inventory, known: &Known) -> (Option<Obstacle>, Vec<String>) {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let Some(spec) = pod.spec.as_ref() else {
+        return (None, Vec::new());
+    };
+    let mut secrets = Vec::new();
+    let checked = known.config_maps.contains(&ns);
+    let evidence = |cm: &str, field: String, what: String| {
+        vec![Evidence::field(format!("ConfigMap {ns}/{cm}"), field, what)]
+    };
+    let mut found = None;
+    for (i, v) in spec.volumes.iter().flatten().enumerate() {
+        if let Some(s) = &v.secret {
+            secrets.push(format!("Secret {ns}/{} (volume {})", s.secret_name.as_deref().unwrap_or_default(), v.name));
+        }
+        let Some(c) = &v.config_map else { continue };
+        if found.is_some() || !checked || c.optional == Some(true) {
+            continue;
+        }
+        let cm_name = c.name.clone();
+        let message = match config_map(inv, &ns, &cm_name) {
+            None => format!("configmap \"{cm_name}\" not found"),
+            Some(cm) => match c.items.iter().flatten().find(|k| !has_key(cm, &k.key)) {
+                Some(k) => format!("configmap references non-existent config key: {}", k.key),
+                None => continue,
+            },
+        };
+        found = Some(Obstacle {
+            stage: Stage::Mount,
+            pods: vec![name.clone()],
+            message: format!("MountVolume.SetUp failed for volume \"{}\" : {message}", v.name),
+            evidence: evidence(&cm_name, format!("spec.volumes[{i}].configMap"), format!("{message} (volume {} of the template)", v.name)),
+            source: Source::Agent,
+            detail: Detail::Volume { volume: v.name.clone() },
+        });
+    }
+    for c in spec.init_containers.iter().flatten().chain(&spec.containers) {
+        for from in c.env_from.iter().flatten() {
+            if let Some(s) = &from.secret_ref {
+                secrets.push(format!("Secret {ns}/{} (envFrom of {})", s.name, c.name));
+            }
+            let Some(r) = &from.config_map_ref else { continue };
+            let cm_name = r.name.clone();
+            if found.is_none() && checked && r.optional != Some(true) && config_map(inv, &ns, &cm_name).is_none() {
+                found = Some(container(&name, &c.name, format!("configmap \"{cm_name}\" not found"), evidence(&cm_name, format!("envFrom of container {}", c.name), "does not exist".into())));
+            }
+        }
+        for e in c.env.iter().flatten() {
+            let Some(from) = &e.value_from else { continue };
+            if let Some(s) = &from.secret_key_ref {
+                secrets.push(format!("Secret {ns}/{} key {} (env {} of {})", s.name, s.key, e.name, c.name));
+            }
+            let Some(r) = &from.config_map_key_ref else { continue };
+            if found.is_some() || !checked || r.optional == Some(true) {
+                continue;
+            }
+            let cm_name = r.name.clone();
+            let message = match config_map(inv, &ns, &cm_name) {
+                None => format!("configmap \"{cm_name}\" not found"),
+                Some(cm) if !has_key(cm, &r.key) => format!("couldn't find key {} in ConfigMap {ns}/{cm_name}", r.key),
+                Some(_) => continue,
+            };
+            found = Some(container(&name, &c.name, message.clone(), evidence(&cm_name, format!("env {} of container {}", e.name, c.name), message)));
+        }
+    }
+    (found, secrets)
+}
+
+fn container(pod: &str, container: &str, message: String, evidence: Vec<Evidence>) -> Obstacle {
+    Obstacle {
+        stage: Stage::Container,
+        pods: vec![pod.to_string()],
+        message,
+        evidence,
+        source: Source::Agent,
+        detail: Detail::Container {
+            container: container.to_string(),
+        },
+    }
+}
