@@ -15,7 +15,10 @@ use crate::diagnose::Evidence;
 use crate::inventory::Inventory;
 use crate::quantity;
 
-fn named<'a, T: k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>>(
+fn named<
+    'a,
+    T: k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+>(
     list: &'a [T],
     ns: &'a str,
 ) -> impl Iterator<Item = &'a T> {
@@ -25,7 +28,12 @@ fn named<'a, T: k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis:
 
 /// The first refusal a pod meets, if any; the pod gets the LimitRanger's
 /// defaults on the way, as the stored pod would.
-pub fn admit(pod: &mut Pod, inv: &Inventory, known: &Known, replaced: Option<&Pod>) -> Option<Obstacle> {
+pub fn admit(
+    pod: &mut Pod,
+    inv: &Inventory,
+    known: &Known,
+    replaced: Option<&Pod>,
+) -> Option<Obstacle> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let name = pod.metadata.name.clone().unwrap_or_default();
     let forbidden = |why: String, evidence: Vec<Evidence>| Obstacle {
@@ -49,11 +57,16 @@ pub fn admit(pod: &mut Pod, inv: &Inventory, known: &Known, replaced: Option<&Po
         && !named(&inv.service_accounts, &ns).any(|s| s.metadata.name.as_deref() == Some(&account))
     {
         return Some(forbidden(
-            format!("error looking up service account {ns}/{account}: serviceaccount \"{account}\" not found"),
+            format!(
+                "error looking up service account {ns}/{account}: serviceaccount \"{account}\" not found"
+            ),
             vec![Evidence::field(
                 format!("ServiceAccount {ns}/{account}"),
                 "spec.serviceAccountName",
-                format!("named by the template; the {} ServiceAccounts of {ns} do not include it", named(&inv.service_accounts, &ns).count()),
+                format!(
+                    "named by the template; the {} ServiceAccounts of {ns} do not include it",
+                    named(&inv.service_accounts, &ns).count()
+                ),
             )],
         ));
     }
@@ -130,22 +143,30 @@ fn default_resources(pod: &mut Pod, ranges: &[&LimitRange]) -> BTreeMap<(usize, 
         for range in ranges {
             let name = range.metadata.name.clone().unwrap_or_default();
             let ns = range.metadata.namespace.clone().unwrap_or_default();
-            for item in range.spec.as_ref().map(|s| &s.limits[..]).unwrap_or_default() {
+            for item in range
+                .spec
+                .as_ref()
+                .map(|s| &s.limits[..])
+                .unwrap_or_default()
+            {
                 if item.type_ != "Container" {
                     continue;
                 }
                 let (default, default_request) = item_defaults(item);
                 for (k, v) in default {
-                    if !limits.contains_key(&k) {
+                    if let std::collections::btree_map::Entry::Vacant(e) = limits.entry(k.clone()) {
                         given.insert(
                             (i, k.clone()),
                             Evidence::field(
                                 format!("LimitRange {ns}/{name}"),
                                 format!("spec.limits[type=Container].default.{k}"),
-                                format!("{} (the limit it gives container {}, which sets none)", v.0, container),
+                                format!(
+                                    "{} (the limit it gives container {}, which sets none)",
+                                    v.0, container
+                                ),
                             ),
                         );
-                        limits.insert(k, v);
+                        e.insert(v);
                     }
                 }
                 for (k, v) in default_request {
@@ -169,7 +190,10 @@ fn invalid(pod: &Pod, name: &str, given: &BTreeMap<(usize, String), Evidence>) -
             };
             if quantity::parse(&req.0)? > quantity::parse(&limit.0)? {
                 let mut evidence = vec![Evidence::field(
-                    format!("Pod {}/{name}", pod.metadata.namespace.as_deref().unwrap_or_default()),
+                    format!(
+                        "Pod {}/{name}",
+                        pod.metadata.namespace.as_deref().unwrap_or_default()
+                    ),
                     format!("spec.containers[{i}].resources.requests.{k}"),
                     format!("{} requested, above the limit of {}", req.0, limit.0),
                 )];
@@ -202,13 +226,19 @@ fn bounds(pod: &Pod, ranges: &[&LimitRange]) -> Option<(String, Vec<Evidence>)> 
             range.metadata.namespace.as_deref().unwrap_or_default(),
             range.metadata.name.as_deref().unwrap_or_default()
         );
-        for item in range.spec.as_ref().map(|s| &s.limits[..]).unwrap_or_default() {
+        for item in range
+            .spec
+            .as_ref()
+            .map(|s| &s.limits[..])
+            .unwrap_or_default()
+        {
             if item.type_ != "Container" {
                 continue;
             }
             for c in &spec.containers {
                 let r = c.resources.clone().unwrap_or_default();
-                let (limits, requests) = (r.limits.unwrap_or_default(), r.requests.unwrap_or_default());
+                let (limits, requests) =
+                    (r.limits.unwrap_or_default(), r.requests.unwrap_or_default());
                 for (k, min) in item.min.iter().flatten() {
                     match requests.get(k) {
                         Some(q) if quantity::parse(&q.0) >= quantity::parse(&min.0) => {}
@@ -217,7 +247,16 @@ fn bounds(pod: &Pod, ranges: &[&LimitRange]) -> Option<(String, Vec<Evidence>)> 
                                 Some(q) => format!("minimum {k} usage per Container is {}, but request is {}", min.0, q.0),
                                 None => format!("minimum {k} usage per Container is {}.  No request is specified", min.0),
                             });
-                            evidence.push(Evidence::field(&label, format!("spec.limits[type=Container].min.{k}"), format!("{} (container {} requests {})", min.0, c.name, got.map_or("nothing", |q| &q.0))));
+                            evidence.push(Evidence::field(
+                                &label,
+                                format!("spec.limits[type=Container].min.{k}"),
+                                format!(
+                                    "{} (container {} requests {})",
+                                    min.0,
+                                    c.name,
+                                    got.map_or("nothing", |q| &q.0)
+                                ),
+                            ));
                         }
                     }
                 }
@@ -226,10 +265,25 @@ fn bounds(pod: &Pod, ranges: &[&LimitRange]) -> Option<(String, Vec<Evidence>)> 
                         Some(q) if quantity::parse(&q.0) <= quantity::parse(&max.0) => {}
                         got => {
                             errors.push(match got {
-                                Some(q) => format!("maximum {k} usage per Container is {}, but limit is {}", max.0, q.0),
-                                None => format!("maximum {k} usage per Container is {}.  No limit is specified", max.0),
+                                Some(q) => format!(
+                                    "maximum {k} usage per Container is {}, but limit is {}",
+                                    max.0, q.0
+                                ),
+                                None => format!(
+                                    "maximum {k} usage per Container is {}.  No limit is specified",
+                                    max.0
+                                ),
                             });
-                            evidence.push(Evidence::field(&label, format!("spec.limits[type=Container].max.{k}"), format!("{} (container {} limits {})", max.0, c.name, got.map_or("nothing", |q| &q.0))));
+                            evidence.push(Evidence::field(
+                                &label,
+                                format!("spec.limits[type=Container].max.{k}"),
+                                format!(
+                                    "{} (container {} limits {})",
+                                    max.0,
+                                    c.name,
+                                    got.map_or("nothing", |q| &q.0)
+                                ),
+                            ));
                         }
                     }
                 }
@@ -253,7 +307,13 @@ pub fn usage(pod: &Pod) -> BTreeMap<String, f64> {
         }
     }
     for c in pod.spec.iter().flat_map(|s| &s.containers) {
-        for (k, q) in c.resources.as_ref().and_then(|r| r.limits.as_ref()).into_iter().flatten() {
+        for (k, q) in c
+            .resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .into_iter()
+            .flatten()
+        {
             *out.entry(format!("limits.{k}")).or_default() += quantity::parse(&q.0).unwrap_or(0.0);
         }
     }
@@ -290,7 +350,11 @@ pub fn requests(pod: &Pod) -> BTreeMap<String, f64> {
     sum
 }
 
-fn quota(pod: &Pod, quotas: &[&ResourceQuota], replaced: Option<&Pod>) -> Option<(String, Vec<Evidence>)> {
+fn quota(
+    pod: &Pod,
+    quotas: &[&ResourceQuota],
+    replaced: Option<&Pod>,
+) -> Option<(String, Vec<Evidence>)> {
     let wants = usage(pod);
     // The old pod is deleted before its successor is created: its charge
     // is given back first.
@@ -300,19 +364,37 @@ fn quota(pod: &Pod, quotas: &[&ResourceQuota], replaced: Option<&Pod>) -> Option
         if spec.scopes.as_ref().is_some_and(|s| !s.is_empty()) || spec.scope_selector.is_some() {
             continue;
         }
-        let used = q.status.as_ref().and_then(|s| s.used.clone()).unwrap_or_default();
+        let used = q
+            .status
+            .as_ref()
+            .and_then(|s| s.used.clone())
+            .unwrap_or_default();
         let name = q.metadata.name.clone().unwrap_or_default();
-        let label = format!("ResourceQuota {}/{name}", q.metadata.namespace.as_deref().unwrap_or_default());
-        let (mut requested, mut was, mut limited, mut evidence) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let label = format!(
+            "ResourceQuota {}/{name}",
+            q.metadata.namespace.as_deref().unwrap_or_default()
+        );
+        let (mut requested, mut was, mut limited, mut evidence) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (k, hard) in spec.hard.iter().flatten() {
             let Some(want) = wants.get(k) else {
                 if k.starts_with("limits.") || k.starts_with("requests.") {
                     // The quota constrains a resource the pod leaves unset.
-                    return Some((format!("failed quota: {name}: must specify {k}"), vec![Evidence::field(&label, format!("spec.hard.{k}"), format!("{} (the pod sets no {k})", hard.0))]));
+                    return Some((
+                        format!("failed quota: {name}: must specify {k}"),
+                        vec![Evidence::field(
+                            &label,
+                            format!("spec.hard.{k}"),
+                            format!("{} (the pod sets no {k})", hard.0),
+                        )],
+                    ));
                 }
                 continue;
             };
-            let now = used.get(k).and_then(|u| quantity::parse(&u.0)).unwrap_or(0.0)
+            let now = used
+                .get(k)
+                .and_then(|u| quantity::parse(&u.0))
+                .unwrap_or(0.0)
                 - freed.get(k).copied().unwrap_or(0.0);
             let now = now.max(0.0);
             let limit = quantity::parse(&hard.0).unwrap_or(f64::MAX);
@@ -323,13 +405,24 @@ fn quota(pod: &Pod, quotas: &[&ResourceQuota], replaced: Option<&Pod>) -> Option
                 evidence.push(Evidence::field(
                     &label,
                     format!("status.used.{k}"),
-                    format!("{} of {} used, {} left; the pod asks {}", quantity::format(now), hard.0, quantity::format((limit - now).max(0.0)), quantity::format(*want)),
+                    format!(
+                        "{} of {} used, {} left; the pod asks {}",
+                        quantity::format(now),
+                        hard.0,
+                        quantity::format((limit - now).max(0.0)),
+                        quantity::format(*want)
+                    ),
                 ));
             }
         }
         if !requested.is_empty() {
             return Some((
-                format!("exceeded quota: {name}, requested: {}, used: {}, limited: {}", requested.join(","), was.join(","), limited.join(",")),
+                format!(
+                    "exceeded quota: {name}, requested: {}, used: {}, limited: {}",
+                    requested.join(","),
+                    was.join(","),
+                    limited.join(",")
+                ),
                 evidence,
             ));
         }

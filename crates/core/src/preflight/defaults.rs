@@ -166,11 +166,20 @@ mod tests {
         assert_eq!(spec["updateStrategy"]["rollingUpdate"]["partition"], 0);
         let c = &spec["template"]["spec"]["containers"];
         assert_eq!(c[0]["imagePullPolicy"], "IfNotPresent");
-        assert_eq!(c[1]["imagePullPolicy"], "Always", "a registry port is no tag");
+        assert_eq!(
+            c[1]["imagePullPolicy"], "Always",
+            "a registry port is no tag"
+        );
         assert_eq!(c[0]["readinessProbe"]["httpGet"]["scheme"], "HTTP");
         assert_eq!(c[0]["ports"][0]["protocol"], "TCP");
-        assert_eq!(spec["template"]["spec"]["terminationGracePeriodSeconds"], 30);
-        assert_eq!(spec["volumeClaimTemplates"][0]["spec"]["volumeMode"], "Filesystem");
+        assert_eq!(
+            spec["template"]["spec"]["terminationGracePeriodSeconds"],
+            30
+        );
+        assert_eq!(
+            spec["volumeClaimTemplates"][0]["spec"]["volumeMode"],
+            "Filesystem"
+        );
     }
 
     #[test]

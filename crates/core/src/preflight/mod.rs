@@ -15,8 +15,8 @@
 //! findings, their data and the plan are the ones a run would give after
 //! the fact. Pure: no I/O, the live source asks the server beforehand.
 
-pub mod defaults;
 mod admission;
+pub mod defaults;
 mod placement;
 mod references;
 pub mod rollout;
@@ -243,7 +243,10 @@ fn live<'a>(inv: &'a Inventory, sts: &StatefulSet) -> Option<&'a StatefulSet> {
 /// The revision name the proposed template's pods get: the controller's
 /// is a hash of the template no client can compute, so a name of its own.
 pub fn proposed_revision(sts: &StatefulSet) -> String {
-    format!("{}-proposed", sts.metadata.name.as_deref().unwrap_or_default())
+    format!(
+        "{}-proposed",
+        sts.metadata.name.as_deref().unwrap_or_default()
+    )
 }
 
 /// The pods of the new template the controller makes first, as it makes
@@ -502,13 +505,10 @@ fn unchecked(out: &mut Prediction, sts: &StatefulSet, input: &Input<'_>, live: b
         }
     }
     if !known.config_maps.contains(ns)
-        && pod.is_some_and(|p| {
-            serde_json::to_string(p).is_ok_and(|t| t.contains("configMap"))
-        })
+        && pod.is_some_and(|p| serde_json::to_string(p).is_ok_and(|t| t.contains("configMap")))
     {
-        out.unchecked.push(format!(
-            "ConfigMap: the objects hold no ConfigMap of {ns}"
-        ));
+        out.unchecked
+            .push(format!("ConfigMap: the objects hold no ConfigMap of {ns}"));
     }
     if input.inventory.nodes.is_empty() {
         out.unchecked

@@ -73,13 +73,20 @@ fn failures(node: &Node, pod: &Pod, used: &BTreeMap<String, f64>) -> Vec<String>
 }
 
 fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    if t.effect.as_deref().is_some_and(|e| !e.is_empty() && e != taint.effect) {
+    if t.effect
+        .as_deref()
+        .is_some_and(|e| !e.is_empty() && e != taint.effect)
+    {
         return false;
     }
     let key = t.key.as_deref().unwrap_or_default();
     match t.operator.as_deref().unwrap_or("Equal") {
         "Exists" => key.is_empty() || key == taint.key,
-        _ => key == taint.key && t.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default(),
+        _ => {
+            key == taint.key
+                && t.value.as_deref().unwrap_or_default()
+                    == taint.value.as_deref().unwrap_or_default()
+        }
     }
 }
 
@@ -117,12 +124,17 @@ fn matches_affinity(node: &Node, pod: &Pod) -> bool {
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref());
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
     let affinity_ok = required.is_none_or(|r| {
         r.node_selector_terms.iter().any(|term| {
-            let exprs = term.match_expressions.iter().flatten().all(|e| {
-                matches_requirement(e, labels.get(&e.key).map(String::as_str))
-            });
+            let exprs = term
+                .match_expressions
+                .iter()
+                .flatten()
+                .all(|e| matches_requirement(e, labels.get(&e.key).map(String::as_str)));
             let fields = term.match_fields.iter().flatten().all(|e| {
                 e.key == "metadata.name" && matches_requirement(e, node.metadata.name.as_deref())
             });
@@ -136,7 +148,11 @@ fn matches_affinity(node: &Node, pod: &Pod) -> bool {
 
 /// What the pods already on each node request, besides the pods the
 /// rollout deletes first.
-fn used_by_node(inv: &Inventory, leaving: &[String], ns: &str) -> BTreeMap<String, BTreeMap<String, f64>> {
+fn used_by_node(
+    inv: &Inventory,
+    leaving: &[String],
+    ns: &str,
+) -> BTreeMap<String, BTreeMap<String, f64>> {
     let mut out: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
     for p in &inv.pods {
         let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
@@ -144,7 +160,9 @@ fn used_by_node(inv: &Inventory, leaving: &[String], ns: &str) -> BTreeMap<Strin
             continue;
         }
         let leaves = p.metadata.namespace.as_deref() == Some(ns)
-            && leaving.iter().any(|l| Some(l.as_str()) == p.metadata.name.as_deref());
+            && leaving
+                .iter()
+                .any(|l| Some(l.as_str()) == p.metadata.name.as_deref());
         let Some(node) = p.spec.as_ref().and_then(|s| s.node_name.clone()) else {
             continue;
         };
@@ -192,7 +210,11 @@ pub fn place(pod: &Pod, inv: &Inventory, leaving: &[String]) -> Option<Obstacle>
     Some(Obstacle {
         stage: Stage::Scheduling,
         pods: vec![name],
-        message: format!("0/{} nodes are available: {}.", inv.nodes.len(), parts.join(", ")),
+        message: format!(
+            "0/{} nodes are available: {}.",
+            inv.nodes.len(),
+            parts.join(", ")
+        ),
         evidence,
         source: Source::Agent,
         detail: Default::default(),
@@ -214,15 +236,22 @@ mod tests {
     }
 
     fn pod(spec: serde_json::Value) -> Pod {
-        let mut s = json!({"containers": [{"name": "app", "resources": {"requests": {"cpu": "500m"}}}]});
+        let mut s =
+            json!({"containers": [{"name": "app", "resources": {"requests": {"cpu": "500m"}}}]});
         for (k, v) in spec.as_object().unwrap() {
             s[k] = v.clone();
         }
-        serde_json::from_value(json!({"metadata": {"name": "db-0", "namespace": "shop"}, "spec": s})).unwrap()
+        serde_json::from_value(
+            json!({"metadata": {"name": "db-0", "namespace": "shop"}, "spec": s}),
+        )
+        .unwrap()
     }
 
     fn inv(nodes: Vec<Node>) -> Inventory {
-        Inventory { nodes, ..Inventory::default() }
+        Inventory {
+            nodes,
+            ..Inventory::default()
+        }
     }
 
     #[test]
@@ -234,7 +263,10 @@ mod tests {
     fn each_node_gives_its_first_failing_filter_in_the_schedulers_words() {
         let nodes = vec![
             node("n1", json!({"spec": {"unschedulable": true}})),
-            node("n2", json!({"spec": {"taints": [{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]}})),
+            node(
+                "n2",
+                json!({"spec": {"taints": [{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]}}),
+            ),
             node("n3", json!({})),
         ];
         let p = pod(json!({"nodeSelector": {"zone": "b"}}));
@@ -248,14 +280,27 @@ mod tests {
 
     #[test]
     fn a_gpu_no_node_offers_is_insufficient() {
-        let p = pod(json!({"containers": [{"name": "app", "resources": {"requests": {"nvidia.com/gpu": "1"}}}]}));
-        let o = place(&p, &inv(vec![node("n1", json!({})), node("n2", json!({}))]), &[]).unwrap();
-        assert_eq!(o.message, "0/2 nodes are available: 2 Insufficient nvidia.com/gpu.");
+        let p = pod(
+            json!({"containers": [{"name": "app", "resources": {"requests": {"nvidia.com/gpu": "1"}}}]}),
+        );
+        let o = place(
+            &p,
+            &inv(vec![node("n1", json!({})), node("n2", json!({}))]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            o.message,
+            "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."
+        );
     }
 
     #[test]
     fn tolerations_and_affinity_terms_let_a_pod_in() {
-        let n = node("n1", json!({"spec": {"taints": [{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]}}));
+        let n = node(
+            "n1",
+            json!({"spec": {"taints": [{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]}}),
+        );
         let p = pod(json!({
             "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"}],
             "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [

@@ -38,9 +38,13 @@ pub fn claims(
         .iter()
         .flat_map(|s| s.volume_claim_templates.iter().flatten())
     {
-        let claim = format!("{}-{pod_name}", t.metadata.name.as_deref().unwrap_or_default());
+        let claim = format!(
+            "{}-{pod_name}",
+            t.metadata.name.as_deref().unwrap_or_default()
+        );
         let exists = inv.pvcs.iter().any(|c| {
-            c.metadata.namespace.as_deref() == Some(&ns) && c.metadata.name.as_deref() == Some(&claim)
+            c.metadata.namespace.as_deref() == Some(&ns)
+                && c.metadata.name.as_deref() == Some(&claim)
         });
         if exists {
             continue;
@@ -48,7 +52,10 @@ pub fn claims(
         let class = t.spec.as_ref().and_then(|s| s.storage_class_name.clone());
         let missing = match class.as_deref() {
             Some("") => false,
-            Some(c) => !inv.storage_classes.iter().any(|s| s.metadata.name.as_deref() == Some(c)),
+            Some(c) => !inv
+                .storage_classes
+                .iter()
+                .any(|s| s.metadata.name.as_deref() == Some(c)),
             None => !inv.storage_classes.iter().any(is_default),
         };
         if missing {
@@ -58,7 +65,10 @@ pub fn claims(
                 pods: vec![pod_name.to_string()],
                 message: match &class {
                     Some(c) => format!("storageclass.storage.k8s.io \"{c}\" not found"),
-                    None => "no persistent volumes available for this claim and no storage class is set".into(),
+                    None => {
+                        "no persistent volumes available for this claim and no storage class is set"
+                            .into()
+                    }
                 },
                 evidence: vec![Evidence::field(
                     format!("PersistentVolumeClaim {ns}/{claim}"),
@@ -67,11 +77,18 @@ pub fn claims(
                         "{} (the claim the controller will create; the cluster's {} StorageClasses {})",
                         if shown.is_empty() { "<unset>" } else { &shown },
                         inv.storage_classes.len(),
-                        if class.is_some() { "do not include it" } else { "have no default" }
+                        if class.is_some() {
+                            "do not include it"
+                        } else {
+                            "have no default"
+                        }
                     ),
                 )],
                 source: Source::Agent,
-                detail: Detail::Claim { claim, class: shown },
+                detail: Detail::Claim {
+                    claim,
+                    class: shown,
+                },
             });
         }
     }
@@ -106,7 +123,11 @@ pub fn config(pod: &Pod, inv: &Inventory, known: &Known) -> (Option<Obstacle>, V
     let mut found = None;
     for (i, v) in spec.volumes.iter().flatten().enumerate() {
         if let Some(s) = &v.secret {
-            secrets.push(format!("Secret {ns}/{} (volume {})", s.secret_name.as_deref().unwrap_or_default(), v.name));
+            secrets.push(format!(
+                "Secret {ns}/{} (volume {})",
+                s.secret_name.as_deref().unwrap_or_default(),
+                v.name
+            ));
         }
         let Some(c) = &v.config_map else { continue };
         if found.is_some() || !checked || c.optional == Some(true) {
@@ -123,39 +144,84 @@ pub fn config(pod: &Pod, inv: &Inventory, known: &Known) -> (Option<Obstacle>, V
         found = Some(Obstacle {
             stage: Stage::Mount,
             pods: vec![name.clone()],
-            message: format!("MountVolume.SetUp failed for volume \"{}\" : {message}", v.name),
-            evidence: evidence(&cm_name, format!("spec.volumes[{i}].configMap"), format!("{message} (volume {} of the template)", v.name)),
+            message: format!(
+                "MountVolume.SetUp failed for volume \"{}\" : {message}",
+                v.name
+            ),
+            evidence: evidence(
+                &cm_name,
+                format!("spec.volumes[{i}].configMap"),
+                format!("{message} (volume {} of the template)", v.name),
+            ),
             source: Source::Agent,
-            detail: Detail::Volume { volume: v.name.clone() },
+            detail: Detail::Volume {
+                volume: v.name.clone(),
+            },
         });
     }
-    for c in spec.init_containers.iter().flatten().chain(&spec.containers) {
+    for c in spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+    {
         for from in c.env_from.iter().flatten() {
             if let Some(s) = &from.secret_ref {
                 secrets.push(format!("Secret {ns}/{} (envFrom of {})", s.name, c.name));
             }
-            let Some(r) = &from.config_map_ref else { continue };
+            let Some(r) = &from.config_map_ref else {
+                continue;
+            };
             let cm_name = r.name.clone();
-            if found.is_none() && checked && r.optional != Some(true) && config_map(inv, &ns, &cm_name).is_none() {
-                found = Some(container(&name, &c.name, format!("configmap \"{cm_name}\" not found"), evidence(&cm_name, format!("envFrom of container {}", c.name), "does not exist".into())));
+            if found.is_none()
+                && checked
+                && r.optional != Some(true)
+                && config_map(inv, &ns, &cm_name).is_none()
+            {
+                found = Some(container(
+                    &name,
+                    &c.name,
+                    format!("configmap \"{cm_name}\" not found"),
+                    evidence(
+                        &cm_name,
+                        format!("envFrom of container {}", c.name),
+                        "does not exist".into(),
+                    ),
+                ));
             }
         }
         for e in c.env.iter().flatten() {
             let Some(from) = &e.value_from else { continue };
             if let Some(s) = &from.secret_key_ref {
-                secrets.push(format!("Secret {ns}/{} key {} (env {} of {})", s.name, s.key, e.name, c.name));
+                secrets.push(format!(
+                    "Secret {ns}/{} key {} (env {} of {})",
+                    s.name, s.key, e.name, c.name
+                ));
             }
-            let Some(r) = &from.config_map_key_ref else { continue };
+            let Some(r) = &from.config_map_key_ref else {
+                continue;
+            };
             if found.is_some() || !checked || r.optional == Some(true) {
                 continue;
             }
             let cm_name = r.name.clone();
             let message = match config_map(inv, &ns, &cm_name) {
                 None => format!("configmap \"{cm_name}\" not found"),
-                Some(cm) if !has_key(cm, &r.key) => format!("couldn't find key {} in ConfigMap {ns}/{cm_name}", r.key),
+                Some(cm) if !has_key(cm, &r.key) => {
+                    format!("couldn't find key {} in ConfigMap {ns}/{cm_name}", r.key)
+                }
                 Some(_) => continue,
             };
-            found = Some(container(&name, &c.name, message.clone(), evidence(&cm_name, format!("env {} of container {}", e.name, c.name), message)));
+            found = Some(container(
+                &name,
+                &c.name,
+                message.clone(),
+                evidence(
+                    &cm_name,
+                    format!("env {} of container {}", e.name, c.name),
+                    message,
+                ),
+            ));
         }
     }
     (found, secrets)

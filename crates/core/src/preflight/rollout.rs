@@ -252,7 +252,9 @@ mod tests {
 
     #[test]
     fn a_rolling_update_replaces_from_the_highest_ordinal_down_to_the_partition() {
-        let s = sts(json!({"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}}}));
+        let s = sts(
+            json!({"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}}}),
+        );
         let r = plan(Some(&s), &s, &changed());
         assert_eq!(r.replaced, ["db-2", "db-1"]);
         assert_eq!(r.kept, ["db-0"]);
@@ -307,7 +309,10 @@ mod tests {
         assert_eq!(labels[POD_NAME_LABEL], "db-2");
         let spec = p.spec.unwrap();
         assert_eq!(spec.hostname.as_deref(), Some("db-2"));
-        let claim = spec.volumes.unwrap()[0].persistent_volume_claim.clone().unwrap();
+        let claim = spec.volumes.unwrap()[0]
+            .persistent_volume_claim
+            .clone()
+            .unwrap();
         assert_eq!(claim.claim_name, "data-db-2");
         assert_eq!(p.metadata.owner_references.unwrap()[0].uid, "u1");
     }

@@ -10,9 +10,8 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateWaiting, ContainerStatus, Event, EventSource,
-    ObjectReference, PersistentVolumeClaim, PersistentVolumeClaimStatus, Pod, PodCondition,
-    PodStatus,
+    ContainerState, ContainerStateWaiting, ContainerStatus, Event, EventSource, ObjectReference,
+    PersistentVolumeClaim, PersistentVolumeClaimStatus, Pod, PodCondition, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     FieldsV1, ManagedFieldsEntry, MicroTime, ObjectMeta, OwnerReference, Time,
@@ -74,7 +73,15 @@ struct Events<'a> {
 }
 
 impl Events<'_> {
-    fn add(&mut self, kind: &str, name: &str, uid: Option<String>, reason: &str, component: &str, message: String) {
+    fn add(
+        &mut self,
+        kind: &str,
+        name: &str,
+        uid: Option<String>,
+        reason: &str,
+        component: &str,
+        message: String,
+    ) {
         let n = self.out.len();
         self.out.push(Event {
             metadata: ObjectMeta {
@@ -83,7 +90,14 @@ impl Events<'_> {
                 ..Default::default()
             },
             involved_object: ObjectReference {
-                api_version: Some(if kind == "StatefulSet" { "apps/v1" } else { "v1" }.into()),
+                api_version: Some(
+                    if kind == "StatefulSet" {
+                        "apps/v1"
+                    } else {
+                        "v1"
+                    }
+                    .into(),
+                ),
                 kind: Some(kind.into()),
                 name: Some(name.into()),
                 namespace: Some(self.ns.to_string()),
@@ -106,7 +120,13 @@ impl Events<'_> {
     }
 }
 
-fn condition(type_: &str, status: &str, reason: Option<&str>, message: Option<&str>, at: &Time) -> PodCondition {
+fn condition(
+    type_: &str,
+    status: &str,
+    reason: Option<&str>,
+    message: Option<&str>,
+    at: &Time,
+) -> PodCondition {
     PodCondition {
         type_: type_.into(),
         status: status.into(),
@@ -117,7 +137,12 @@ fn condition(type_: &str, status: &str, reason: Option<&str>, message: Option<&s
     }
 }
 
-fn waiting(pod: &Pod, reason: &str, message: Option<&str>, only: Option<&str>) -> Vec<ContainerStatus> {
+fn waiting(
+    pod: &Pod,
+    reason: &str,
+    message: Option<&str>,
+    only: Option<&str>,
+) -> Vec<ContainerStatus> {
     pod.spec
         .iter()
         .flat_map(|s| &s.containers)
@@ -128,8 +153,17 @@ fn waiting(pod: &Pod, reason: &str, message: Option<&str>, only: Option<&str>) -
             restart_count: 0,
             state: Some(ContainerState {
                 waiting: Some(ContainerStateWaiting {
-                    reason: Some(if only.is_none_or(|o| o == c.name) { reason } else { "ContainerCreating" }.into()),
-                    message: message.filter(|_| only.is_none_or(|o| o == c.name)).map(Into::into),
+                    reason: Some(
+                        if only.is_none_or(|o| o == c.name) {
+                            reason
+                        } else {
+                            "ContainerCreating"
+                        }
+                        .into(),
+                    ),
+                    message: message
+                        .filter(|_| only.is_none_or(|o| o == c.name))
+                        .map(Into::into),
                 }),
                 ..Default::default()
             }),
@@ -157,7 +191,6 @@ pub fn world(
         sts.metadata.uid = Some(format!("preflight-{name}"));
         sts.metadata.creation_timestamp = Some(time.clone());
     }
-    let revision = proposed_revision(&sts);
     let mut world = Inventory {
         pods: in_namespace(&inv.pods, &ns),
         events: in_namespace(&inv.events, &ns),
@@ -177,11 +210,247 @@ pub fn world(
         mutating_webhooks: inv.mutating_webhooks.clone(),
         ..Inventory::default()
     };
-    // The new template's revision, newest of the set's.
+    let template_changed = new_set || !rollout.replaced.is_empty();
+    let revision = if template_changed {
+        add_revision(&mut world, &sts, &time)
+    } else {
+        // A scale-up alone: the new pods get the revision the set updates to.
+        sts.status
+            .as_ref()
+            .and_then(|s| s.update_revision.clone())
+            .unwrap_or_else(|| proposed_revision(&sts))
+    };
+    let generation = record_write(&mut sts, &time);
+    let first: Vec<&str> = obstacles
+        .iter()
+        .flat_map(|o| &o.pods)
+        .map(String::as_str)
+        .collect();
+    let existed = |p: &str| {
+        world
+            .pods
+            .iter()
+            .any(|x| x.metadata.name.as_deref() == Some(p))
+    };
+    let held_existing = first.iter().filter(|p| existed(p)).count() as i32;
+    let old = sts.status.clone().unwrap_or_default();
+    let refused = obstacles.iter().any(|o| o.stage == Stage::Admission);
+    sts.status = Some(StatefulSetStatus {
+        observed_generation: Some(generation),
+        replicas: if refused {
+            old.replicas - held_existing
+        } else {
+            old.replicas.max(first.len() as i32)
+        },
+        ready_replicas: Some((old.ready_replicas.unwrap_or(0) - held_existing).max(0)),
+        current_replicas: Some((old.current_replicas.unwrap_or(0) - held_existing).max(0)),
+        updated_replicas: Some(0),
+        current_revision: if new_set {
+            Some(revision.clone())
+        } else {
+            old.current_revision.clone()
+        },
+        update_revision: Some(revision.clone()),
+        collision_count: old.collision_count,
+        ..Default::default()
+    });
+    let mut events = Events {
+        at: time.clone(),
+        ns: &ns,
+        out: Vec::new(),
+    };
+    for o in obstacles {
+        for pod_name in &o.pods {
+            world
+                .pods
+                .retain(|p| p.metadata.name.as_deref() != Some(pod_name));
+            let Some(mut pod) = pods
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(pod_name))
+                .cloned()
+            else {
+                continue;
+            };
+            pod.metadata.uid = Some(format!("preflight-{pod_name}"));
+            pod.metadata.creation_timestamp = Some(time.clone());
+            pod.metadata.owner_references = Some(vec![owner(&sts)]);
+            if let Some(l) = pod.metadata.labels.as_mut() {
+                l.insert(REVISION_LABEL.into(), revision.clone());
+            }
+            let node = inv.nodes.first().and_then(|n| n.metadata.name.clone());
+            hold(&mut world, &mut events, &sts, o, pod, node, inv.nodes.len());
+        }
+    }
+    world.events.extend(events.out);
+    world.stateful_sets = vec![sts];
+    world
+}
+
+fn claim_of(
+    sts: &StatefulSet,
+    claim: &str,
+    class: &str,
+    pod: &str,
+    at: &Time,
+) -> PersistentVolumeClaim {
+    let template = sts
+        .spec
+        .iter()
+        .flat_map(|s| s.volume_claim_templates.iter().flatten())
+        .find(|t| {
+            t.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| format!("{n}-{pod}") == claim)
+        });
+    let mut spec = template.and_then(|t| t.spec.clone()).unwrap_or_default();
+    spec.storage_class_name = (!class.is_empty()).then(|| class.to_string());
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(claim.into()),
+            namespace: sts.metadata.namespace.clone(),
+            uid: Some(format!("preflight-{claim}")),
+            labels: sts
+                .spec
+                .as_ref()
+                .and_then(|s| s.selector.match_labels.clone()),
+            creation_timestamp: Some(at.clone()),
+            ..Default::default()
+        },
+        spec: Some(spec),
+        status: Some(PersistentVolumeClaimStatus {
+            phase: Some("Pending".into()),
+            ..Default::default()
+        }),
+    }
+}
+
+/// Holds one pod where its obstacle holds it: refused (an Event on the set,
+/// no pod), Pending on its claim or the scheduler, or stuck on the node.
+fn hold(
+    world: &mut Inventory,
+    events: &mut Events<'_>,
+    sts: &StatefulSet,
+    o: &Obstacle,
+    mut pod: Pod,
+    node: Option<String>,
+    nodes: usize,
+) {
+    let time = events.at.clone();
+    let set = sts.metadata.name.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let uid = pod.metadata.uid.clone();
+    let pod_event = |events: &mut Events<'_>, reason: &str, component: &str, message: String| {
+        events.add("Pod", &name, uid.clone(), reason, component, message);
+    };
+    let unscheduled = |message: &str| {
+        vec![condition(
+            "PodScheduled",
+            "False",
+            Some("Unschedulable"),
+            Some(message),
+            &time,
+        )]
+    };
+    let on_node = || {
+        vec![
+            condition("PodScheduled", "True", None, None, &time),
+            condition("Ready", "False", Some("ContainersNotReady"), None, &time),
+        ]
+    };
+    let mut status = PodStatus {
+        phase: Some("Pending".into()),
+        ..Default::default()
+    };
+    match (&o.stage, &o.detail) {
+        (Stage::Update, _) => return,
+        (Stage::Admission, _) => {
+            // A dry run named its pod apart from the live one; the
+            // controller's Event names the pod it tried to create.
+            let message = o
+                .message
+                .replace(&format!("{name}-stsmend-preflight"), &name);
+            events.add(
+                "StatefulSet",
+                &set,
+                sts.metadata.uid.clone(),
+                "FailedCreate",
+                "statefulset-controller",
+                format!("create Pod {name} in StatefulSet {set} failed error: {message}"),
+            );
+            return;
+        }
+        (Stage::Storage, detail) => {
+            if let Detail::Claim { claim, class } = detail {
+                world.pvcs.push(claim_of(sts, claim, class, &name, &time));
+                events.add(
+                    "PersistentVolumeClaim",
+                    claim,
+                    Some(format!("preflight-{claim}")),
+                    "ProvisioningFailed",
+                    "persistentvolume-controller",
+                    o.message.clone(),
+                );
+            }
+            let n = nodes.max(1);
+            let message = format!(
+                "0/{n} nodes are available: {n} pod has unbound immediate PersistentVolumeClaims."
+            );
+            status.conditions = Some(unscheduled(&message));
+            pod_event(events, "FailedScheduling", "default-scheduler", message);
+        }
+        (Stage::Scheduling, _) => {
+            status.conditions = Some(unscheduled(&o.message));
+            pod_event(
+                events,
+                "FailedScheduling",
+                "default-scheduler",
+                o.message.clone(),
+            );
+        }
+        (Stage::Mount, _) => {
+            status.conditions = Some(on_node());
+            status.container_statuses = Some(waiting(&pod, "ContainerCreating", None, None));
+            pod_event(events, "FailedMount", "kubelet", o.message.clone());
+        }
+        (Stage::Container, detail) => {
+            let only = match detail {
+                Detail::Container { container } => Some(container.as_str()),
+                _ => None,
+            };
+            status.conditions = Some(on_node());
+            status.container_statuses = Some(waiting(
+                &pod,
+                "CreateContainerConfigError",
+                Some(&o.message),
+                only,
+            ));
+            pod_event(events, "Failed", "kubelet", format!("Error: {}", o.message));
+        }
+    }
+    if matches!(o.stage, Stage::Mount | Stage::Container)
+        && let Some(s) = pod.spec.as_mut()
+    {
+        s.node_name = node;
+    }
+    pod.status = Some(status);
+    world.pods.push(pod);
+}
+
+/// The new template's revision, newest of the set's.
+fn add_revision(world: &mut Inventory, sts: &StatefulSet, time: &Time) -> String {
+    let revision = proposed_revision(sts);
+    let ns = sts.metadata.namespace.clone().unwrap_or_default();
     let number = world
         .controller_revisions
         .iter()
-        .filter(|r| r.metadata.owner_references.iter().flatten().any(|o| Some(&o.uid) == sts.metadata.uid.as_ref()))
+        .filter(|r| {
+            r.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| Some(&o.uid) == sts.metadata.uid.as_ref())
+        })
         .map(|r| r.revision)
         .max()
         .unwrap_or(0)
@@ -202,132 +471,31 @@ pub fn world(
             name: Some(revision.clone()),
             namespace: Some(ns.clone()),
             labels: Some(labels),
-            owner_references: Some(vec![owner(&sts)]),
+            owner_references: Some(vec![owner(sts)]),
             creation_timestamp: Some(time.clone()),
             ..Default::default()
         },
         data: template.map(|t| RawExtension(json!({"spec": {"template": t}}))),
         revision: number,
     });
-    // The spec write that starts the rollout.
-    let generation = sts.metadata.generation.unwrap_or(0) + 1;
-    sts.metadata.generation = Some(generation);
-    sts.metadata.managed_fields.get_or_insert_with(Vec::new).push(ManagedFieldsEntry {
-        manager: Some(MANAGER.into()),
-        operation: Some("Update".into()),
-        api_version: Some("apps/v1".into()),
-        time: Some(time.clone()),
-        fields_type: Some("FieldsV1".into()),
-        fields_v1: Some(FieldsV1(json!({"f:spec": {"f:template": {}}}))),
-        subresource: None,
-    });
-    let first: Vec<&str> = obstacles.iter().flat_map(|o| &o.pods).map(String::as_str).collect();
-    let existed = |p: &str| world.pods.iter().any(|x| x.metadata.name.as_deref() == Some(p));
-    let held_existing = first.iter().filter(|p| existed(p)).count() as i32;
-    let old = sts.status.clone().unwrap_or_default();
-    let refused = obstacles.iter().any(|o| o.stage == Stage::Admission);
-    sts.status = Some(StatefulSetStatus {
-        observed_generation: Some(generation),
-        replicas: if refused { old.replicas - held_existing } else { old.replicas.max(first.len() as i32) },
-        ready_replicas: Some((old.ready_replicas.unwrap_or(0) - held_existing).max(0)),
-        current_replicas: Some((old.current_replicas.unwrap_or(0) - held_existing).max(0)),
-        updated_replicas: Some(0),
-        current_revision: if new_set { Some(revision.clone()) } else { old.current_revision.clone() },
-        update_revision: Some(if rollout.replaced.is_empty() && !new_set {
-            old.update_revision.clone().unwrap_or(revision.clone())
-        } else {
-            revision.clone()
-        }),
-        collision_count: old.collision_count,
-        ..Default::default()
-    });
-    let mut events = Events { at: time.clone(), ns: &ns, out: Vec::new() };
-    for o in obstacles {
-        for pod_name in &o.pods {
-            world.pods.retain(|p| p.metadata.name.as_deref() != Some(pod_name));
-            let Some(mut pod) = pods.iter().find(|p| p.metadata.name.as_deref() == Some(pod_name)).cloned() else {
-                continue;
-            };
-            pod.metadata.uid = Some(format!("preflight-{pod_name}"));
-            pod.metadata.creation_timestamp = Some(time.clone());
-            pod.metadata.owner_references = Some(vec![owner(&sts)]);
-            if let Some(l) = pod.metadata.labels.as_mut() {
-                l.insert(REVISION_LABEL.into(), revision.clone());
-            }
-            let uid = pod.metadata.uid.clone();
-            let mut status = PodStatus { phase: Some("Pending".into()), ..Default::default() };
-            let node = inv.nodes.first().and_then(|n| n.metadata.name.clone());
-            match o.stage {
-                Stage::Update => continue,
-                Stage::Admission => {
-                    events.add("StatefulSet", &name, sts.metadata.uid.clone(), "FailedCreate", "statefulset-controller",
-                        format!("create Pod {pod_name} in StatefulSet {name} failed error: {}", o.message.replace(&format!("{pod_name}-stsmend-preflight"), pod_name)));
-                    continue;
-                }
-                Stage::Storage => {
-                    if let Detail::Claim { claim, class } = &o.detail {
-                        world.pvcs.push(claim_of(&sts, claim, class, pod_name, &time));
-                        events.add("PersistentVolumeClaim", claim, Some(format!("preflight-{claim}")), "ProvisioningFailed", "persistentvolume-controller", o.message.clone());
-                    }
-                    let message = format!("0/{} nodes are available: {} pod has unbound immediate PersistentVolumeClaims.", inv.nodes.len().max(1), inv.nodes.len().max(1));
-                    status.conditions = Some(vec![condition("PodScheduled", "False", Some("Unschedulable"), Some(&message), &time)]);
-                    events.add("Pod", pod_name, uid, "FailedScheduling", "default-scheduler", message);
-                }
-                Stage::Scheduling => {
-                    status.conditions = Some(vec![condition("PodScheduled", "False", Some("Unschedulable"), Some(&o.message), &time)]);
-                    events.add("Pod", pod_name, uid, "FailedScheduling", "default-scheduler", o.message.clone());
-                }
-                Stage::Mount => {
-                    if let Some(s) = pod.spec.as_mut() {
-                        s.node_name = node;
-                    }
-                    status.conditions = Some(vec![condition("PodScheduled", "True", None, None, &time), condition("Ready", "False", Some("ContainersNotReady"), None, &time)]);
-                    status.container_statuses = Some(waiting(&pod, "ContainerCreating", None, None));
-                    events.add("Pod", pod_name, uid, "FailedMount", "kubelet", o.message.clone());
-                }
-                Stage::Container => {
-                    if let Some(s) = pod.spec.as_mut() {
-                        s.node_name = node;
-                    }
-                    let only = match &o.detail {
-                        Detail::Container { container } => Some(container.as_str()),
-                        _ => None,
-                    };
-                    status.conditions = Some(vec![condition("PodScheduled", "True", None, None, &time), condition("Ready", "False", Some("ContainersNotReady"), None, &time)]);
-                    status.container_statuses = Some(waiting(&pod, "CreateContainerConfigError", Some(&o.message), only));
-                    events.add("Pod", pod_name, uid, "Failed", "kubelet", format!("Error: {}", o.message));
-                }
-            }
-            pod.status = Some(status);
-            world.pods.push(pod);
-        }
-    }
-    world.events.extend(events.out);
-    world.stateful_sets = vec![sts];
-    world
+    revision
 }
 
-fn claim_of(sts: &StatefulSet, claim: &str, class: &str, pod: &str, at: &Time) -> PersistentVolumeClaim {
-    let template = sts
-        .spec
-        .iter()
-        .flat_map(|s| s.volume_claim_templates.iter().flatten())
-        .find(|t| t.metadata.name.as_deref().is_some_and(|n| format!("{n}-{pod}") == claim));
-    let mut spec = template.and_then(|t| t.spec.clone()).unwrap_or_default();
-    spec.storage_class_name = (!class.is_empty()).then(|| class.to_string());
-    PersistentVolumeClaim {
-        metadata: ObjectMeta {
-            name: Some(claim.into()),
-            namespace: sts.metadata.namespace.clone(),
-            uid: Some(format!("preflight-{claim}")),
-            labels: sts.spec.as_ref().and_then(|s| s.selector.match_labels.clone()),
-            creation_timestamp: Some(at.clone()),
-            ..Default::default()
-        },
-        spec: Some(spec),
-        status: Some(PersistentVolumeClaimStatus {
-            phase: Some("Pending".into()),
-            ..Default::default()
-        }),
-    }
+/// The spec write that starts the rollout; the new generation.
+fn record_write(sts: &mut StatefulSet, time: &Time) -> i64 {
+    let generation = sts.metadata.generation.unwrap_or(0) + 1;
+    sts.metadata.generation = Some(generation);
+    sts.metadata
+        .managed_fields
+        .get_or_insert_with(Vec::new)
+        .push(ManagedFieldsEntry {
+            manager: Some(MANAGER.into()),
+            operation: Some("Update".into()),
+            api_version: Some("apps/v1".into()),
+            time: Some(time.clone()),
+            fields_type: Some("FieldsV1".into()),
+            fields_v1: Some(FieldsV1(json!({"f:spec": {"f:template": {}}}))),
+            subresource: None,
+        });
+    generation
 }

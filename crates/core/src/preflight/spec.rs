@@ -124,9 +124,7 @@ pub fn compare(live: Option<&StatefulSet>, proposed: &StatefulSet) -> Change {
             if k.as_str() == "volumeClaimTemplates" {
                 return claims(a) != claims(b);
             }
-            let empty = |v: Option<&Value>| {
-                v.is_none_or(|v| v.is_null() || v.as_str() == Some(""))
-            };
+            let empty = |v: Option<&Value>| v.is_none_or(|v| v.is_null() || v.as_str() == Some(""));
             a != b && !(empty(a) && empty(b))
         })
         .map(|k| format!("spec.{k}"))
@@ -147,8 +145,10 @@ mod tests {
     use serde_json::json;
 
     fn sts(spec: Value) -> StatefulSet {
-        serde_json::from_value(json!({"metadata": {"name": "db", "namespace": "shop"}, "spec": spec}))
-            .unwrap()
+        serde_json::from_value(
+            json!({"metadata": {"name": "db", "namespace": "shop"}, "spec": spec}),
+        )
+        .unwrap()
     }
 
     fn live() -> StatefulSet {
@@ -184,7 +184,10 @@ mod tests {
 
     #[test]
     fn the_same_manifest_changes_nothing_the_server_defaulted() {
-        assert_eq!(compare(Some(&live()), &manifest("128Mi", "db", "1Gi")), Change::default());
+        assert_eq!(
+            compare(Some(&live()), &manifest("128Mi", "db", "1Gi")),
+            Change::default()
+        );
     }
 
     #[test]
@@ -192,7 +195,9 @@ mod tests {
         let c = compare(Some(&live()), &manifest("2Gi", "db", "1Gi"));
         assert_eq!(
             c.template,
-            [json!({"path": "spec.containers[0].resources.requests.memory", "old": "128Mi", "new": "2Gi"})]
+            [
+                json!({"path": "spec.containers[0].resources.requests.memory", "old": "128Mi", "new": "2Gi"})
+            ]
         );
         assert!(c.forbidden.is_empty() && c.replicas.is_none());
     }
@@ -200,7 +205,10 @@ mod tests {
     #[test]
     fn fields_no_update_may_change_are_forbidden() {
         let c = compare(Some(&live()), &manifest("128Mi", "db-headless", "5Gi"));
-        assert_eq!(c.forbidden, ["spec.serviceName", "spec.volumeClaimTemplates"]);
+        assert_eq!(
+            c.forbidden,
+            ["spec.serviceName", "spec.volumeClaimTemplates"]
+        );
     }
 
     #[test]

@@ -5,8 +5,8 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::kinds::Data;
 use crate::config::Config;
+use crate::kinds::Data;
 use crate::scope::Scope;
 
 const AT: &str = "2026-12-03T10:00:00Z";
@@ -89,7 +89,8 @@ fn cluster(extra: Vec<Value>) -> Inventory {
 fn run(inv: &Inventory, manifest: Value) -> Prediction {
     let object: StatefulSet = serde_json::from_value(manifest).unwrap();
     let known = Known::from_inventory(inv);
-    let settings = Settings::new(&Config::default(), Scope::default(), AT.parse().unwrap()).unwrap();
+    let settings =
+        Settings::new(&Config::default(), Scope::default(), AT.parse().unwrap()).unwrap();
     let policies = Policies::builtin();
     let input = Input {
         inventory: inv,
@@ -98,7 +99,15 @@ fn run(inv: &Inventory, manifest: Value) -> Prediction {
         policies: &policies,
         at: AT.parse().unwrap(),
     };
-    predict(&Proposed { object, file: None, line: None }, &input, None)
+    predict(
+        &Proposed {
+            object,
+            file: None,
+            line: None,
+        },
+        &input,
+        None,
+    )
 }
 
 fn kinds(p: &Prediction) -> Vec<&'static str> {
@@ -107,12 +116,17 @@ fn kinds(p: &Prediction) -> Vec<&'static str> {
 
 #[test]
 fn a_harmless_change_predicts_nothing_and_names_the_pods_it_replaces() {
-    let p = run(&cluster(vec![]), manifest(template("256Mi", json!({})), json!({})));
+    let p = run(
+        &cluster(vec![]),
+        manifest(template("256Mi", json!({})), json!({})),
+    );
     assert!(!p.fails, "{:#?}", p.obstacles);
     assert!(p.findings.is_empty() && p.plan.is_none());
     assert_eq!(
         p.change.template,
-        [json!({"path": "spec.containers[0].resources.requests.memory", "old": "128Mi", "new": "256Mi"})]
+        [
+            json!({"path": "spec.containers[0].resources.requests.memory", "old": "128Mi", "new": "256Mi"})
+        ]
     );
     assert_eq!(p.rollout.unwrap().replaced, ["db-2", "db-1", "db-0"]);
 }
@@ -124,27 +138,51 @@ fn limit_range(item: Value) -> Value {
 
 #[test]
 fn a_limit_above_the_limit_ranges_max_is_denied_and_rolled_back() {
-    let inv = cluster(vec![limit_range(json!({"type": "Container", "max": {"memory": "1Gi"}}))]);
+    let inv = cluster(vec![limit_range(
+        json!({"type": "Container", "max": {"memory": "1Gi"}}),
+    )]);
     let m = manifest(
-        template("2Gi", json!({"container": {"resources": {"requests": {"memory": "2Gi"}, "limits": {"memory": "2Gi"}}}})),
+        template(
+            "2Gi",
+            json!({"container": {"resources": {"requests": {"memory": "2Gi"}, "limits": {"memory": "2Gi"}}}}),
+        ),
         json!({}),
     );
     let p = run(&inv, m);
     assert!(p.fails);
-    assert_eq!(p.obstacles[0].message, "pods \"db-2\" is forbidden: maximum memory usage per Container is 1Gi, but limit is 2Gi");
+    assert_eq!(
+        p.obstacles[0].message,
+        "pods \"db-2\" is forbidden: maximum memory usage per Container is 1Gi, but limit is 2Gi"
+    );
     assert_eq!(kinds(&p), ["admission_denied"]);
-    let f = &p.findings.iter().find(|f| f.finding.kind == Kind::AdmissionDenied).unwrap().finding;
+    let f = &p
+        .findings
+        .iter()
+        .find(|f| f.finding.kind == Kind::AdmissionDenied)
+        .unwrap()
+        .finding;
     assert_eq!(f.data.admission().unwrap().admission, "limit_range");
-    assert!(f.change.as_ref().is_some_and(|c| c.explains), "{:?}", f.change);
+    assert!(
+        f.change.as_ref().is_some_and(|c| c.explains),
+        "{:?}",
+        f.change
+    );
     let plan = p.plan.unwrap();
     assert_eq!(plan.rung.as_deref(), Some("rollback"), "{plan:?}");
-    assert!(serde_json::to_string(&plan.actions).unwrap().contains("db-1"), "rolls back to db-1");
+    assert!(
+        serde_json::to_string(&plan.actions)
+            .unwrap()
+            .contains("db-1"),
+        "rolls back to db-1"
+    );
 }
 
 #[test]
 fn a_default_limit_below_the_request_makes_the_pod_invalid_naming_the_limit_range() {
     // `max` and no `default`: the server defaults the limit to the max.
-    let inv = cluster(vec![limit_range(json!({"type": "Container", "max": {"memory": "1Gi"}}))]);
+    let inv = cluster(vec![limit_range(
+        json!({"type": "Container", "max": {"memory": "1Gi"}}),
+    )]);
     let p = run(&inv, manifest(template("2Gi", json!({})), json!({})));
     let o = &p.obstacles[0];
     assert_eq!(
@@ -152,8 +190,12 @@ fn a_default_limit_below_the_request_makes_the_pod_invalid_naming_the_limit_rang
         "Pod \"db-2\" is invalid: spec.containers[0].resources.requests[memory]: Invalid value: \"2Gi\": must be less than or equal to memory limit"
     );
     assert!(
-        o.evidence.iter().any(|e| e.object == "LimitRange shop/limits" && e.message.as_deref().unwrap().starts_with("1Gi")),
-        "{:?}", o.evidence
+        o.evidence
+            .iter()
+            .any(|e| e.object == "LimitRange shop/limits"
+                && e.message.as_deref().unwrap().starts_with("1Gi")),
+        "{:?}",
+        o.evidence
     );
     assert_eq!(kinds(&p), ["admission_denied"]);
 }
@@ -162,7 +204,10 @@ fn a_default_limit_below_the_request_makes_the_pod_invalid_naming_the_limit_rang
 fn a_scale_up_past_a_quota_names_the_quota_and_what_is_left() {
     let quota = json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "compute", "namespace": "shop"},
         "spec": {"hard": {"pods": "3"}}, "status": {"hard": {"pods": "3"}, "used": {"pods": "3"}}});
-    let p = run(&cluster(vec![quota]), manifest(template("128Mi", json!({})), json!({"replicas": 4})));
+    let p = run(
+        &cluster(vec![quota]),
+        manifest(template("128Mi", json!({})), json!({"replicas": 4})),
+    );
     assert_eq!(p.change.replicas, Some([3, 4]));
     assert_eq!(
         p.obstacles[0].message,
@@ -173,75 +218,148 @@ fn a_scale_up_past_a_quota_names_the_quota_and_what_is_left() {
 
 #[test]
 fn a_gpu_no_node_has_is_unschedulable() {
-    let t = template("128Mi", json!({"container": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}));
+    let t = template(
+        "128Mi",
+        json!({"container": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}),
+    );
     let p = run(&cluster(vec![]), manifest(t, json!({})));
-    assert_eq!(p.obstacles[0].message, "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.");
+    assert_eq!(
+        p.obstacles[0].message,
+        "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."
+    );
     assert_eq!(kinds(&p), ["unschedulable"]);
     assert_eq!(p.plan.unwrap().rung.as_deref(), Some("rollback"));
 }
 
 #[test]
 fn a_missing_config_map_key_and_volume_are_what_the_kubelet_says() {
-    let env = template("128Mi", json!({"container": {"env": [{"name": "MODE",
-        "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "nope"}}}]}}));
+    let env = template(
+        "128Mi",
+        json!({"container": {"env": [{"name": "MODE",
+        "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "nope"}}}]}}),
+    );
     let p = run(&cluster(vec![]), manifest(env, json!({})));
-    assert_eq!(p.obstacles[0].message, "couldn't find key nope in ConfigMap shop/settings");
+    assert_eq!(
+        p.obstacles[0].message,
+        "couldn't find key nope in ConfigMap shop/settings"
+    );
     assert_eq!(kinds(&p), ["container_config"]);
-    let vol = template("128Mi", json!({"volumes": [{"name": "cfg", "configMap": {"name": "absent"}}]}));
+    let vol = template(
+        "128Mi",
+        json!({"volumes": [{"name": "cfg", "configMap": {"name": "absent"}}]}),
+    );
     let p = run(&cluster(vec![]), manifest(vol, json!({})));
-    assert_eq!(p.obstacles[0].message, "MountVolume.SetUp failed for volume \"cfg\" : configmap \"absent\" not found");
+    assert_eq!(
+        p.obstacles[0].message,
+        "MountVolume.SetUp failed for volume \"cfg\" : configmap \"absent\" not found"
+    );
     assert_eq!(kinds(&p), ["volume_mount"]);
 }
 
 #[test]
 fn missing_priority_classes_and_service_accounts_are_refused() {
-    let p = run(&cluster(vec![]), manifest(template("128Mi", json!({"priorityClassName": "gold"})), json!({})));
+    let p = run(
+        &cluster(vec![]),
+        manifest(
+            template("128Mi", json!({"priorityClassName": "gold"})),
+            json!({}),
+        ),
+    );
     assert_eq!(kinds(&p), ["priority_class_missing"]);
-    let p = run(&cluster(vec![]), manifest(template("128Mi", json!({"serviceAccountName": "db"})), json!({})));
+    let p = run(
+        &cluster(vec![]),
+        manifest(
+            template("128Mi", json!({"serviceAccountName": "db"})),
+            json!({}),
+        ),
+    );
     assert_eq!(kinds(&p), ["service_account_missing"]);
 }
 
 #[test]
 fn a_field_no_update_may_change_is_refused_in_the_apis_words() {
-    let p = run(&cluster(vec![]), manifest(template("128Mi", json!({})), json!({"serviceName": "db-headless"})));
+    let p = run(
+        &cluster(vec![]),
+        manifest(
+            template("128Mi", json!({})),
+            json!({"serviceName": "db-headless"}),
+        ),
+    );
     assert_eq!(kinds(&p), ["update_forbidden"]);
-    let Data::UpdateForbidden(d) = &p.findings[0].finding.data else { panic!() };
+    let Data::UpdateForbidden(d) = &p.findings[0].finding.data else {
+        panic!()
+    };
     assert_eq!(d.fields, ["spec.serviceName"]);
-    assert!(d.message.contains("Forbidden: updates to statefulset spec"), "{}", d.message);
+    assert!(
+        d.message.contains("Forbidden: updates to statefulset spec"),
+        "{}",
+        d.message
+    );
     assert!(p.rollout.is_none());
 }
 
 #[test]
 fn a_new_set_whose_storage_class_is_missing_waits_for_its_claim() {
-    let mut m = manifest(template("128Mi", json!({})), json!({"volumeClaimTemplates": [
+    let mut m = manifest(
+        template("128Mi", json!({})),
+        json!({"volumeClaimTemplates": [
         {"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast",
-            "resources": {"requests": {"storage": "1Gi"}}}}]}));
+            "resources": {"requests": {"storage": "1Gi"}}}}]}),
+    );
     m["metadata"]["name"] = json!("store");
     m["spec"]["selector"] = json!({"matchLabels": {"app": "store"}});
     m["spec"]["template"]["metadata"]["labels"] = json!({"app": "store"});
     let p = run(&cluster(vec![]), m);
     assert!(p.change.new_set);
-    assert_eq!(p.obstacles[0].message, "storageclass.storage.k8s.io \"fast\" not found");
-    assert!(kinds(&p).contains(&"storage_class_missing"), "{:?}", kinds(&p));
+    assert_eq!(
+        p.obstacles[0].message,
+        "storageclass.storage.k8s.io \"fast\" not found"
+    );
+    assert!(
+        kinds(&p).contains(&"storage_class_missing"),
+        "{:?}",
+        kinds(&p)
+    );
 }
 
 #[test]
 fn the_servers_answers_replace_the_agents_reading() {
     let inv = cluster(vec![]);
-    let object: StatefulSet = serde_json::from_value(manifest(template("256Mi", json!({})), json!({}))).unwrap();
+    let object: StatefulSet =
+        serde_json::from_value(manifest(template("256Mi", json!({})), json!({}))).unwrap();
     let known = Known::from_inventory(&inv);
-    let settings = Settings::new(&Config::default(), Scope::default(), AT.parse().unwrap()).unwrap();
+    let settings =
+        Settings::new(&Config::default(), Scope::default(), AT.parse().unwrap()).unwrap();
     let policies = Policies::builtin();
-    let input = Input { inventory: &inv, known: &known, settings: &settings, policies: &policies, at: AT.parse().unwrap() };
-    let proposed = Proposed { object: object.clone(), file: None, line: None };
-    let mut server = Server { stateful_set: Some(Ok(object)), ..Server::default() };
+    let input = Input {
+        inventory: &inv,
+        known: &known,
+        settings: &settings,
+        policies: &policies,
+        at: AT.parse().unwrap(),
+    };
+    let proposed = Proposed {
+        object: object.clone(),
+        file: None,
+        line: None,
+    };
+    let mut server = Server {
+        stateful_set: Some(Ok(object)),
+        ..Server::default()
+    };
     let webhook = "admission webhook \"deny.example.com\" denied the request: no";
     for pod in first_pods(&proposed, &inv) {
-        server.pods.insert(pod.metadata.name.clone().unwrap(), Err(webhook.into()));
+        server
+            .pods
+            .insert(pod.metadata.name.clone().unwrap(), Err(webhook.into()));
     }
     let p = predict(&proposed, &input, Some(&server));
     assert_eq!(p.obstacles[0].source, Source::Server);
-    let f = p.findings.iter().find(|f| f.finding.kind == Kind::AdmissionDenied).unwrap();
+    let f = p
+        .findings
+        .iter()
+        .find(|f| f.finding.kind == Kind::AdmissionDenied)
+        .unwrap();
     assert_eq!(f.source, Source::Server);
     assert_eq!(f.finding.data.admission().unwrap().admission, "webhook");
 }
