@@ -55,6 +55,15 @@ pub enum Command {
         after_help = "Examples:\n  stsmend plan --from examples/failing-rollout.yaml --output markdown\n  kubectl get sts,pods,controllerrevisions,events -n shop -o yaml | stsmend plan --from -\n  stsmend plan -n shop --for 15m --output json\n  stsmend plan --from shop.yaml --policies policies/examples\n  stsmend plan --from snapshot.yaml --output sarif --report stsmend.sarif\n  stsmend plan --from snapshot.yaml --output junit > stsmend-junit.xml\n\nExit codes: 0 no failing StatefulSet, 1 findings present, 2 bad input, 3 runtime failure."
     )]
     Plan(PlanArgs),
+    /// Predict, before a change lands, how the rollout of each StatefulSet
+    /// in it will go: what it changes, the pods it replaces, what will stop
+    /// them (admission, quotas, storage, scheduling, missing references, a
+    /// forbidden update), what the agent would find and plan. Never writes:
+    /// live, the API server is asked with server-side dry runs only.
+    #[command(
+        after_help = "Examples:\n  stsmend preflight manifests/ --from snapshots/prod.yaml --output markdown\n  kustomize build overlays/prod | stsmend preflight - --context prod\n  helm template db charts/db -n shop | stsmend preflight - -n shop --output sarif --report preflight.sarif\n\nExit codes: 0 nothing predicted to fail, 1 predicted failures, 2 bad input, 3 runtime failure."
+    )]
+    Preflight(PreflightArgs),
     /// Write the objects a live run reads, whole, as one YAML `v1 List`, so
     /// the run can be replayed with `stsmend plan --from`.
     #[command(
@@ -327,6 +336,49 @@ pub struct PlanArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PreflightArgs {
+    /// The proposed manifests: files, directories (their .yaml, .yml and
+    /// .json files, at any depth) or `-` for standard input (what
+    /// `kustomize build` or `helm template` print). Multi-document YAML and
+    /// Lists; objects other than StatefulSets are counted and left alone.
+    #[arg(required = true, value_name = "MANIFESTS")]
+    pub manifests: Vec<PathBuf>,
+
+    /// Judge the change against a snapshot (what `stsmend snapshot` writes;
+    /// repeatable) instead of the live cluster.
+    #[arg(long, value_name = "PATH", num_args = 1)]
+    pub from: Vec<PathBuf>,
+
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster).
+    #[arg(long, value_name = "FILE", conflicts_with = "from")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context to use.
+    #[arg(long, conflicts_with = "from")]
+    pub context: Option<String>,
+
+    /// The namespace of manifests that name none, as `kubectl apply -n`.
+    #[arg(short = 'n', long, value_name = "NS", default_value = "default")]
+    pub namespace: String,
+
+    /// Config file (YAML): its threshold, limits and opt-in decide the plan
+    /// shown for a predicted failure.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+
+    /// Report format.
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Format,
+
+    /// Also write the report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct SnapshotArgs {
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
@@ -340,4 +392,13 @@ pub struct SnapshotArgs {
     /// Where to write the snapshot (default: standard output).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Also write what `stsmend preflight --from` judges a change against:
+    /// every pod, node, StorageClass and PriorityClass, and in each
+    /// namespace with a StatefulSet (and each -n) its revisions, claims,
+    /// LimitRanges, ResourceQuotas, ServiceAccounts and ConfigMaps (their
+    /// keys; values are left out). Needs the stsmend-preflight role for the
+    /// last three.
+    #[arg(long)]
+    pub preflight: bool,
 }

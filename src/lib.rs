@@ -14,8 +14,8 @@ pub mod report;
 pub use error::{Error, Result};
 pub use stsmend_core::{
     alerts, caps, cases, config, detect, diagnose, duration, execution, facts, gitops, guard,
-    inventory, kinds, pipeline, policy, quantity, scope, selector, snapshot, source, state, time,
-    trim, undo,
+    inventory, kinds, pipeline, policy, preflight, quantity, scope, selector, snapshot, source,
+    state, time, trim, undo,
 };
 
 pub use stsmend_core::VERSION;

@@ -70,6 +70,7 @@ fn init_logging(cli: &Cli) {
 async fn run(cli: Cli) -> stsmend::Result<u8> {
     match cli.command {
         Command::Plan(args) => cmd::plan::plan(args).await,
+        Command::Preflight(args) => cmd::preflight::preflight(args).await,
         Command::Snapshot(args) => cmd::snapshot::take_snapshot(args).await,
         Command::Explain(args) => cmd::plan::explain(args).await,
         Command::Policy(PolicyCommand::Test(args)) => cmd::policy_test::policy_test(args),

@@ -3,6 +3,7 @@
 
 pub mod act;
 pub mod metrics;
+pub mod preflight;
 pub mod read;
 pub mod retry;
 pub mod undo;

@@ -3,6 +3,7 @@
 
 pub(crate) mod plan;
 pub(crate) mod policy_test;
+pub(crate) mod preflight;
 pub(crate) mod run;
 pub(crate) mod snapshot;
 pub(crate) mod undo;

@@ -171,7 +171,7 @@ fn section(s: &mut String, a: &Assessment, status: &str) {
     let _ = writeln!(s, "\n</details>\n");
 }
 
-fn plan(s: &mut String, d: &Decision) {
+pub(super) fn plan(s: &mut String, d: &Decision) {
     let _ = writeln!(
         s,
         "**Plan** (policy {}{}; selected by {})\n",

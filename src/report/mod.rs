@@ -6,6 +6,7 @@ mod explain;
 mod json;
 pub mod junit;
 mod markdown;
+pub mod preflight;
 mod sanitize;
 pub mod sarif;
 mod text;

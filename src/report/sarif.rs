@@ -35,7 +35,7 @@ fn confidence_str(c: Confidence) -> &'static str {
     }
 }
 
-fn uri(path: &Path) -> String {
+pub(super) fn uri(path: &Path) -> String {
     let shown = path.to_string_lossy().replace('\\', "/");
     if path.is_absolute() {
         format!("file://{shown}")
@@ -85,7 +85,7 @@ fn result(a: &Assessment, f: &Finding, failing: bool, located: Option<&Location>
     })
 }
 
-fn rule(kind: Kind) -> Value {
+pub(super) fn rule(kind: Kind) -> Value {
     let id = kind.as_str();
     json!({
         "id": id,

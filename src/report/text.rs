@@ -115,7 +115,7 @@ pub fn render(r: &Report) -> String {
     s
 }
 
-fn plan(s: &mut String, d: &Decision, id: &str) {
+pub(super) fn plan(s: &mut String, d: &Decision, id: &str) {
     if let Some(e) = &d.error {
         let _ = writeln!(s, "  policy error, no actions: {}", line(&e.to_string()));
         return;

@@ -75,6 +75,7 @@ impl Known {
             config_maps: inv
                 .config_maps
                 .iter()
+                .filter(|c| c.metadata.name.as_deref() != Some(crate::snapshot::MARKER))
                 .filter_map(|c| c.metadata.namespace.clone())
                 .collect(),
             priority_classes: !inv.priority_classes.is_empty(),
