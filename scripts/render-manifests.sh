@@ -92,6 +92,11 @@ files = {
     "gitops/suspend-sync-rbac.yaml": join(
         render({**plain, "gitops": {"suspendSync": True}})["gitops-rbac.yaml"]
     ),
+    # The identity of `stsmend preflight` against a live cluster; the
+    # suite's preflight scenario runs under it.
+    "preflight/rbac.yaml": join(
+        render({**plain, "preflight": {"enabled": True}})["preflight-rbac.yaml"]
+    ),
     # For prometheus-operator users without Helm (needs its CRD).
     "monitoring/prometheusrule.yaml": join(
         render({**plain, "prometheusRule": {"enabled": True}})["prometheusrule.yaml"]
@@ -163,6 +168,7 @@ if mode == "--check":
     config = yaml.safe_load(yaml.safe_load(gitops["configmap.yaml"])["data"]["config.yaml"])
     assert config["gitops"] == {"suspendSync": True, "argocdNamespace": "cd"}, config
     assert "stsmend-suspend-sync" in gitops["gitops-rbac.yaml"]
+    assert not docs.get("preflight-rbac.yaml"), "preflight is off by default"
     assert "gitops" not in yaml.safe_load(yaml.safe_load(docs["configmap.yaml"])["data"]["config.yaml"])
 PY
 

@@ -17,7 +17,6 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, LimitRange, Namespace, Node, PersistentVolumeClaim, Pod, ResourceQuota,
     ServiceAccount,
 };
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, ListParams, PostParams};
@@ -201,13 +200,6 @@ pub async fn read(client: &Client, wanted: &Wanted) -> Result<(Inventory, Known)
             .extend(list_all(namespaced::<LimitRange>(c, &ns), "limitranges").await?);
         inv.resource_quotas
             .extend(list_all(namespaced::<ResourceQuota>(c, &ns), "resourcequotas").await?);
-        inv.pdbs.extend(
-            list_all(
-                namespaced::<PodDisruptionBudget>(c, &ns),
-                "poddisruptionbudgets",
-            )
-            .await?,
-        );
         if let Some(n) = optional(
             Api::<Namespace>::all(c.clone())
                 .get_opt(&ns)

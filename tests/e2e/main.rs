@@ -17,6 +17,7 @@ mod heal;
 mod hostile;
 mod kubelet;
 mod owner;
+mod preflight;
 mod rbac;
 mod rollback;
 mod scale;

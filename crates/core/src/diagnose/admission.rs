@@ -219,7 +219,16 @@ fn refusal(input: &Input<'_>, class: &str, message: &str, count: i32, objects: &
                 .then(|| message.split("exceeded quota: ").nth(1))
                 .flatten()
                 .map(|q| q.split(',').next().unwrap_or_default().trim());
-            Finding::new(
+            let gives = (class == "invalid")
+                .then(|| limit_given(input, message))
+                .flatten();
+            let what = match &gives {
+                Some((range, resource, limit, from)) => format!(
+                    "validation: the {resource} request is above the limit {limit} that LimitRange {range} gives containers that set none (its {from})"
+                ),
+                None => what,
+            };
+            let mut f = Finding::new(
                 Kind::AdmissionDenied,
                 Confidence::High,
                 format!("creating {objects} is denied by {what} ({times})"),
@@ -228,9 +237,50 @@ fn refusal(input: &Input<'_>, class: &str, message: &str, count: i32, objects: &
                 base,
                 quota: quota.map(Into::into),
                 webhook: webhook.map(Into::into),
-            })
+                limit_range: gives.as_ref().map(|g| g.0.clone()),
+            });
+            if let Some((range, resource, limit, from)) = gives {
+                f = f.with(Evidence::field(
+                    format!("LimitRange {range}"),
+                    format!("spec.limits[type=Container].{from}.{resource}"),
+                    limit,
+                ));
+            }
+            f
         }
     }
+}
+
+/// The LimitRange that gives a container the limit its request is above,
+/// for the API's "must be less than or equal to memory limit": its
+/// `namespace/name`, the resource, the limit, and where it comes from
+/// (`default`, or `max`, which the server makes the default when none is
+/// set).
+fn limit_given(input: &Input<'_>, message: &str) -> Option<(String, String, String, &'static str)> {
+    let rest = message.split("must be less than or equal to ").nth(1)?;
+    let resource = rest.split(" limit").next()?.trim().to_string();
+    input.facts.limit_ranges.iter().find_map(|r| {
+        let item = r
+            .spec
+            .as_ref()?
+            .limits
+            .iter()
+            .find(|i| i.type_ == "Container")?;
+        let (limit, from) = match item.default.as_ref().and_then(|d| d.get(&resource)) {
+            Some(q) => (q, "default"),
+            None => (item.max.as_ref()?.get(&resource)?, "max"),
+        };
+        Some((
+            format!(
+                "{}/{}",
+                r.metadata.namespace.as_deref().unwrap_or_default(),
+                r.metadata.name.as_deref().unwrap_or_default()
+            ),
+            resource.clone(),
+            limit.0.clone(),
+            from,
+        ))
+    })
 }
 
 /// Quotas at their limit in the namespace. A full

@@ -236,6 +236,10 @@ data! {
         /// The webhook a `webhook` denial names.
         #[serde(skip_serializing_if = "Option::is_none")]
         webhook: Option<String>,
+        /// The LimitRange (`namespace/name`) whose default limit an
+        /// `invalid` pod's request is above.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        limit_range: Option<String>,
     }
 
     WebhookUnavailable [Admission] {

@@ -391,7 +391,7 @@ pub fn predict(proposed: &Proposed, input: &Input<'_>, server: Option<&Server>) 
             .map(|p| p.finding.kind)
             .filter(|k| is_cause(*k))
             .collect();
-        causes.sort();
+        causes.sort_by_key(|k| k.as_str());
         causes.dedup();
         out.causes = causes;
     }

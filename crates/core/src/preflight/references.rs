@@ -107,7 +107,8 @@ fn has_key(cm: &ConfigMap, key: &str) -> bool {
 }
 
 /// The first ConfigMap the pod cannot start without that is missing, as
-/// the kubelet meets it (volumes are mounted before containers are made);
+/// the kubelet meets it (the volumes its containers mount, before the
+/// containers are made);
 /// and every Secret it names, which the agent does not read.
 pub fn config(pod: &Pod, inv: &Inventory, known: &Known) -> (Option<Obstacle>, Vec<String>) {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
@@ -120,8 +121,26 @@ pub fn config(pod: &Pod, inv: &Inventory, known: &Known) -> (Option<Obstacle>, V
     let evidence = |cm: &str, field: String, what: String| {
         vec![Evidence::field(format!("ConfigMap {ns}/{cm}"), field, what)]
     };
+    // The kubelet mounts only the volumes a container mounts or uses as a
+    // device; a declared volume no container uses is never looked up.
+    let used: std::collections::BTreeSet<&str> = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .flat_map(|c| {
+            let mounts = c.volume_mounts.iter().flatten().map(|m| m.name.as_str());
+            let devices = c.volume_devices.iter().flatten().map(|d| d.name.as_str());
+            mounts.chain(devices)
+        })
+        .collect();
     let mut found = None;
-    for (i, v) in spec.volumes.iter().flatten().enumerate() {
+    for (i, v) in spec
+        .volumes
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, v)| used.contains(v.name.as_str()))
+    {
         if let Some(s) = &v.secret {
             secrets.push(format!(
                 "Secret {ns}/{} (volume {})",

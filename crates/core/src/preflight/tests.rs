@@ -244,9 +244,19 @@ fn a_missing_config_map_key_and_volume_are_what_the_kubelet_says() {
         "couldn't find key nope in ConfigMap shop/settings"
     );
     assert_eq!(kinds(&p), ["container_config"]);
-    let vol = template(
+    let unused = template(
         "128Mi",
         json!({"volumes": [{"name": "cfg", "configMap": {"name": "absent"}}]}),
+    );
+    let p = run(&cluster(vec![]), manifest(unused, json!({})));
+    assert!(
+        !p.fails,
+        "the kubelet mounts no volume a container does not use"
+    );
+    let vol = template(
+        "128Mi",
+        json!({"volumes": [{"name": "cfg", "configMap": {"name": "absent"}}],
+            "container": {"volumeMounts": [{"name": "cfg", "mountPath": "/etc/app"}]}}),
     );
     let p = run(&cluster(vec![]), manifest(vol, json!({})));
     assert_eq!(
