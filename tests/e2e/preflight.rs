@@ -29,6 +29,8 @@ struct Case {
     base: Option<String>,
     change: String,
     causes: &'static [&'static str],
+    /// Text both preflight's findings and the agent's must hold.
+    both_say: &'static [&'static str],
 }
 
 const REQUESTS: &str = "requests: {cpu: 100m, memory: 128Mi}";
@@ -67,6 +69,7 @@ fn sim_cases(w: &World) -> Vec<Case> {
             base: base(),
             change: set(w, "db").replace(&w.image("app", "1"), &w.image("app", "2")),
             causes: &[],
+            both_say: &[],
         },
         Case {
             class: "LimitRange max below the new limit",
@@ -74,6 +77,7 @@ fn sim_cases(w: &World) -> Vec<Case> {
             base: base(),
             change: with_resources(w, "requests: {cpu: 100m, memory: 2Gi}\n          limits: {memory: 2Gi}"),
             causes: &["admission_denied"],
+            both_say: &[],
         },
         Case {
             class: "LimitRange default limit below the new request",
@@ -81,6 +85,7 @@ fn sim_cases(w: &World) -> Vec<Case> {
             base: base(),
             change: with_resources(w, "requests: {cpu: 100m, memory: 2Gi}"),
             causes: &["admission_denied"],
+            both_say: &["\"limit_range\":", "must be less than or equal to memory limit"],
         },
         Case {
             class: "ResourceQuota on a scale-up",
@@ -88,6 +93,7 @@ fn sim_cases(w: &World) -> Vec<Case> {
             base: base(),
             change: set(w, "db").replace("replicas: 2", "replicas: 3"),
             causes: &["admission_denied", "quota_exhausted"],
+            both_say: &[],
         },
         Case {
             class: "a PriorityClass that does not exist",
@@ -95,6 +101,7 @@ fn sim_cases(w: &World) -> Vec<Case> {
             base: base(),
             change: with_pod_spec(w, "      priorityClassName: gold\n"),
             causes: &["priority_class_missing"],
+            both_say: &[],
         },
         Case {
             class: "a ServiceAccount that does not exist",
@@ -102,6 +109,7 @@ fn sim_cases(w: &World) -> Vec<Case> {
             base: base(),
             change: with_pod_spec(w, "      serviceAccountName: auditor\n"),
             causes: &["service_account_missing"],
+            both_say: &[],
         },
         Case {
             class: "a GPU no node has",
@@ -109,6 +117,7 @@ fn sim_cases(w: &World) -> Vec<Case> {
             base: base(),
             change: with_resources(w, "requests: {cpu: 100m, memory: 128Mi}\n          limits: {nvidia.com/gpu: 1}"),
             causes: &["unschedulable"],
+            both_say: &[],
         },
         Case {
             class: "a node selector no node matches",
@@ -116,6 +125,7 @@ fn sim_cases(w: &World) -> Vec<Case> {
             base: base(),
             change: with_pod_spec(w, "      nodeSelector: {disk: nvme}\n"),
             causes: &["unschedulable"],
+            both_say: &[],
         },
         Case {
             class: "a StorageClass that does not exist (a new set)",
@@ -126,6 +136,7 @@ fn sim_cases(w: &World) -> Vec<Case> {
                 set(w, "store")
             ),
             causes: &["pvc_pending", "storage_class_missing", "unschedulable"],
+            both_say: &[],
         },
         Case {
             class: "a forbidden update (serviceName)",
@@ -133,6 +144,7 @@ fn sim_cases(w: &World) -> Vec<Case> {
             base: base(),
             change: set(w, "db").replace("serviceName: db", "serviceName: db-headless"),
             causes: &["update_forbidden"],
+            both_say: &[],
         },
     ]
 }
@@ -150,6 +162,7 @@ fn kubelet_cases(w: &World) -> Vec<Case> {
                 "        env:\n        - name: MODE\n          valueFrom: {configMapKeyRef: {name: settings, key: speed}}\n",
             ),
             causes: &["container_config"],
+            both_say: &[],
         },
         Case {
             class: "a ConfigMap volume that does not exist",
@@ -161,6 +174,7 @@ fn kubelet_cases(w: &World) -> Vec<Case> {
                     "      volumes:\n      - name: cfg\n        configMap: {name: absent}\n      containers:\n",
                 ),
             causes: &["volume_mount"],
+            both_say: &[],
         },
     ]
 }
@@ -257,9 +271,9 @@ async fn preflight(manifest: &Path, ns: &str, against: &[&str]) -> Value {
 
 /// What the agent finds once the change landed: its causes, polled until
 /// they are what preflight said or the rollout had its time.
-async fn found(identity: &Identity, ns: &str, id: &str, want: &[String]) -> Vec<String> {
+async fn found(identity: &Identity, ns: &str, id: &str, want: &[String]) -> (Vec<String>, String) {
     let kc = identity.kubeconfig.to_str().unwrap().to_string();
-    let last = std::sync::Mutex::new(Vec::new());
+    let last = std::sync::Mutex::new((Vec::new(), String::new()));
     let got = wait_until(format!("the agent's causes for {id}"), ROLLOUT, || {
         let (kc, last) = (kc.clone(), &last);
         async move {
@@ -290,12 +304,12 @@ async fn found(identity: &Identity, ns: &str, id: &str, want: &[String]) -> Vec<
                 })
                 .map(|a| a["findings"].clone())
                 .unwrap_or(Value::Null);
-            let causes = causes_in(&findings);
+            let causes = (causes_in(&findings), findings.to_string());
             *last.lock().unwrap() = causes.clone();
-            if causes == want {
+            if causes.0 == want {
                 Ok(causes)
             } else {
-                Err(format!("{causes:?}"))
+                Err(format!("{:?}", causes.0))
             }
         }
     })
@@ -386,7 +400,7 @@ async fn check(
             message.contains("Forbidden: updates to statefulset spec"),
             "the server's words: {message}"
         );
-        vec!["update_forbidden".to_string()]
+        (vec!["update_forbidden".to_string()], live.to_string())
     } else {
         applied.unwrap();
         if predicted.is_empty() {
@@ -394,6 +408,20 @@ async fn check(
         }
         found(identity, ns, &id, &predicted).await
     };
+    for text in case.both_say {
+        assert!(
+            live["findings"].to_string().contains(text),
+            "{}: preflight says {text}: {live:#}",
+            case.class
+        );
+        assert!(
+            after.1.contains(text),
+            "{}: the agent says {text} after the change: {}",
+            case.class,
+            after.1
+        );
+    }
+    let after = after.0;
     (case.class.to_string(), predicted, after)
 }
 
