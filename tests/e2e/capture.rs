@@ -481,3 +481,60 @@ async fn capture_kubelet() {
     )
     .await;
 }
+
+/// The bundled preflight example: a healthy shop (examples/preflight/),
+/// snapshotted with `stsmend snapshot --preflight` under the shipped
+/// stsmend-preflight identity, for `stsmend preflight --from`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites examples/preflight; run scripts/capture-fixtures.sh"]
+async fn capture_preflight() {
+    let w = World::start_sim().await;
+    w.apply("apiVersion: v1\nkind: LimitRange\nmetadata: {name: limits}\nspec:\n  limits:\n  - type: Container\n    max: {memory: 1Gi}\n")
+        .await;
+    w.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {mode: fast}\n")
+        .await;
+    w.apply(&stateful_set(
+        "db",
+        3,
+        "registry.example/db:1",
+        true,
+        "OrderedReady",
+    ))
+    .await;
+    w.apply(&stateful_set(
+        "cache",
+        2,
+        "registry.example/cache:1",
+        true,
+        "Parallel",
+    ))
+    .await;
+    w.healthy("db", ROLLOUT).await;
+    w.healthy("cache", ROLLOUT).await;
+    let identity = crate::preflight::preflight_identity(&w).await;
+    let dir = root().join("examples/preflight");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("snapshot.yaml");
+    let (code, text) = w
+        .stsmend_as(
+            &identity.kubeconfig,
+            &[
+                "snapshot",
+                "--preflight",
+                "-n",
+                &w.ns,
+                "-o",
+                out.to_str().unwrap(),
+            ],
+        )
+        .await;
+    assert_eq!(code, 0, "{text}");
+    let body = std::fs::read_to_string(&out).unwrap();
+    std::fs::write(
+        &out,
+        format!(
+            "# Captured by scripts/capture-fixtures.sh with `stsmend snapshot --preflight`\n# from a real kube-apiserver v1.20.2 with simulated nodes: a healthy shop\n# (db, OrderedReady, 3 replicas; cache, Parallel, 2) under a LimitRange of\n# max memory 1Gi. `stsmend preflight examples/preflight/change --from` this.\n{body}"
+        ),
+    )
+    .unwrap();
+}

@@ -217,12 +217,12 @@ fn causes_in(findings: &Value) -> Vec<String> {
     kinds
 }
 
-struct Identity {
-    kubeconfig: PathBuf,
+pub(crate) struct Identity {
+    pub(crate) kubeconfig: PathBuf,
 }
 
 /// The shipped stsmend-preflight identity (deploy/manifests/preflight/).
-async fn preflight_identity(w: &World) -> Identity {
+pub(crate) async fn preflight_identity(w: &World) -> Identity {
     let rbac = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/deploy/manifests/preflight/rbac.yaml"

@@ -13,9 +13,7 @@ use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateWaiting, ContainerStatus, Event, EventSource, ObjectReference,
     PersistentVolumeClaim, PersistentVolumeClaimStatus, Pod, PodCondition, PodStatus,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-    FieldsV1, ManagedFieldsEntry, MicroTime, ObjectMeta, OwnerReference, Time,
-};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use serde_json::json;
 
@@ -23,9 +21,6 @@ use super::rollout::Rollout;
 use super::{Detail, Obstacle, Stage, proposed_revision};
 use crate::facts::REVISION_LABEL;
 use crate::inventory::Inventory;
-
-/// The manager the simulated spec write is recorded under.
-const MANAGER: &str = "stsmend-preflight";
 
 /// The proposed object with the live one's identity (uid, generation,
 /// owners, status), so the pods made from it belong to the live set.
@@ -220,7 +215,7 @@ pub fn world(
             .and_then(|s| s.update_revision.clone())
             .unwrap_or_else(|| proposed_revision(&sts))
     };
-    let generation = record_write(&mut sts, &time);
+    let generation = record_write(&mut sts);
     let first: Vec<&str> = obstacles
         .iter()
         .flat_map(|o| &o.pods)
@@ -481,21 +476,12 @@ fn add_revision(world: &mut Inventory, sts: &StatefulSet, time: &Time) -> String
     revision
 }
 
-/// The spec write that starts the rollout; the new generation.
-fn record_write(sts: &mut StatefulSet, time: &Time) -> i64 {
+/// The spec write that starts the rollout: the new generation.
+fn record_write(sts: &mut StatefulSet) -> i64 {
+    // No managedFields entry: who will write the template is not known
+    // (the owner's finding names the live object's writer), and the
+    // revision made at the change's time dates the rollout.
     let generation = sts.metadata.generation.unwrap_or(0) + 1;
     sts.metadata.generation = Some(generation);
-    sts.metadata
-        .managed_fields
-        .get_or_insert_with(Vec::new)
-        .push(ManagedFieldsEntry {
-            manager: Some(MANAGER.into()),
-            operation: Some("Update".into()),
-            api_version: Some("apps/v1".into()),
-            time: Some(time.clone()),
-            fields_type: Some("FieldsV1".into()),
-            fields_v1: Some(FieldsV1(json!({"f:spec": {"f:template": {}}}))),
-            subresource: None,
-        });
     generation
 }
