@@ -3,6 +3,9 @@
 use std::io::Write;
 use std::process::{Command, Output};
 
+#[path = "common/markdown.rs"]
+mod markdown;
+
 fn stsmend(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stsmend"))
         .args(args)
@@ -125,23 +128,7 @@ fn hostile_names_cannot_rewrite_the_human_reports() {
     let md = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(!md.contains('\u{1b}') && !md.contains("\n```"), "{md}");
     // Outside code spans (literal when rendered), no markup survives.
-    let mut outside = String::new();
-    for l in md.lines() {
-        let mut code = false;
-        let mut chars = l.chars();
-        while let Some(c) = chars.next() {
-            if c == '\\' && !code {
-                // An escaped character is text, a backtick too.
-                chars.next();
-            } else if c == '`' {
-                code = !code;
-            } else if !code {
-                outside.push(c);
-            }
-        }
-        assert!(!code, "a code span left open: {l}");
-        outside.push('\n');
-    }
+    let outside = markdown::outside_code(&md);
     for gone in ["![x](", "<img", "</table>", "https://", "@octocat"] {
         assert!(!outside.contains(gone), "{gone:?} survives: {md}");
     }
