@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Re-captures tests/fixtures/ and examples/failing-rollout.yaml from a real
+# Re-captures tests/fixtures/, examples/failing-rollout.yaml and
+# examples/preflight/snapshot.yaml from a real
 # control plane (built once and cached by scripts/control-plane.sh), with
 # simulated nodes, and tests/fixtures/kubelet.yaml on a real node. The
 # tests on the fixtures (tests/fixtures.rs) then say whether the diagnosis

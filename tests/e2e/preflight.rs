@@ -31,7 +31,27 @@ struct Case {
     causes: &'static [&'static str],
     /// Text both preflight's findings and the agent's must hold.
     both_say: &'static [&'static str],
+    /// Only the API server can tell (a webhook): a snapshot predicts
+    /// nothing and says what it did not check.
+    live_only: bool,
 }
+
+/// A validating webhook on the pods of the new template only (label
+/// `guard: on`), whose server is down: every such pod's creation fails.
+const WEBHOOK: &str = r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: guard}
+webhooks:
+- name: guard.stsmend.test
+  clientConfig: {url: "https://127.0.0.1:9/validate"}
+  rules:
+  - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}
+  objectSelector: {matchLabels: {guard: "on"}}
+  failurePolicy: Fail
+  sideEffects: None
+  admissionReviewVersions: [v1]
+  timeoutSeconds: 5
+"#;
 
 const REQUESTS: &str = "requests: {cpu: 100m, memory: 128Mi}";
 
@@ -70,6 +90,7 @@ fn sim_cases(w: &World) -> Vec<Case> {
             change: set(w, "db").replace(&w.image("app", "1"), &w.image("app", "2")),
             causes: &[],
             both_say: &[],
+            live_only: false,
         },
         Case {
             class: "LimitRange max below the new limit",
@@ -78,6 +99,7 @@ fn sim_cases(w: &World) -> Vec<Case> {
             change: with_resources(w, "requests: {cpu: 100m, memory: 2Gi}\n          limits: {memory: 2Gi}"),
             causes: &["admission_denied"],
             both_say: &[],
+            live_only: false,
         },
         Case {
             class: "LimitRange default limit below the new request",
@@ -86,6 +108,7 @@ fn sim_cases(w: &World) -> Vec<Case> {
             change: with_resources(w, "requests: {cpu: 100m, memory: 2Gi}"),
             causes: &["admission_denied"],
             both_say: &["\"limit_range\":", "must be less than or equal to memory limit"],
+            live_only: false,
         },
         Case {
             class: "ResourceQuota on a scale-up",
@@ -94,6 +117,7 @@ fn sim_cases(w: &World) -> Vec<Case> {
             change: set(w, "db").replace("replicas: 2", "replicas: 3"),
             causes: &["admission_denied", "quota_exhausted"],
             both_say: &[],
+            live_only: false,
         },
         Case {
             class: "a PriorityClass that does not exist",
@@ -102,6 +126,7 @@ fn sim_cases(w: &World) -> Vec<Case> {
             change: with_pod_spec(w, "      priorityClassName: gold\n"),
             causes: &["priority_class_missing"],
             both_say: &[],
+            live_only: false,
         },
         Case {
             class: "a ServiceAccount that does not exist",
@@ -110,6 +135,7 @@ fn sim_cases(w: &World) -> Vec<Case> {
             change: with_pod_spec(w, "      serviceAccountName: auditor\n"),
             causes: &["service_account_missing"],
             both_say: &[],
+            live_only: false,
         },
         Case {
             class: "a GPU no node has",
@@ -118,6 +144,7 @@ fn sim_cases(w: &World) -> Vec<Case> {
             change: with_resources(w, "requests: {cpu: 100m, memory: 128Mi}\n          limits: {nvidia.com/gpu: 1}"),
             causes: &["unschedulable"],
             both_say: &[],
+            live_only: false,
         },
         Case {
             class: "a node selector no node matches",
@@ -126,6 +153,7 @@ fn sim_cases(w: &World) -> Vec<Case> {
             change: with_pod_spec(w, "      nodeSelector: {disk: nvme}\n"),
             causes: &["unschedulable"],
             both_say: &[],
+            live_only: false,
         },
         Case {
             class: "a StorageClass that does not exist (a new set)",
@@ -137,6 +165,7 @@ fn sim_cases(w: &World) -> Vec<Case> {
             ),
             causes: &["pvc_pending", "storage_class_missing", "unschedulable"],
             both_say: &[],
+            live_only: false,
         },
         Case {
             class: "a forbidden update (serviceName)",
@@ -145,6 +174,19 @@ fn sim_cases(w: &World) -> Vec<Case> {
             change: set(w, "db").replace("serviceName: db", "serviceName: db-headless"),
             causes: &["update_forbidden"],
             both_say: &[],
+            live_only: false,
+        },
+        Case {
+            class: "a webhook the API server cannot call",
+            setup: WEBHOOK.into(),
+            base: base(),
+            change: set(w, "db").replace(
+                "      labels: {app: db}\n    spec:",
+                "      labels: {app: db, guard: \"on\"}\n    spec:",
+            ),
+            causes: &["webhook_unavailable"],
+            both_say: &["guard.stsmend.test"],
+            live_only: true,
         },
     ]
 }
@@ -163,6 +205,7 @@ fn kubelet_cases(w: &World) -> Vec<Case> {
             ),
             causes: &["container_config"],
             both_say: &[],
+            live_only: false,
         },
         Case {
             class: "a ConfigMap volume that does not exist",
@@ -175,6 +218,7 @@ fn kubelet_cases(w: &World) -> Vec<Case> {
                 ),
             causes: &["volume_mount"],
             both_say: &[],
+            live_only: false,
         },
     ]
 }
@@ -378,11 +422,25 @@ async fn check(
         .iter()
         .map(|k| k.as_str().unwrap().to_string())
         .collect();
-    assert_eq!(
-        from_snapshot, predicted,
-        "{}: the snapshot predicts what the live cluster does: {offline:#}",
-        case.class
-    );
+    if case.live_only {
+        assert!(from_snapshot.is_empty(), "{}: {offline:#}", case.class);
+        assert!(
+            offline["unchecked"].to_string().contains("webhooks"),
+            "{}: says what it did not ask: {offline:#}",
+            case.class
+        );
+        assert_eq!(
+            live["obstacles"][0]["source"], "server",
+            "{}: {live:#}",
+            case.class
+        );
+    } else {
+        assert_eq!(
+            from_snapshot, predicted,
+            "{}: the snapshot predicts what the live cluster does: {offline:#}",
+            case.class
+        );
+    }
     assert_eq!(predicted, case.causes, "{}: {live:#}", case.class);
 
     let applied =
