@@ -254,14 +254,21 @@ fn refusal(e: &kube::Error) -> Option<String> {
 }
 
 /// A dry run's answer: the object as it would be stored, the server's
-/// refusal, or nothing where the agent may not ask.
-fn answer<T>(got: kube::Result<T>, what: &str) -> Result<Option<std::result::Result<T, String>>> {
+/// refusal, or nothing where the agent may not ask (noted in `server`).
+fn answer<T>(
+    got: kube::Result<T>,
+    what: &str,
+    server: &mut Server,
+) -> Result<Option<std::result::Result<T, String>>> {
     match got {
         Ok(v) => Ok(Some(Ok(v))),
         Err(e) => match refusal(&e) {
             Some(message) => Ok(Some(Err(message))),
             None if matches!(&e, kube::Error::Api(r) if r.code == 403) => {
-                tracing::warn!(error = %e, "{what}: not permitted (bind stsmend-preflight); the agent's own reading stands");
+                tracing::warn!(error = %e, "{what}: not permitted; the agent's own reading stands");
+                server.not_permitted.push(format!(
+                    "{what}: not permitted (bind stsmend-preflight); the agent's own reading stands"
+                ));
                 Ok(None)
             }
             None => Err(Error::api(what.to_string(), e)),
@@ -295,10 +302,12 @@ pub async fn dry_run(
         }
         None => sets.create(&dry, &object).await,
     };
-    let mut server = Server {
-        stateful_set: answer(got, &format!("dry-run update of StatefulSet {ns}/{name}"))?,
-        ..Server::default()
+    let mut server = Server::default();
+    let what = match live {
+        Some(_) => format!("dry-run update of StatefulSet {ns}/{name}"),
+        None => format!("dry-run create of StatefulSet {ns}/{name}"),
     };
+    server.stateful_set = answer(got, &what, &mut server)?;
     let api = namespaced::<Pod>(client, &ns);
     for pod in pods {
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
@@ -307,7 +316,11 @@ pub async fn dry_run(
             sent.metadata.name = Some(format!("{pod_name}{DRY_RUN_SUFFIX}"));
         }
         let got = api.create(&dry, &sent).await;
-        let got = answer(got, &format!("dry-run create of Pod {ns}/{pod_name}"))?;
+        let got = answer(
+            got,
+            &format!("dry-run create of Pod {ns}/{pod_name}"),
+            &mut server,
+        )?;
         if let Some(answer) = got {
             let answer = answer
                 .map(|mut p| {

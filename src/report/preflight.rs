@@ -233,6 +233,9 @@ fn text(r: &PreflightReport) -> String {
         if let Some(sync) = suspends(p) {
             let _ = writeln!(s, "  the rollback would suspend {}", line(&sync.describe()));
         }
+        for a in &p.server_said {
+            let _ = writeln!(s, "  the API server's dry run: {}", line(a));
+        }
         for u in &p.unchecked {
             let _ = writeln!(s, "  not checked: {}", line(u));
         }
@@ -322,6 +325,9 @@ fn markdown_report(r: &PreflightReport) -> String {
         }
         if let Some(g) = gate(p) {
             let _ = writeln!(s, "\n{}", markdown(&g));
+        }
+        for a in &p.server_said {
+            let _ = writeln!(s, "- the API server's dry run: {}", markdown(a));
         }
         for u in &p.unchecked {
             let _ = writeln!(s, "- not checked: {}", markdown(u));

@@ -563,3 +563,172 @@ async fn kubelet_references_are_predicted_as_the_real_kubelet_reports_them() {
     let cases = kubelet_cases(&w);
     run_cases(&w, cases).await;
 }
+
+/// The change the RBAC scenario judges: `db` names a ConfigMap key that
+/// is missing and a PriorityClass that exists; `store` is a new set.
+fn every_rule_change(w: &World) -> String {
+    let db = with_container(
+        w,
+        "        env:\n        - name: MODE\n          valueFrom: {configMapKeyRef: {name: settings, key: speed}}\n",
+    )
+    .replace("      containers:\n", "      priorityClassName: silver\n      containers:\n");
+    format!("{db}---\n{}", set(w, "store"))
+}
+
+/// Each (apiGroup, resource, verb) the shipped preflight role grants.
+fn preflight_rules() -> (Value, Vec<(String, String, String)>) {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/manifests/preflight/rbac.yaml"
+    ))
+    .unwrap();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let role = docs
+        .into_iter()
+        .find(|d| d["kind"] == "ClusterRole")
+        .unwrap();
+    let mut out = Vec::new();
+    for rule in role["rules"].as_array().unwrap() {
+        for g in rule["apiGroups"].as_array().unwrap() {
+            for r in rule["resources"].as_array().unwrap() {
+                for v in rule["verbs"].as_array().unwrap() {
+                    out.push((
+                        g.as_str().unwrap().into(),
+                        r.as_str().unwrap().into(),
+                        v.as_str().unwrap().into(),
+                    ));
+                }
+            }
+        }
+    }
+    (role, out)
+}
+
+/// An account bound to stsmend-read and to the preflight role less `without`.
+fn account(name: &str, rules: &[(String, String, String)], without: Option<usize>) -> Vec<Value> {
+    let kept: Vec<Value> = rules
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != without)
+        .map(|(_, (g, r, v))| serde_json::json!({"apiGroups": [g], "resources": [r], "verbs": [v]}))
+        .collect();
+    let subject =
+        serde_json::json!([{"kind": "ServiceAccount", "name": name, "namespace": "stsmend"}]);
+    let binding = |role: &str, binding: &str| {
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": binding},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": subject})
+    };
+    vec![
+        serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": "stsmend"}}),
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": format!("{name}-preflight")}, "rules": kept}),
+        binding(&format!("{name}-preflight"), &format!("{name}-preflight")),
+        binding("stsmend-read", &format!("{name}-read")),
+    ]
+}
+
+/// What a role lets preflight say: the offline (snapshot --preflight) and
+/// the live report's causes, obstacles and notes, per set.
+async fn said(w: &World, kubeconfig: &Path, manifest: &Path, dir: &Path) -> (Value, String) {
+    let kc = kubeconfig.to_str().unwrap();
+    let snapshot = dir.join(format!(
+        "{}.yaml",
+        kubeconfig.file_stem().unwrap().to_string_lossy()
+    ));
+    let (code, _, err) = stsmend(&[
+        "snapshot",
+        "--preflight",
+        "-n",
+        &w.ns,
+        "--kubeconfig",
+        kc,
+        "-o",
+        snapshot.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let m = manifest.to_str().unwrap();
+    let mut out = serde_json::Map::new();
+    let mut stderr = String::new();
+    for (how, against) in [
+        ("offline", vec!["--from", snapshot.to_str().unwrap()]),
+        ("live", vec!["--kubeconfig", kc]),
+    ] {
+        let mut args = vec!["preflight", m, "-n", &w.ns, "-o", "json"];
+        args.extend(against);
+        let (_, text, err) = stsmend(&args).await;
+        stderr.push_str(&err);
+        let report: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}{err}"));
+        let sets: Vec<Value> = report["sets"].as_array().unwrap().iter().map(|s| serde_json::json!({
+            "set": s["name"], "causes": s["causes"], "unchecked": s["unchecked"], "server": s["serverSaid"],
+            "obstacles": s["obstacles"].as_array().unwrap().iter()
+                .map(|o| serde_json::json!([o["source"], o["message"]])).collect::<Vec<_>>(),
+        })).collect();
+        out.insert(how.into(), Value::Array(sets));
+    }
+    (Value::Object(out), stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_rule_of_the_preflight_role_is_needed() {
+    let w = World::start_sim().await;
+    w.apply("apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: silver}\nvalue: 1000\n").await;
+    w.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {mode: fast}\n")
+        .await;
+    w.apply(&set(&w, "db")).await;
+    healthy(&w, &w.ns, "db").await;
+    let (_, rules) = preflight_rules();
+    assert!(rules.len() >= 7, "{rules:?}");
+    let mut docs = account("pf-full", &rules, None);
+    for i in 0..rules.len() {
+        docs.extend(account(&format!("pf-{i}"), &rules, Some(i)));
+    }
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": docs});
+    w.cp.apply(&list.to_string()).await.unwrap();
+    let dir = w.cp.work_dir().join("preflight-rbac");
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = dir.join("change.yaml");
+    std::fs::write(&manifest, every_rule_change(&w)).unwrap();
+    let kubeconfig = |name: String| {
+        let (client, cp) = (w.client.clone(), &w.cp);
+        async move {
+            let t = crate::rbac::token(&client, "stsmend", &name).await;
+            let path = cp
+                .kubeconfig_for_token(&format!("system:serviceaccount:stsmend:{name}"), &t)
+                .unwrap();
+            let named = path.with_file_name(format!("{name}.kubeconfig"));
+            std::fs::copy(&path, &named).unwrap();
+            named
+        }
+    };
+    let full = kubeconfig("pf-full".into()).await;
+    let (base, stderr) = said(&w, &full, &manifest, &dir).await;
+    let text = base.to_string();
+    assert!(
+        !text.contains("not permitted") && !stderr.contains("not permitted"),
+        "{base:#}"
+    );
+    assert!(
+        text.contains("container_config"),
+        "the missing key is found: {base:#}"
+    );
+    assert!(
+        text.contains("\"server\""),
+        "the dry runs are answered: {base:#}"
+    );
+    let mut unneeded = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let kc = kubeconfig(format!("pf-{i}")).await;
+        let (without, _) = said(&w, &kc, &manifest, &dir).await;
+        if without == base {
+            unneeded.push(rule.clone());
+        }
+    }
+    assert!(
+        unneeded.is_empty(),
+        "rules whose removal changes nothing preflight says: {unneeded:?}"
+    );
+}

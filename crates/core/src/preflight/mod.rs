@@ -148,6 +148,8 @@ pub struct Server {
     /// The dry-run create of each first pod, by the pod's name: the pod as
     /// admission left it (defaults, mutating webhooks), or the refusal.
     pub pods: BTreeMap<String, std::result::Result<Pod, String>>,
+    /// The dry runs the agent was not permitted to send.
+    pub not_permitted: Vec<String>,
 }
 
 /// A finding of the predicted failure, and who predicted it.
@@ -193,6 +195,9 @@ pub struct Prediction {
     /// What could not be checked, and why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unchecked: Vec<String>,
+    /// What the API server answered to the dry runs (live only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub server_said: Vec<String>,
 }
 
 impl Prediction {
@@ -295,6 +300,7 @@ pub fn predict(proposed: &Proposed, input: &Input<'_>, server: Option<&Server>) 
         plan: None,
         gate: None,
         unchecked: Vec::new(),
+        server_said: server.map(answers).unwrap_or_default(),
     };
     if let Some(f) = forbidden(&out, update_refused.as_deref()) {
         out.fails = true;
@@ -359,7 +365,12 @@ pub fn predict(proposed: &Proposed, input: &Input<'_>, server: Option<&Server>) 
         }
         pods.push(pod);
     }
-    unchecked(&mut out, &sts, input, server.is_some());
+    let admitted_by_server = server.is_some_and(|s| !s.pods.is_empty());
+    if !rollout.first.is_empty() {
+        unchecked(&mut out, &sts, input, admitted_by_server);
+    }
+    out.unchecked
+        .extend(server.iter().flat_map(|s| s.not_permitted.iter().cloned()));
     merge_obstacles(&mut out.obstacles);
     out.fails = !out.obstacles.is_empty();
     if out.fails {
@@ -396,6 +407,23 @@ pub fn predict(proposed: &Proposed, input: &Input<'_>, server: Option<&Server>) 
         out.causes = causes;
     }
     out.rollout = Some(rollout);
+    out
+}
+
+/// The dry runs' answers, one line each.
+fn answers(server: &Server) -> Vec<String> {
+    let mut out = Vec::new();
+    match &server.stateful_set {
+        Some(Ok(_)) => out.push("the StatefulSet's update: accepted".to_string()),
+        Some(Err(m)) => out.push(format!("the StatefulSet's update: refused: {m}")),
+        None => {}
+    }
+    for (pod, answer) in &server.pods {
+        out.push(match answer {
+            Ok(_) => format!("Pod {pod}: admitted"),
+            Err(m) => format!("Pod {pod}: refused: {m}"),
+        });
+    }
     out
 }
 
@@ -478,12 +506,13 @@ fn source_of(f: &Finding, obstacles: &[Obstacle]) -> Source {
         .map_or(Source::Agent, |o| o.source)
 }
 
-/// What the objects at hand could not tell.
-fn unchecked(out: &mut Prediction, sts: &StatefulSet, input: &Input<'_>, live: bool) {
+/// What the objects at hand could not tell; `asked` when the API server
+/// answered for the pods' admission.
+fn unchecked(out: &mut Prediction, sts: &StatefulSet, input: &Input<'_>, asked: bool) {
     let ns = &out.namespace;
     let known = input.known;
     let pod = sts.spec.as_ref().and_then(|s| s.template.spec.as_ref());
-    if !live {
+    if !asked {
         if !known.service_accounts.contains(ns) {
             out.unchecked.push(format!(
                 "ServiceAccount: the objects hold no ServiceAccount of {ns}"
