@@ -200,55 +200,67 @@ fn refusal(input: &Input<'_>, class: &str, message: &str, count: i32, objects: &
                 service_account: name.into(),
             })
         }
-        _ => {
-            let what = match class {
-                "resource_quota" => "a ResourceQuota".to_string(),
-                "limit_range" => "a LimitRange".to_string(),
-                "webhook" => format!(
-                    "admission webhook {}",
-                    quoted_after(message, "admission webhook").unwrap_or("unknown")
-                ),
-                "pod_security" => "Pod Security admission".to_string(),
-                "invalid" => "validation (the spec is invalid)".to_string(),
-                _ => "the API server".to_string(),
-            };
-            let webhook = (class == "webhook")
-                .then(|| quoted_after(message, "admission webhook"))
-                .flatten();
-            let quota = (class == "resource_quota")
-                .then(|| message.split("exceeded quota: ").nth(1))
-                .flatten()
-                .map(|q| q.split(',').next().unwrap_or_default().trim());
-            let gives = (class == "invalid")
-                .then(|| limit_given(input, message))
-                .flatten();
-            let what = match &gives {
-                Some((range, resource, limit, from)) => format!(
-                    "validation: the {resource} request is above the limit {limit} that LimitRange {range} gives containers that set none (its {from})"
-                ),
-                None => what,
-            };
-            let mut f = Finding::new(
-                Kind::AdmissionDenied,
-                Confidence::High,
-                format!("creating {objects} is denied by {what} ({times})"),
-            )
-            .data(data::AdmissionDenied {
-                base,
-                quota: quota.map(Into::into),
-                webhook: webhook.map(Into::into),
-                limit_range: gives.as_ref().map(|g| g.0.clone()),
-            });
-            if let Some((range, resource, limit, from)) = gives {
-                f = f.with(Evidence::field(
-                    format!("LimitRange {range}"),
-                    format!("spec.limits[type=Container].{from}.{resource}"),
-                    limit,
-                ));
-            }
-            f
-        }
+        _ => denied(input, class, message, base, objects, &times),
     }
+}
+
+/// A denial that names no missing object: a quota, a LimitRange, a
+/// webhook's verdict, Pod Security, or the pod's own validation (with the
+/// LimitRange whose default limit made it invalid).
+fn denied(
+    input: &Input<'_>,
+    class: &str,
+    message: &str,
+    base: data::Admission,
+    objects: &str,
+    times: &str,
+) -> Finding {
+    let what = match class {
+        "resource_quota" => "a ResourceQuota".to_string(),
+        "limit_range" => "a LimitRange".to_string(),
+        "webhook" => format!(
+            "admission webhook {}",
+            quoted_after(message, "admission webhook").unwrap_or("unknown")
+        ),
+        "pod_security" => "Pod Security admission".to_string(),
+        "invalid" => "validation (the spec is invalid)".to_string(),
+        _ => "the API server".to_string(),
+    };
+    let webhook = (class == "webhook")
+        .then(|| quoted_after(message, "admission webhook"))
+        .flatten();
+    let quota = (class == "resource_quota")
+        .then(|| message.split("exceeded quota: ").nth(1))
+        .flatten()
+        .map(|q| q.split(',').next().unwrap_or_default().trim());
+    let gives = (class == "invalid")
+        .then(|| limit_given(input, message))
+        .flatten();
+    let what = match &gives {
+        Some((range, resource, limit, from)) => format!(
+            "validation: the {resource} request is above the limit {limit} that LimitRange {range} gives containers that set none (its {from})"
+        ),
+        None => what,
+    };
+    let mut f = Finding::new(
+        Kind::AdmissionDenied,
+        Confidence::High,
+        format!("creating {objects} is denied by {what} ({times})"),
+    )
+    .data(data::AdmissionDenied {
+        base,
+        quota: quota.map(Into::into),
+        webhook: webhook.map(Into::into),
+        limit_range: gives.as_ref().map(|g| g.0.clone()),
+    });
+    if let Some((range, resource, limit, from)) = gives {
+        f = f.with(Evidence::field(
+            format!("LimitRange {range}"),
+            format!("spec.limits[type=Container].{from}.{resource}"),
+            limit,
+        ));
+    }
+    f
 }
 
 /// The LimitRange that gives a container the limit its request is above,

@@ -540,6 +540,32 @@ fn unchecked(out: &mut Prediction, sts: &StatefulSet, input: &Input<'_>, asked: 
         out.unchecked
             .push(format!("ConfigMap: the objects hold no ConfigMap of {ns}"));
     }
+    if let Some(p) = pod {
+        let inter_pod = p
+            .affinity
+            .as_ref()
+            .is_some_and(|a| a.pod_affinity.is_some() || a.pod_anti_affinity.is_some());
+        let spread = p
+            .topology_spread_constraints
+            .as_ref()
+            .is_some_and(|t| !t.is_empty());
+        let host_ports = p
+            .containers
+            .iter()
+            .flat_map(|c| c.ports.iter().flatten())
+            .any(|port| port.host_port.is_some());
+        for (has, what) in [
+            (inter_pod, "pod affinity and anti-affinity"),
+            (spread, "topology spread constraints"),
+            (host_ports, "host ports"),
+        ] {
+            if has {
+                out.unchecked.push(format!(
+                    "scheduling: {what} are not judged (only the scheduler does; a dry run does not schedule)"
+                ));
+            }
+        }
+    }
     if input.inventory.nodes.is_empty() {
         out.unchecked
             .push("scheduling: the objects hold no Node".into());

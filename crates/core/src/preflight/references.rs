@@ -112,138 +112,162 @@ fn has_key(cm: &ConfigMap, key: &str) -> bool {
 /// and every Secret it names, which the agent does not read.
 pub fn config(pod: &Pod, inv: &Inventory, known: &Known) -> (Option<Obstacle>, Vec<String>) {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
-    let name = pod.metadata.name.clone().unwrap_or_default();
     let Some(spec) = pod.spec.as_ref() else {
         return (None, Vec::new());
     };
-    let mut secrets = Vec::new();
-    let checked = known.config_maps.contains(&ns);
-    let evidence = |cm: &str, field: String, what: String| {
-        vec![Evidence::field(format!("ConfigMap {ns}/{cm}"), field, what)]
+    let mut refs = Refs {
+        checked: known.config_maps.contains(&ns),
+        ns,
+        pod: pod.metadata.name.clone().unwrap_or_default(),
+        inv,
+        secrets: Vec::new(),
+        found: None,
     };
-    // The kubelet mounts only the volumes a container mounts or uses as a
-    // device; a declared volume no container uses is never looked up.
-    let used: std::collections::BTreeSet<&str> = spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .flat_map(|c| {
-            let mounts = c.volume_mounts.iter().flatten().map(|m| m.name.as_str());
-            let devices = c.volume_devices.iter().flatten().map(|d| d.name.as_str());
-            mounts.chain(devices)
-        })
-        .collect();
-    let mut found = None;
-    for (i, v) in spec
-        .volumes
-        .iter()
-        .flatten()
-        .enumerate()
-        .filter(|(_, v)| used.contains(v.name.as_str()))
-    {
-        if let Some(s) = &v.secret {
-            secrets.push(format!(
-                "Secret {ns}/{} (volume {})",
-                s.secret_name.as_deref().unwrap_or_default(),
-                v.name
-            ));
-        }
-        let Some(c) = &v.config_map else { continue };
-        if found.is_some() || !checked || c.optional == Some(true) {
-            continue;
-        }
-        let cm_name = c.name.clone();
-        let message = match config_map(inv, &ns, &cm_name) {
-            None => format!("configmap \"{cm_name}\" not found"),
-            Some(cm) => match c.items.iter().flatten().find(|k| !has_key(cm, &k.key)) {
-                Some(k) => format!("configmap references non-existent config key: {}", k.key),
-                None => continue,
-            },
-        };
-        found = Some(Obstacle {
-            stage: Stage::Mount,
-            pods: vec![name.clone()],
-            message: format!(
-                "MountVolume.SetUp failed for volume \"{}\" : {message}",
-                v.name
-            ),
-            evidence: evidence(
-                &cm_name,
-                format!("spec.volumes[{i}].configMap"),
-                format!("{message} (volume {} of the template)", v.name),
-            ),
-            source: Source::Agent,
-            detail: Detail::Volume {
-                volume: v.name.clone(),
-            },
-        });
+    refs.volumes(spec);
+    refs.env(spec);
+    (refs.found, refs.secrets)
+}
+
+/// One pod's references, read in the kubelet's order: the first missing
+/// ConfigMap found, and every Secret named.
+struct Refs<'a> {
+    ns: String,
+    pod: String,
+    inv: &'a Inventory,
+    /// Whether the namespace's ConfigMaps were read.
+    checked: bool,
+    secrets: Vec<String>,
+    found: Option<Obstacle>,
+}
+
+impl Refs<'_> {
+    fn evidence(&self, cm: &str, field: String, what: String) -> Vec<Evidence> {
+        vec![Evidence::field(
+            format!("ConfigMap {}/{cm}", self.ns),
+            field,
+            what,
+        )]
     }
-    for c in spec
-        .init_containers
-        .iter()
-        .flatten()
-        .chain(&spec.containers)
-    {
-        for from in c.env_from.iter().flatten() {
-            if let Some(s) = &from.secret_ref {
-                secrets.push(format!("Secret {ns}/{} (envFrom of {})", s.name, c.name));
+
+    /// Whether a reference is still to be judged: none found yet, the
+    /// ConfigMaps read, the reference not optional.
+    fn judges(&self, optional: Option<bool>) -> bool {
+        self.found.is_none() && self.checked && optional != Some(true)
+    }
+
+    fn volumes(&mut self, spec: &k8s_openapi::api::core::v1::PodSpec) {
+        let ns = self.ns.clone();
+        // The kubelet mounts only the volumes a container mounts or uses as
+        // a device; a declared volume no container uses is never looked up.
+        let used: std::collections::BTreeSet<&str> = spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .flat_map(|c| {
+                let mounts = c.volume_mounts.iter().flatten().map(|m| m.name.as_str());
+                let devices = c.volume_devices.iter().flatten().map(|d| d.name.as_str());
+                mounts.chain(devices)
+            })
+            .collect();
+        for (i, v) in spec
+            .volumes
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter(|(_, v)| used.contains(v.name.as_str()))
+        {
+            if let Some(s) = &v.secret {
+                self.secrets.push(format!(
+                    "Secret {ns}/{} (volume {})",
+                    s.secret_name.as_deref().unwrap_or_default(),
+                    v.name
+                ));
             }
-            let Some(r) = &from.config_map_ref else {
+            let Some(c) = &v.config_map else { continue };
+            if !self.judges(c.optional) {
                 continue;
+            }
+            let cm_name = c.name.clone();
+            let message = match config_map(self.inv, &ns, &cm_name) {
+                None => format!("configmap \"{cm_name}\" not found"),
+                Some(cm) => match c.items.iter().flatten().find(|k| !has_key(cm, &k.key)) {
+                    Some(k) => format!("configmap references non-existent config key: {}", k.key),
+                    None => continue,
+                },
             };
-            let cm_name = r.name.clone();
-            if found.is_none()
-                && checked
-                && r.optional != Some(true)
-                && config_map(inv, &ns, &cm_name).is_none()
-            {
-                found = Some(container(
-                    &name,
-                    &c.name,
-                    format!("configmap \"{cm_name}\" not found"),
-                    evidence(
-                        &cm_name,
+            self.found = Some(Obstacle {
+                stage: Stage::Mount,
+                pods: vec![self.pod.clone()],
+                message: format!(
+                    "MountVolume.SetUp failed for volume \"{}\" : {message}",
+                    v.name
+                ),
+                evidence: self.evidence(
+                    &cm_name,
+                    format!("spec.volumes[{i}].configMap"),
+                    format!("{message} (volume {} of the template)", v.name),
+                ),
+                source: Source::Agent,
+                detail: Detail::Volume {
+                    volume: v.name.clone(),
+                },
+            });
+        }
+    }
+
+    fn env(&mut self, spec: &k8s_openapi::api::core::v1::PodSpec) {
+        let ns = self.ns.clone();
+        for c in spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(&spec.containers)
+        {
+            for from in c.env_from.iter().flatten() {
+                if let Some(s) = &from.secret_ref {
+                    self.secrets
+                        .push(format!("Secret {ns}/{} (envFrom of {})", s.name, c.name));
+                }
+                let Some(r) = &from.config_map_ref else {
+                    continue;
+                };
+                if self.judges(r.optional) && config_map(self.inv, &ns, &r.name).is_none() {
+                    let evidence = self.evidence(
+                        &r.name,
                         format!("envFrom of container {}", c.name),
                         "does not exist".into(),
-                    ),
-                ));
-            }
-        }
-        for e in c.env.iter().flatten() {
-            let Some(from) = &e.value_from else { continue };
-            if let Some(s) = &from.secret_key_ref {
-                secrets.push(format!(
-                    "Secret {ns}/{} key {} (env {} of {})",
-                    s.name, s.key, e.name, c.name
-                ));
-            }
-            let Some(r) = &from.config_map_key_ref else {
-                continue;
-            };
-            if found.is_some() || !checked || r.optional == Some(true) {
-                continue;
-            }
-            let cm_name = r.name.clone();
-            let message = match config_map(inv, &ns, &cm_name) {
-                None => format!("configmap \"{cm_name}\" not found"),
-                Some(cm) if !has_key(cm, &r.key) => {
-                    format!("couldn't find key {} in ConfigMap {ns}/{cm_name}", r.key)
+                    );
+                    let message = format!("configmap \"{}\" not found", r.name);
+                    self.found = Some(container(&self.pod, &c.name, message, evidence));
                 }
-                Some(_) => continue,
-            };
-            found = Some(container(
-                &name,
-                &c.name,
-                message.clone(),
-                evidence(
-                    &cm_name,
-                    format!("env {} of container {}", e.name, c.name),
-                    message,
-                ),
-            ));
+            }
+            for e in c.env.iter().flatten() {
+                let Some(from) = &e.value_from else { continue };
+                if let Some(s) = &from.secret_key_ref {
+                    self.secrets.push(format!(
+                        "Secret {ns}/{} key {} (env {} of {})",
+                        s.name, s.key, e.name, c.name
+                    ));
+                }
+                let Some(r) = &from.config_map_key_ref else {
+                    continue;
+                };
+                if !self.judges(r.optional) {
+                    continue;
+                }
+                let message = match config_map(self.inv, &ns, &r.name) {
+                    None => format!("configmap \"{}\" not found", r.name),
+                    Some(cm) if !has_key(cm, &r.key) => {
+                        format!("couldn't find key {} in ConfigMap {ns}/{}", r.key, r.name)
+                    }
+                    Some(_) => continue,
+                };
+                let field = format!("env {} of container {}", e.name, c.name);
+                let evidence = self.evidence(&r.name, field, message.clone());
+                self.found = Some(container(&self.pod, &c.name, message, evidence));
+            }
         }
     }
-    (found, secrets)
 }
 
 fn container(pod: &str, container: &str, message: String, evidence: Vec<Evidence>) -> Obstacle {
