@@ -344,18 +344,10 @@ pub struct PreflightArgs {
     #[arg(required = true, value_name = "MANIFESTS")]
     pub manifests: Vec<PathBuf>,
 
-    /// Judge the change against a snapshot (what `stsmend snapshot` writes;
-    /// repeatable) instead of the live cluster.
-    #[arg(long, value_name = "PATH", num_args = 1)]
-    pub from: Vec<PathBuf>,
-
-    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster).
-    #[arg(long, value_name = "FILE", conflicts_with = "from")]
-    pub kubeconfig: Option<PathBuf>,
-
-    /// Kubeconfig context to use.
-    #[arg(long, conflicts_with = "from")]
-    pub context: Option<String>,
+    /// The state the change lands in: `--from` snapshots (what `stsmend
+    /// snapshot --preflight` writes), else the live cluster.
+    #[command(flatten)]
+    pub source: SourceArgs,
 
     /// The namespace of manifests that name none, as `kubectl apply -n`.
     #[arg(short = 'n', long, value_name = "NS", default_value = "default")]

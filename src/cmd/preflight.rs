@@ -62,22 +62,31 @@ pub(crate) async fn preflight(args: PreflightArgs) -> stsmend::Result<u8> {
         None => Config::default(),
     };
     let policies = load_policies(args.policy.policies.as_deref(), &config)?;
+    let stdin = std::path::Path::new(source::files::STDIN);
+    if args.manifests.iter().any(|m| m == stdin) && args.source.from.iter().any(|f| f == stdin) {
+        return Err(Error::invalid(
+            "preflight",
+            "-",
+            "standard input can be the manifests or the snapshot, not both",
+        ));
+    }
     let (sets, other_objects) = proposed(&args)?;
     let objects: Vec<_> = sets.iter().map(|p| p.object.clone()).collect();
     let counter = cluster::metrics::Counter::default();
-    let (mut inv, known, against, client) = if args.from.is_empty() {
+    let (mut inv, known, against, client) = if args.source.from.is_empty() {
         let target = Target {
-            kubeconfig: args.kubeconfig.clone(),
-            context: args.context.clone(),
+            kubeconfig: args.source.kubeconfig.clone(),
+            context: args.source.context.clone(),
         };
         let (client, label) = target.client(&counter).await?;
         let (inv, known) =
             cluster::preflight::read(&client, &cluster::preflight::wanted(&objects)).await?;
         (inv, known, label, Some(client))
     } else {
-        let inv = source::files::load(&args.from)?;
+        let inv = source::files::load(&args.source.from)?;
         let known = Known::from_inventory(&inv);
         let label = args
+            .source
             .from
             .iter()
             .map(|p| p.display().to_string())

@@ -19,7 +19,7 @@ use serde_json::Value;
 use stsmend_e2e::wait_until;
 
 use crate::ROLLOUT;
-use crate::world::{World, stateful_set};
+use crate::world::{World, stateful_set, unreachable_webhook};
 
 /// One failure class: what the namespace holds besides the set, the
 /// healthy set, the change, and the causes both sides must name.
@@ -35,23 +35,6 @@ struct Case {
     /// nothing and says what it did not check.
     live_only: bool,
 }
-
-/// A validating webhook on the pods of the new template only (label
-/// `guard: on`), whose server is down: every such pod's creation fails.
-const WEBHOOK: &str = r#"apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingWebhookConfiguration
-metadata: {name: guard}
-webhooks:
-- name: guard.stsmend.test
-  clientConfig: {url: "https://127.0.0.1:9/validate"}
-  rules:
-  - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}
-  objectSelector: {matchLabels: {guard: "on"}}
-  failurePolicy: Fail
-  sideEffects: None
-  admissionReviewVersions: [v1]
-  timeoutSeconds: 5
-"#;
 
 const REQUESTS: &str = "requests: {cpu: 100m, memory: 128Mi}";
 
@@ -178,7 +161,8 @@ fn sim_cases(w: &World) -> Vec<Case> {
         },
         Case {
             class: "a webhook the API server cannot call",
-            setup: WEBHOOK.into(),
+            // Only the new template's pods carry `guard: on`.
+            setup: unreachable_webhook("{guard: \"on\"}"),
             base: base(),
             change: set(w, "db").replace(
                 "      labels: {app: db}\n    spec:",
@@ -484,22 +468,7 @@ async fn check(
 }
 
 async fn healthy(w: &World, ns: &str, name: &str) {
-    let api: Api<StatefulSet> = Api::namespaced(w.client.clone(), ns);
-    wait_until(format!("{ns}/{name} healthy"), ROLLOUT, || {
-        let api = api.clone();
-        async move {
-            let s = api.get(name).await.map_err(|e| e.to_string())?;
-            let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            let st = s.status.clone().unwrap_or_default();
-            let ok = st.observed_generation == s.metadata.generation
-                && st.ready_replicas.unwrap_or(0) == want
-                && st.updated_replicas.unwrap_or(0) == want
-                && st.current_revision == st.update_revision;
-            if ok { Ok(()) } else { Err(format!("{st:?}")) }
-        }
-    })
-    .await
-    .unwrap();
+    w.healthy_in(ns, name, ROLLOUT).await;
 }
 
 /// The agreement table of docs/change-review.md: class -> causes.

@@ -14,7 +14,7 @@ use stsmend_e2e::sim::{NodeSpec, node_group};
 use stsmend_e2e::wait_until;
 
 use crate::ROLLOUT;
-use crate::world::{Run, World, stateful_set};
+use crate::world::{Run, World, stateful_set, unreachable_webhook};
 
 /// An annotation-only template change, as a CD system's restart does.
 async fn restart(w: &World, name: &str) {
@@ -67,23 +67,7 @@ async fn assert_escalated_only(w: &World, name: &str, kind: &str, names: &[&str]
 async fn an_unreachable_webhook_is_escalated_not_rolled_back() {
     let w = World::start_sim().await;
     w.healthy_set("db", 2, "OrderedReady").await;
-    w.apply(
-        r#"apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingWebhookConfiguration
-metadata: {name: guard}
-webhooks:
-- name: guard.stsmend.test
-  clientConfig: {url: "https://127.0.0.1:9/validate"}
-  rules:
-  - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}
-  objectSelector: {matchLabels: {app: db}}
-  failurePolicy: Fail
-  sideEffects: None
-  admissionReviewVersions: [v1]
-  timeoutSeconds: 5
-"#,
-    )
-    .await;
+    w.apply(&unreachable_webhook("{app: db}")).await;
     restart(&w, "db").await;
     let message = w.event("db", "FailedCreate", ROLLOUT).await;
     assert!(message.contains("failed calling webhook"), "{message}");

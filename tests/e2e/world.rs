@@ -490,30 +490,31 @@ impl World {
     /// Waits until every replica is Ready on one revision and the
     /// controller has observed the latest generation; returns the revision.
     pub async fn healthy(&self, name: &str, timeout: Duration) -> String {
-        let api = self.sts_api();
-        wait_until(
-            format!("StatefulSet {}/{name} healthy", self.ns),
-            timeout,
-            || {
-                let api = api.clone();
-                async move {
-                    let s = api.get(name).await.map_err(|e| e.to_string())?;
-                    let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-                    let st = s.status.clone().unwrap_or_default();
-                    let ok = st.observed_generation == s.metadata.generation
-                        && st.ready_replicas.unwrap_or(0) == want
-                        && st.updated_replicas.unwrap_or(0) == want
-                        && st.replicas == want
-                        && st.current_revision.is_some()
-                        && st.current_revision == st.update_revision;
-                    if ok {
-                        Ok(st.update_revision.unwrap())
-                    } else {
-                        Err(format!("{st:?} generation {:?}", s.metadata.generation))
-                    }
+        self.healthy_in(&self.ns, name, timeout).await
+    }
+
+    /// As [`World::healthy`], for a StatefulSet of namespace `ns`.
+    pub async fn healthy_in(&self, ns: &str, name: &str, timeout: Duration) -> String {
+        let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);
+        wait_until(format!("StatefulSet {ns}/{name} healthy"), timeout, || {
+            let api = api.clone();
+            async move {
+                let s = api.get(name).await.map_err(|e| e.to_string())?;
+                let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                let st = s.status.clone().unwrap_or_default();
+                let ok = st.observed_generation == s.metadata.generation
+                    && st.ready_replicas.unwrap_or(0) == want
+                    && st.updated_replicas.unwrap_or(0) == want
+                    && st.replicas == want
+                    && st.current_revision.is_some()
+                    && st.current_revision == st.update_revision;
+                if ok {
+                    Ok(st.update_revision.unwrap())
+                } else {
+                    Err(format!("{st:?} generation {:?}", s.metadata.generation))
                 }
-            },
-        )
+            }
+        })
         .await
         .unwrap()
     }
@@ -663,6 +664,28 @@ async fn service_account_token(client: &kube::Client, ns: &str, name: &str) -> S
     )
     .await
     .unwrap()
+}
+
+/// A validating webhook on pod creations that `selector` (an
+/// objectSelector's matchLabels, in YAML flow style) picks, whose server
+/// is down: the API server cannot call it, so each such creation fails.
+pub fn unreachable_webhook(selector: &str) -> String {
+    format!(
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {{name: guard}}
+webhooks:
+- name: guard.stsmend.test
+  clientConfig: {{url: "https://127.0.0.1:9/validate"}}
+  rules:
+  - {{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}}
+  objectSelector: {{matchLabels: {selector}}}
+  failurePolicy: Fail
+  sideEffects: None
+  admissionReviewVersions: [v1]
+  timeoutSeconds: 5
+"#
+    )
 }
 
 /// A StatefulSet of `replicas` pods of `image`, opted in or not. Its
