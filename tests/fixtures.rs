@@ -181,6 +181,51 @@ fn limit_range_denial_is_a_genuine_mismatch() {
     assert_eq!(rung(db), "rollback");
 }
 
+/// The same refusal as a v1.25+ controller writes it (status updated,
+/// tests/fixtures/versions/): a stalled rollout rather than a mismatch,
+/// the same admission finding and evidence, the same rollback; the
+/// controller's Progressing condition kept as evidence.
+#[test]
+fn a_refusal_with_status_written_reads_as_the_v1_20_mismatch_does() {
+    let o = plan("versions/limit-range-status-written");
+    let db = failing(&o, "db");
+    has(
+        db,
+        &["rollout_stuck", "admission_denied", "revision_change"],
+    );
+    assert!(
+        !db.findings
+            .iter()
+            .any(|f| f.kind.as_str() == "generation_mismatch"),
+        "observedGeneration caught up"
+    );
+    assert!(summary(db, "admission_denied").contains("LimitRange"));
+    let stuck = db
+        .findings
+        .iter()
+        .find(|f| f.kind.as_str() == "rollout_stuck")
+        .unwrap();
+    assert!(
+        stuck.evidence.iter().any(
+            |e| e.field.as_deref() == Some("status.conditions[Progressing]")
+                && e.message
+                    .as_deref()
+                    .unwrap_or_default()
+                    .starts_with("False (ProgressDeadlineExceeded)")
+        ),
+        "{:?}",
+        stuck.evidence
+    );
+    assert_eq!(rung(db), "rollback");
+    let v120 = plan("limit-range");
+    let plan_of = |a: &Assessment| serde_json::to_value(&a.plan.as_ref().unwrap().actions).unwrap();
+    assert_eq!(
+        plan_of(db),
+        plan_of(failing(&v120, "db")),
+        "the same rollback"
+    );
+}
+
 #[test]
 fn quotas_name_the_resource_and_split_revision_from_pod_denials() {
     let o = plan("quotas");

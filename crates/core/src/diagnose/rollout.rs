@@ -62,20 +62,49 @@ pub fn symptoms(input: &Input<'_>, out: &mut Vec<Finding>) {
             ),
         };
         let held_for = crate::duration::Span(held.held_seconds);
-        out.push(
-            Finding::new(
-                kind,
-                Confidence::High,
-                format!(
-                    "{} for {held_for} ({})",
-                    held.symptom.describe(),
-                    held.since_from
-                ),
-            )
-            .with(Evidence::field(&sts, field, held.symptom.describe()))
-            .data(data),
-        );
+        let mut f = Finding::new(
+            kind,
+            Confidence::High,
+            format!(
+                "{} for {held_for} ({})",
+                held.symptom.describe(),
+                held.since_from
+            ),
+        )
+        .with(Evidence::field(&sts, field, held.symptom.describe()))
+        .data(data);
+        f.evidence.extend(conditions(input, &sts));
+        out.push(f);
     }
+}
+
+/// The StatefulSet's own status conditions (newer controllers write a
+/// `Progressing` one, KEP-3541), each kept as written: whatever its type,
+/// it is the controller's word on the rollout.
+fn conditions(input: &Input<'_>, sts: &str) -> Vec<Evidence> {
+    let status = input.facts.stateful_set.status.as_ref();
+    status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let reason = c
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            let message = c
+                .message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default();
+            Evidence::field(
+                sts,
+                format!("status.conditions[{}]", c.type_),
+                format!("{}{reason}{message}", c.status),
+            )
+        })
+        .collect()
 }
 
 /// The pod template a ControllerRevision recorded.
