@@ -217,6 +217,35 @@ fn a_refusal_with_status_written_reads_as_the_v1_20_mismatch_does() {
         stuck.evidence
     );
     assert_eq!(rung(db), "rollback");
+    // KEP-3541's Recreate, newer than the agent: named as written.
+    let mut inv = load("versions/limit-range-status-written");
+    for s in &mut inv.stateful_sets {
+        s.spec
+            .as_mut()
+            .unwrap()
+            .update_strategy
+            .as_mut()
+            .unwrap()
+            .type_ = Some("Recreate".into());
+    }
+    let recreate = plan_inventory(inv);
+    let stuck = failing(&recreate, "db")
+        .findings
+        .iter()
+        .find(|f| f.kind.as_str() == "rollout_stuck")
+        .unwrap();
+    assert!(
+        stuck
+            .evidence
+            .iter()
+            .any(|e| e.field.as_deref() == Some("spec.updateStrategy.type")
+                && e.message
+                    .as_deref()
+                    .unwrap_or_default()
+                    .starts_with("Recreate")),
+        "{:?}",
+        stuck.evidence
+    );
     let v120 = plan("limit-range");
     let plan_of = |a: &Assessment| serde_json::to_value(&a.plan.as_ref().unwrap().actions).unwrap();
     assert_eq!(

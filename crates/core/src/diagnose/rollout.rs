@@ -82,28 +82,49 @@ pub fn symptoms(input: &Input<'_>, out: &mut Vec<Finding>) {
 /// `Progressing` one, KEP-3541), each kept as written: whatever its type,
 /// it is the controller's word on the rollout.
 fn conditions(input: &Input<'_>, sts: &str) -> Vec<Evidence> {
-    let status = input.facts.stateful_set.status.as_ref();
-    status
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .map(|c| {
-            let reason = c
-                .reason
-                .as_deref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default();
-            let message = c
-                .message
-                .as_deref()
-                .map(|m| format!(": {m}"))
-                .unwrap_or_default();
+    let set = &input.facts.stateful_set;
+    // A strategy newer than the agent (KEP-3541's Recreate) is named as
+    // written, with how it was read, never silently taken for another.
+    let kind = set
+        .spec
+        .as_ref()
+        .and_then(|s| s.update_strategy.as_ref())
+        .and_then(|u| u.type_.as_deref());
+    let unknown = kind
+        .filter(|k| !matches!(*k, "RollingUpdate" | "OnDelete"))
+        .map(|k| {
             Evidence::field(
                 sts,
-                format!("status.conditions[{}]", c.type_),
-                format!("{}{reason}{message}", c.status),
+                "spec.updateStrategy.type",
+                format!("{k} (a strategy stsmend does not know: read as RollingUpdate)"),
             )
-        })
+        });
+    let status = set.status.as_ref();
+    unknown
+        .into_iter()
+        .chain(
+            status
+                .and_then(|s| s.conditions.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    let reason = c
+                        .reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default();
+                    let message = c
+                        .message
+                        .as_deref()
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default();
+                    Evidence::field(
+                        sts,
+                        format!("status.conditions[{}]", c.type_),
+                        format!("{}{reason}{message}", c.status),
+                    )
+                }),
+        )
         .collect()
 }
 
