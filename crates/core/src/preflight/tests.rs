@@ -87,6 +87,14 @@ fn cluster(extra: Vec<Value>) -> Inventory {
 }
 
 fn run(inv: &Inventory, manifest: Value) -> Prediction {
+    predict_with(inv, manifest, None)
+}
+
+fn with_server(inv: &Inventory, manifest: Value, server: &Server) -> Prediction {
+    predict_with(inv, manifest, Some(server))
+}
+
+fn predict_with(inv: &Inventory, manifest: Value, server: Option<&Server>) -> Prediction {
     let object: StatefulSet = serde_json::from_value(manifest).unwrap();
     let known = Known::from_inventory(inv);
     let settings =
@@ -106,7 +114,7 @@ fn run(inv: &Inventory, manifest: Value) -> Prediction {
             line: None,
         },
         &input,
-        None,
+        server,
     )
 }
 
@@ -335,19 +343,8 @@ fn a_new_set_whose_storage_class_is_missing_waits_for_its_claim() {
 #[test]
 fn the_servers_answers_replace_the_agents_reading() {
     let inv = cluster(vec![]);
-    let object: StatefulSet =
-        serde_json::from_value(manifest(template("256Mi", json!({})), json!({}))).unwrap();
-    let known = Known::from_inventory(&inv);
-    let settings =
-        Settings::new(&Config::default(), Scope::default(), AT.parse().unwrap()).unwrap();
-    let policies = Policies::builtin();
-    let input = Input {
-        inventory: &inv,
-        known: &known,
-        settings: &settings,
-        policies: &policies,
-        at: AT.parse().unwrap(),
-    };
+    let m = manifest(template("256Mi", json!({})), json!({}));
+    let object: StatefulSet = serde_json::from_value(m.clone()).unwrap();
     let proposed = Proposed {
         object: object.clone(),
         file: None,
@@ -363,7 +360,7 @@ fn the_servers_answers_replace_the_agents_reading() {
             .pods
             .insert(pod.metadata.name.clone().unwrap(), Err(webhook.into()));
     }
-    let p = predict(&proposed, &input, Some(&server));
+    let p = with_server(&inv, m, &server);
     assert_eq!(p.obstacles[0].source, Source::Server);
     let f = p
         .findings
@@ -372,4 +369,59 @@ fn the_servers_answers_replace_the_agents_reading() {
         .unwrap();
     assert_eq!(f.source, Source::Server);
     assert_eq!(f.finding.data.admission().unwrap().admission, "webhook");
+}
+
+#[test]
+fn the_servers_refusal_of_the_update_is_reported_in_its_words() {
+    let inv = cluster(vec![]);
+    let forbidden = "StatefulSet.apps \"db\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'template', and 'updateStrategy' are forbidden";
+    let server = Server {
+        stateful_set: Some(Err(forbidden.into())),
+        ..Server::default()
+    };
+    let p = with_server(
+        &inv,
+        manifest(template("256Mi", json!({})), json!({})),
+        &server,
+    );
+    assert_eq!(kinds(&p), ["update_forbidden"]);
+    assert_eq!(p.findings[0].source, Source::Server);
+    let Data::UpdateForbidden(d) = &p.findings[0].finding.data else {
+        panic!()
+    };
+    assert_eq!(d.message, forbidden, "the v1.20 server's own words");
+    let quota = "statefulsets.apps \"db\" is forbidden: exceeded quota: sets, requested: count/statefulsets.apps=1";
+    let server = Server {
+        stateful_set: Some(Err(quota.into())),
+        ..Server::default()
+    };
+    let p = with_server(
+        &inv,
+        manifest(template("256Mi", json!({})), json!({})),
+        &server,
+    );
+    assert!(p.fails && p.rollout.is_none());
+    assert_eq!(
+        (p.obstacles[0].stage, p.obstacles[0].source),
+        (Stage::Update, Source::Server)
+    );
+    assert_eq!(
+        p.server_said,
+        [format!("the StatefulSet's update: refused: {quota}")]
+    );
+}
+
+#[test]
+fn a_parallel_new_set_meets_one_obstacle_with_all_its_pods() {
+    let mut m = manifest(
+        template("128Mi", json!({"priorityClassName": "gold"})),
+        json!({"podManagementPolicy": "Parallel"}),
+    );
+    m["metadata"]["name"] = json!("batch");
+    m["spec"]["selector"] = json!({"matchLabels": {"app": "batch"}});
+    m["spec"]["template"]["metadata"]["labels"] = json!({"app": "batch"});
+    let p = run(&cluster(vec![]), m);
+    assert_eq!(p.obstacles.len(), 1, "{:#?}", p.obstacles);
+    assert_eq!(p.obstacles[0].pods, ["batch-0", "batch-1", "batch-2"]);
+    assert_eq!(kinds(&p), ["priority_class_missing"]);
 }
