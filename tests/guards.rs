@@ -165,3 +165,63 @@ fn pause_cooldown_and_budget_hold_a_plan_back() {
         Some(Blocked::MaxActions { limit: 0 })
     );
 }
+
+/// A team policy that scales the set down, under a claim retention policy
+/// that deletes the removed ordinals' claims (`whenScaled: Delete`, GA in
+/// 1.32): held, naming the claims, whatever else would admit it.
+#[test]
+fn a_scale_down_that_deletes_claims_is_held_naming_them() {
+    let inv = inventory(|l| {
+        sts_labels(l)["stsmend.io/remediate"] = "true".into();
+        let sts = l["items"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|o| o["kind"] == "StatefulSet")
+            .unwrap();
+        sts["spec"]["persistentVolumeClaimRetentionPolicy"] =
+            serde_json::json!({"whenScaled": "Delete", "whenDeleted": "Retain"});
+        sts["spec"]["volumeClaimTemplates"] = serde_json::json!([{"metadata": {"name": "data"}}]);
+    });
+    let policy = "//! @namespaces shop\nrungs([\"shrink\"]);\nchoose(\"shrink\", [patch_spec(#{spec: #{replicas: 1}}, \"one replica is enough\")])\n";
+    let mut policies =
+        Policies::from_sources(&[("shrink", policy)], stsmend::policy::Origin::CommandLine)
+            .unwrap();
+    policies.set_annotation("stsmend.io/policy");
+    let settings = Settings {
+        options: Options {
+            now: now(),
+            threshold: stsmend::duration::Span::minutes(10),
+            scope: Default::default(),
+            node_groups: vec![],
+            migration_annotations: vec![],
+        },
+        decide: DecideOptions::default(),
+        guards: GuardOptions::default(),
+    };
+    let mut inv = inv;
+    for s in &mut inv.stateful_sets {
+        s.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert("stsmend.io/policy".into(), "shrink".into());
+    }
+    let o = pipeline::run(&inv, Some(&seen(2)), &settings, &policies).outcome;
+    let plan = o.failing[0].plan.as_ref().unwrap();
+    assert!(plan.error.is_none(), "{plan:?}");
+    let replicas = o.failing[0]
+        .facts
+        .stateful_set
+        .spec
+        .as_ref()
+        .unwrap()
+        .replicas
+        .unwrap();
+    let name = &o.failing[0].name;
+    let want: Vec<String> = (1..replicas).map(|i| format!("data-{name}-{i}")).collect();
+    assert_eq!(
+        gate(&o).blocked,
+        Some(Blocked::DeletesClaims { claims: want })
+    );
+    assert!(!gate(&o).admitted);
+}

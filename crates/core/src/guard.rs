@@ -111,6 +111,12 @@ pub enum Blocked {
     SuspendSyncOff {
         sync: String,
     },
+    /// The plan scales the set down while its claim retention policy
+    /// deletes the claims of the removed ordinals (`whenScaled: Delete`):
+    /// data the agent must not destroy.
+    DeletesClaims {
+        claims: Vec<String>,
+    },
 }
 
 impl Blocked {
@@ -170,6 +176,10 @@ impl Blocked {
             Blocked::SuspendSyncOff { sync } => format!(
                 "the plan suspends the sync of {sync}, and the config does not allow it (gitops.suspendSync: false)"
             ),
+            Blocked::DeletesClaims { claims } => format!(
+                "the plan scales the set down, and its persistentVolumeClaimRetentionPolicy (whenScaled: Delete) would have the controller delete {}: the agent never deletes data; scale it down by hand if that is meant",
+                claims.join(", ")
+            ),
         }
     }
 }
@@ -196,6 +206,8 @@ pub struct Subject {
     /// The GitOps object the plan would suspend the sync of, when the
     /// config does not allow it.
     pub suspend_off: Option<String>,
+    /// The claims the plan would have the controller delete.
+    pub deletes_claims: Vec<String>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -303,6 +315,11 @@ pub fn admit(
             if let Some(sync) = &s.suspend_off {
                 return Err(Blocked::SuspendSyncOff { sync: sync.clone() });
             }
+            if !s.deletes_claims.is_empty() {
+                return Err(Blocked::DeletesClaims {
+                    claims: s.deletes_claims.clone(),
+                });
+            }
             if let Some(storm) = storm {
                 return Err(storm.clone());
             }
@@ -391,6 +408,7 @@ mod tests {
             finishes_own: false,
             fights: None,
             suspend_off: None,
+            deletes_claims: Vec::new(),
         }
     }
 

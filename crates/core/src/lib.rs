@@ -10,6 +10,7 @@
 pub mod alerts;
 pub mod caps;
 pub mod cases;
+pub mod claims;
 pub mod config;
 pub mod detect;
 pub mod diagnose;

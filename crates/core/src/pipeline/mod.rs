@@ -406,6 +406,9 @@ pub fn guard(
                 finishes_own: finishes_own(a, record),
                 fights: fights(a),
                 suspend_off: if opts.suspend_sync { None } else { suspends(a) },
+                deletes_claims: a.plan.as_ref().map_or_else(Vec::new, |d| {
+                    crate::claims::deleted_by(&a.facts.stateful_set, &d.actions)
+                }),
             }
         })
         .collect();
