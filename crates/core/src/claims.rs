@@ -44,7 +44,7 @@ pub fn deleted_by(sts: &StatefulSet, actions: &[Action]) -> Vec<String> {
             } => replicas_set(patch_type, patch),
             _ => None,
         })
-        .last()
+        .next_back()
         .filter(|to| *to < now)
     else {
         return Vec::new();
@@ -87,7 +87,7 @@ mod tests {
     fn a_scale_down_under_delete_names_the_claims_of_the_removed_ordinals() {
         let merge = patch(PatchType::Merge, json!({"spec": {"replicas": 1}}));
         assert_eq!(
-            deleted_by(&sts("Delete"), &[merge.clone()]),
+            deleted_by(&sts("Delete"), std::slice::from_ref(&merge)),
             ["data-db-2", "data-db-3"]
         );
         let json_patch = patch(
