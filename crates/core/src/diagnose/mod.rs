@@ -6,7 +6,7 @@ pub mod change;
 mod cluster;
 mod mounts;
 pub mod owner;
-mod pods;
+pub mod pods;
 pub mod rollout;
 mod scheduling;
 mod storage;

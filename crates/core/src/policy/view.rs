@@ -13,6 +13,7 @@ use rhai::{Array, Dynamic, ImmutableString, Map};
 use serde_json::Value;
 
 use crate::detect::Detection;
+use crate::diagnose::pods::is_ready;
 use crate::diagnose::rollout::{revision_template, same_template};
 use crate::diagnose::{Data, Finding, Kind};
 use crate::facts::{Facts, REVISION_LABEL};
@@ -316,15 +317,6 @@ pub fn to_json(v: &Dynamic, path: &str) -> Result<Value, String> {
         "{path}: a {} cannot be part of a patch",
         v.type_name()
     ))
-}
-
-fn is_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
 fn containers(list: &[Container]) -> Dynamic {
