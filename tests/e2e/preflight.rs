@@ -103,6 +103,15 @@ fn sim_cases(w: &World) -> Vec<Case> {
             live_only: false,
         },
         Case {
+            class: "a ControllerRevision quota at its limit",
+            setup: "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: revisions}\nspec:\n  hard: {count/controllerrevisions.apps: \"1\"}\n".into(),
+            base: base(),
+            change: with_resources(w, "requests: {cpu: 100m, memory: 256Mi}"),
+            causes: &["quota_exhausted"],
+            both_say: &["count/controllerrevisions.apps"],
+            live_only: false,
+        },
+        Case {
             class: "a PriorityClass that does not exist",
             setup: String::new(),
             base: base(),

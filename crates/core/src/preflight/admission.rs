@@ -429,3 +429,49 @@ fn quota(
     }
     None
 }
+
+/// The quota on ControllerRevisions that refuses the new template's
+/// revision, worded as the API server refuses the controller's create.
+pub fn revision_quota(
+    sts: &k8s_openapi::api::apps::v1::StatefulSet,
+    inv: &Inventory,
+) -> Option<Obstacle> {
+    const KEY: &str = "count/controllerrevisions.apps";
+    let ns = sts.metadata.namespace.clone().unwrap_or_default();
+    named(&inv.resource_quotas, &ns).find_map(|q| {
+        let hard = q.spec.as_ref()?.hard.as_ref()?.get(KEY)?;
+        let used = q
+            .status
+            .as_ref()
+            .and_then(|s| s.used.as_ref())
+            .and_then(|u| u.get(KEY))
+            .and_then(|u| quantity::parse(&u.0))
+            .unwrap_or(0.0);
+        let limit = quantity::parse(&hard.0)?;
+        if used + 1.0 <= limit {
+            return None;
+        }
+        let name = q.metadata.name.clone().unwrap_or_default();
+        let revision = super::proposed_revision(sts);
+        Some(Obstacle {
+            stage: Stage::Revision,
+            pods: Vec::new(),
+            message: format!(
+                "controllerrevisions.apps \"{revision}\" is forbidden: exceeded quota: {name}, requested: {KEY}=1, used: {KEY}={}, limited: {KEY}={}",
+                quantity::format(used),
+                hard.0
+            ),
+            evidence: vec![Evidence::field(
+                format!("ResourceQuota {ns}/{name}"),
+                format!("status.used.{KEY}"),
+                format!(
+                    "{} of {} used: no room for the revision the new template needs",
+                    quantity::format(used),
+                    hard.0
+                ),
+            )],
+            source: Source::Agent,
+            detail: Default::default(),
+        })
+    })
+}

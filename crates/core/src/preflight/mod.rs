@@ -100,6 +100,8 @@ pub enum Source {
 pub enum Stage {
     /// The StatefulSet update itself.
     Update,
+    /// The ControllerRevision the new template needs (a quota on them).
+    Revision,
     Admission,
     Storage,
     Scheduling,
@@ -326,7 +328,20 @@ pub fn predict(proposed: &Proposed, input: &Input<'_>, server: Option<&Server>) 
     let sts = simulate::identity(live, &sts);
     let revision = proposed_revision(&sts);
     let mut pods = Vec::new();
-    for pod_name in &rollout.first {
+    // The controller records the new template as a revision before it
+    // touches a pod: a quota on revisions stops it there.
+    let blocked = out
+        .change
+        .template_changed()
+        .then(|| admission::revision_quota(&sts, inv))
+        .flatten();
+    let first = if blocked.is_some() {
+        &[][..]
+    } else {
+        &rollout.first[..]
+    };
+    out.obstacles.extend(blocked);
+    for pod_name in first {
         let mut pod = rollout::pod_for(&sts, pod_name, &revision);
         let replaced = inv.pods.iter().find(|p| {
             p.metadata.namespace == sts.metadata.namespace
@@ -383,7 +398,8 @@ pub fn predict(proposed: &Proposed, input: &Input<'_>, server: Option<&Server>) 
             ))
             .unwrap_or(input.at);
         settings.options.scope = Default::default();
-        let run = pipeline::run(&world, None, &settings, input.policies);
+        let seen = simulate::first_seen(&world, input.at);
+        let run = pipeline::run(&world, Some(&seen), &settings, input.policies);
         if let Some(a) = run.outcome.failing.into_iter().next() {
             out.findings = a
                 .findings
@@ -489,6 +505,9 @@ fn merge_obstacles(list: &mut Vec<Obstacle>) {
 fn source_of(f: &Finding, obstacles: &[Obstacle]) -> Source {
     let stage = if f.data.admission().is_some() || f.kind == Kind::AdmissionDenied {
         Stage::Admission
+    } else if f.kind == Kind::QuotaExhausted && obstacles.iter().any(|o| o.stage == Stage::Revision)
+    {
+        Stage::Revision
     } else if matches!(f.kind, Kind::StorageClassMissing | Kind::PvcPending) {
         Stage::Storage
     } else if f.data.scheduling().is_some() {

@@ -206,7 +206,8 @@ pub fn world(
         ..Inventory::default()
     };
     let template_changed = new_set || !rollout.replaced.is_empty();
-    let revision = if template_changed {
+    let unrecorded = obstacles.iter().any(|o| o.stage == Stage::Revision);
+    let revision = if template_changed && !unrecorded {
         add_revision(&mut world, &sts, &time)
     } else {
         // A scale-up alone: the new pods get the revision the set updates to.
@@ -216,6 +217,12 @@ pub fn world(
             .unwrap_or_else(|| proposed_revision(&sts))
     };
     let generation = record_write(&mut sts);
+    if unrecorded {
+        // Without its revision the controller stops before any status
+        // write: the generation stays unobserved, no pod is touched.
+        world.stateful_sets = vec![sts];
+        return world;
+    }
     let first: Vec<&str> = obstacles
         .iter()
         .flat_map(|o| &o.pods)
@@ -358,7 +365,7 @@ fn hold(
         ..Default::default()
     };
     match (&o.stage, &o.detail) {
-        (Stage::Update, _) => return,
+        (Stage::Update | Stage::Revision, _) => return,
         (Stage::Admission, _) => {
             // A dry run named its pod apart from the live one; the
             // controller's Event names the pod it tried to create.
@@ -484,4 +491,30 @@ fn record_write(sts: &mut StatefulSet) -> i64 {
     let generation = sts.metadata.generation.unwrap_or(0) + 1;
     sts.metadata.generation = Some(generation);
     generation
+}
+
+/// The agent's memory of the change: its generation first seen unobserved
+/// when it landed, which is how a run times a mismatch no managed field
+/// dates (the simulated write records no writer of its own).
+pub fn first_seen(world: &Inventory, at: Timestamp) -> crate::state::State {
+    let mut state = crate::state::State::default();
+    for sts in &world.stateful_sets {
+        let id = format!(
+            "{}/{}",
+            sts.metadata.namespace.as_deref().unwrap_or_default(),
+            sts.metadata.name.as_deref().unwrap_or_default()
+        );
+        state.records.insert(
+            id,
+            crate::state::Record {
+                uid: sts.metadata.uid.clone(),
+                mismatch: Some(crate::state::Seen {
+                    generation: sts.metadata.generation.unwrap_or(0),
+                    first_seen: at,
+                }),
+                ..Default::default()
+            },
+        );
+    }
+    state
 }

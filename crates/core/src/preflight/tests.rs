@@ -425,3 +425,27 @@ fn a_parallel_new_set_meets_one_obstacle_with_all_its_pods() {
     assert_eq!(p.obstacles[0].pods, ["batch-0", "batch-1", "batch-2"]);
     assert_eq!(kinds(&p), ["priority_class_missing"]);
 }
+
+#[test]
+fn a_full_quota_on_revisions_stops_the_rollout_before_any_pod() {
+    let quota = json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "revisions", "namespace": "shop"},
+        "spec": {"hard": {"count/controllerrevisions.apps": "1"}},
+        "status": {"hard": {"count/controllerrevisions.apps": "1"}, "used": {"count/controllerrevisions.apps": "1"}}});
+    let p = run(
+        &cluster(vec![quota]),
+        manifest(template("256Mi", json!({})), json!({})),
+    );
+    assert_eq!(p.obstacles.len(), 1);
+    assert_eq!(p.obstacles[0].stage, Stage::Revision);
+    assert!(
+        p.obstacles[0].message.contains("exceeded quota: revisions"),
+        "{}",
+        p.obstacles[0].message
+    );
+    assert_eq!(kinds(&p), ["quota_exhausted"]);
+    assert_eq!(
+        p.plan.unwrap().rung.as_deref(),
+        Some("rollback"),
+        "rolling back reuses the recorded revision"
+    );
+}
