@@ -594,40 +594,73 @@ fn launches(
     admin_kubeconfig: &Path,
     opts: &ControlPlaneOptions,
 ) -> BTreeMap<Component, Launch> {
-    let s = |p: &Path| p.display().to_string();
-    let kubeconfig = s(admin_kubeconfig);
-    let lease = opts.controller_manager_lease;
-    let secs = |d: Duration| format!("{}s", d.as_secs().max(1));
-    let mut m = BTreeMap::new();
+    let kubeconfig = display(admin_kubeconfig);
+    [
+        (Component::Etcd, etcd_args(work, ports)),
+        (Component::ApiServer, apiserver_args(work, pki, ports, opts)),
+        (
+            Component::ControllerManager,
+            controller_manager_args(work, pki, ports, &kubeconfig, opts),
+        ),
+        (
+            Component::Scheduler,
+            scheduler_args(work, ports, &kubeconfig, opts),
+        ),
+    ]
+    .into_iter()
+    .map(|(c, args)| {
+        let launch = Launch {
+            name: c.name(),
+            program: assets.bin(c.name()),
+            args,
+            log: logs.path().join(format!("{}.log", c.name())),
+        };
+        (c, launch)
+    })
+    .collect()
+}
 
-    let etcd_data = work.etcd_data.clone();
-    m.insert(
-        Component::Etcd,
-        vec![
-            "--name=default".to_string(),
-            format!("--data-dir={}", s(&etcd_data)),
-            format!(
-                "--listen-client-urls=http://127.0.0.1:{}",
-                ports.etcd_client
-            ),
-            format!(
-                "--advertise-client-urls=http://127.0.0.1:{}",
-                ports.etcd_client
-            ),
-            format!("--listen-peer-urls=http://127.0.0.1:{}", ports.etcd_peer),
-            format!(
-                "--initial-advertise-peer-urls=http://127.0.0.1:{}",
-                ports.etcd_peer
-            ),
-            format!(
-                "--initial-cluster=default=http://127.0.0.1:{}",
-                ports.etcd_peer
-            ),
-            "--logger=zap".to_string(),
-            "--log-level=warn".to_string(),
-        ],
-    );
+fn display(p: &Path) -> String {
+    p.display().to_string()
+}
 
+/// A lease flag's value: whole seconds, at least one.
+fn secs(d: Duration) -> String {
+    format!("{}s", d.as_secs().max(1))
+}
+
+fn etcd_args(work: &WorkDir, ports: Ports) -> Vec<String> {
+    vec![
+        "--name=default".to_string(),
+        format!("--data-dir={}", display(&work.etcd_data)),
+        format!(
+            "--listen-client-urls=http://127.0.0.1:{}",
+            ports.etcd_client
+        ),
+        format!(
+            "--advertise-client-urls=http://127.0.0.1:{}",
+            ports.etcd_client
+        ),
+        format!("--listen-peer-urls=http://127.0.0.1:{}", ports.etcd_peer),
+        format!(
+            "--initial-advertise-peer-urls=http://127.0.0.1:{}",
+            ports.etcd_peer
+        ),
+        format!(
+            "--initial-cluster=default=http://127.0.0.1:{}",
+            ports.etcd_peer
+        ),
+        "--logger=zap".to_string(),
+        "--log-level=warn".to_string(),
+    ]
+}
+
+fn apiserver_args(
+    work: &WorkDir,
+    pki: &Pki,
+    ports: Ports,
+    opts: &ControlPlaneOptions,
+) -> Vec<String> {
     let mut api = vec![
         format!("--etcd-servers=http://127.0.0.1:{}", ports.etcd_client),
         // Node containers reach the API server through the Docker bridge's
@@ -641,13 +674,19 @@ fn launches(
         // resolve; logs and exec go to their InternalIP.
         "--kubelet-preferred-address-types=InternalIP,Hostname".to_string(),
         "--insecure-port=0".to_string(),
-        format!("--tls-cert-file={}", s(&pki.serving_cert)),
-        format!("--tls-private-key-file={}", s(&pki.serving_key)),
-        format!("--client-ca-file={}", s(&pki.ca_cert)),
-        format!("--token-auth-file={}", s(&work.path.join("tokens.csv"))),
+        format!("--tls-cert-file={}", display(&pki.serving_cert)),
+        format!("--tls-private-key-file={}", display(&pki.serving_key)),
+        format!("--client-ca-file={}", display(&pki.ca_cert)),
+        format!(
+            "--token-auth-file={}",
+            display(&work.path.join("tokens.csv"))
+        ),
         "--authorization-mode=Node,RBAC".to_string(),
-        format!("--service-account-key-file={}", s(&pki.sa_pub)),
-        format!("--service-account-signing-key-file={}", s(&pki.sa_key)),
+        format!("--service-account-key-file={}", display(&pki.sa_pub)),
+        format!(
+            "--service-account-signing-key-file={}",
+            display(&pki.sa_key)
+        ),
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local".to_string(),
         "--service-cluster-ip-range=10.96.0.0/16".to_string(),
         "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,\
@@ -661,8 +700,17 @@ fn launches(
         api.push(format!("--advertise-address={ip}"));
     }
     api.extend(opts.extra_apiserver_args.iter().cloned());
-    m.insert(Component::ApiServer, api);
+    api
+}
 
+fn controller_manager_args(
+    work: &WorkDir,
+    pki: &Pki,
+    ports: Ports,
+    kubeconfig: &str,
+    opts: &ControlPlaneOptions,
+) -> Vec<String> {
+    let lease = opts.controller_manager_lease;
     let mut kcm = vec![
         format!("--kubeconfig={kubeconfig}"),
         format!("--authentication-kubeconfig={kubeconfig}"),
@@ -670,7 +718,7 @@ fn launches(
         "--bind-address=127.0.0.1".to_string(),
         format!("--secure-port={}", ports.controller_manager),
         "--port=0".to_string(),
-        format!("--cert-dir={}", s(&work.path.join("kcm-certs"))),
+        format!("--cert-dir={}", display(&work.path.join("kcm-certs"))),
         "--leader-elect=true".to_string(),
         format!("--leader-elect-lease-duration={}", secs(lease.duration)),
         format!(
@@ -678,15 +726,25 @@ fn launches(
             secs(lease.renew_deadline)
         ),
         format!("--leader-elect-retry-period={}", secs(lease.retry_period)),
-        format!("--service-account-private-key-file={}", s(&pki.sa_key)),
-        format!("--root-ca-file={}", s(&pki.ca_cert)),
+        format!(
+            "--service-account-private-key-file={}",
+            display(&pki.sa_key)
+        ),
+        format!("--root-ca-file={}", display(&pki.ca_cert)),
         "--use-service-account-credentials=true".to_string(),
         "--profiling=false".to_string(),
         "--v=1".to_string(),
     ];
     kcm.extend(opts.extra_controller_manager_args.iter().cloned());
-    m.insert(Component::ControllerManager, kcm);
+    kcm
+}
 
+fn scheduler_args(
+    work: &WorkDir,
+    ports: Ports,
+    kubeconfig: &str,
+    opts: &ControlPlaneOptions,
+) -> Vec<String> {
     let mut sched = vec![
         format!("--kubeconfig={kubeconfig}"),
         format!("--authentication-kubeconfig={kubeconfig}"),
@@ -694,26 +752,14 @@ fn launches(
         "--bind-address=127.0.0.1".to_string(),
         format!("--secure-port={}", ports.scheduler),
         "--port=0".to_string(),
-        format!("--cert-dir={}", s(&work.path.join("scheduler-certs"))),
+        format!("--cert-dir={}", display(&work.path.join("scheduler-certs"))),
         // One scheduler, and a restarted one must not wait out a lease.
         "--leader-elect=false".to_string(),
         "--profiling=false".to_string(),
         "--v=1".to_string(),
     ];
     sched.extend(opts.extra_scheduler_args.iter().cloned());
-    m.insert(Component::Scheduler, sched);
-
-    m.into_iter()
-        .map(|(c, args)| {
-            let launch = Launch {
-                name: c.name(),
-                program: assets.bin(c.name()),
-                args,
-                log: logs.path().join(format!("{}.log", c.name())),
-            };
-            (c, launch)
-        })
-        .collect()
+    sched
 }
 
 fn write_token_file(path: &Path, admin: &StaticUser, users: &[StaticUser]) -> Result<()> {

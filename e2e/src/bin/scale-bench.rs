@@ -786,85 +786,142 @@ type Measured = (
     String,
 );
 
-async fn measure(bench: &Bench, opts: &Opts, n: usize, layout: &Layout) -> Result<Measured> {
-    let out = bench.work.join("out");
-    std::fs::create_dir_all(&out)?;
-    let kubectl_bin = bench.cp.assets().bin("kubectl");
-    let agent_cmd = |i: usize| {
-        let mut c = Command::new(&opts.stsmend);
+/// The commands measured, each writing to files named by run (0: warm-up).
+struct Commands<'a> {
+    bench: &'a Bench,
+    stsmend: &'a Path,
+    kubectl_bin: PathBuf,
+    out: PathBuf,
+}
+
+impl Commands<'_> {
+    fn agent(&self, i: usize) -> (Command, PathBuf, PathBuf) {
+        let mut c = Command::new(self.stsmend);
         c.args(["plan", "-A", "-o", "json", "--for", "0s", "--kubeconfig"])
-            .arg(&bench.agent_kubeconfig)
+            .arg(&self.bench.agent_kubeconfig)
             .args(["--log-format", "json"])
             .env_remove("KUBECONFIG");
         (
             c,
-            out.join(format!("stsmend-{i}.json")),
-            out.join(format!("stsmend-{i}.log")),
+            self.out.join(format!("stsmend-{i}.json")),
+            self.out.join(format!("stsmend-{i}.log")),
         )
-    };
-    let kubectl_cmd = |i: usize| {
-        let mut c = Command::new(&kubectl_bin);
+    }
+
+    fn kubectl(&self, i: usize) -> (Command, PathBuf, PathBuf) {
+        let mut c = Command::new(&self.kubectl_bin);
         c.arg(format!(
             "--kubeconfig={}",
-            bench.kubectl_kubeconfig.display()
+            self.bench.kubectl_kubeconfig.display()
         ))
-        .arg(format!("--cache-dir={}", bench.kubectl_cache.display()))
+        .arg(format!(
+            "--cache-dir={}",
+            self.bench.kubectl_cache.display()
+        ))
         .args(["get", "statefulsets", "-A", "-o", "json"])
         .env_remove("KUBECONFIG");
         (
             c,
-            out.join(format!("kubectl-{i}.json")),
-            out.join(format!("kubectl-{i}.log")),
+            self.out.join(format!("kubectl-{i}.json")),
+            self.out.join(format!("kubectl-{i}.log")),
         )
+    }
+}
+
+/// The API server's request rate with nothing of ours running.
+struct Background {
+    /// Requests by verb and resource over [`IDLE_WINDOW`].
+    idle: BTreeMap<String, i64>,
+    per_second: f64,
+}
+
+impl Background {
+    /// What the idle rate of `request` accounts for over `wall`.
+    fn of(&self, request: &str, wall: Duration) -> f64 {
+        let rate = self.idle.get(request).copied().unwrap_or(0) as f64 / IDLE_WINDOW.as_secs_f64();
+        rate * wall.as_secs_f64()
+    }
+}
+
+impl AgentResult {
+    fn new(background: f64) -> Self {
+        AgentResult {
+            wall_seconds: Vec::new(),
+            wall_median: 0.0,
+            max_rss_mib: Vec::new(),
+            max_rss_mib_max: 0.0,
+            cpu_seconds: Vec::new(),
+            exit_codes: Vec::new(),
+            requests_agent: Value::Null,
+            requests_total_agent: Vec::new(),
+            requests_total_audit: Vec::new(),
+            requests_audit: BTreeMap::new(),
+            metrics_delta_raw: Vec::new(),
+            metrics_delta_adjusted: Vec::new(),
+            metrics_by_request: BTreeMap::new(),
+            metrics_background_per_second: background,
+            discarded_runs: 0,
+            scanned: 0,
+            failing: 0,
+            pending: 0,
+            finding_kinds: BTreeMap::new(),
+        }
+    }
+
+    /// The first run's report, audit and metrics, kept whole.
+    fn record_first(
+        &mut self,
+        report: &Value,
+        audit: &BTreeMap<String, u64>,
+        delta: &BTreeMap<String, i64>,
+        background: &Background,
+        wall: Duration,
+    ) {
+        self.requests_agent = report["apiRequests"].clone();
+        self.requests_audit = audit.clone();
+        self.metrics_by_request = delta
+            .iter()
+            .filter(|(_, v)| **v != 0)
+            .map(|(k, v)| (k.clone(), *v as f64 - background.of(k, wall)))
+            .collect();
+        self.scanned = report["scanned"].as_u64().unwrap_or(0);
+        self.failing = report["failing"].as_array().map_or(0, |a| a.len() as u64);
+        self.pending = report["pending"].as_array().map_or(0, |a| a.len() as u64);
+        for a in report["failing"].as_array().into_iter().flatten() {
+            for f in a["findings"].as_array().into_iter().flatten() {
+                if let Some(k) = f["kind"].as_str() {
+                    *self.finding_kinds.entry(k.to_string()).or_default() += 1;
+                }
+            }
+        }
+    }
+
+    /// Forgets the per-run figures from run index `mark` on.
+    fn truncate_runs(&mut self, mark: usize) {
+        self.wall_seconds.truncate(mark);
+        self.max_rss_mib.truncate(mark);
+        self.cpu_seconds.truncate(mark);
+        self.exit_codes.truncate(mark);
+        self.requests_total_agent.truncate(mark);
+        self.requests_total_audit.truncate(mark);
+        self.metrics_delta_raw.truncate(mark);
+        self.metrics_delta_adjusted.truncate(mark);
+    }
+}
+
+async fn measure(bench: &Bench, opts: &Opts, n: usize, layout: &Layout) -> Result<Measured> {
+    let cmds = Commands {
+        bench,
+        stsmend: &opts.stsmend,
+        kubectl_bin: bench.cp.assets().bin("kubectl"),
+        out: bench.work.join("out"),
     };
-
-    // Warm-up (not measured): kubectl's discovery cache, the API server's
-    // and the page cache's view of the data, like any later CronJob run.
-    let (c, o, e) = agent_cmd(0);
-    let warm = run_measured(c, o.clone(), e.clone()).await?;
-    if warm.exit > 1 {
-        bail!("stsmend plan failed (exit {}): {}", warm.exit, tail(&e, 20));
-    }
-    let (c, o, e) = kubectl_cmd(0);
-    let warm = run_measured(c, o, e.clone()).await?;
-    if warm.exit != 0 {
-        bail!("kubectl get failed: {}", tail(&e, 20));
-    }
-
-    // The API server's background rate, with nothing of ours running.
-    let m0 = metrics(&bench.client).await?;
-    tokio::time::sleep(IDLE_WINDOW).await;
-    let m1 = metrics(&bench.client).await?;
-    let idle = delta(&m0, &m1);
-    let idle_total: i64 = idle.values().sum();
-    let background = idle_total as f64 / IDLE_WINDOW.as_secs_f64();
-    tracing::info!(
-        "background API rate: {background:.2} requests/s ({:?})",
-        idle.iter().filter(|(_, v)| **v != 0).collect::<Vec<_>>()
-    );
+    std::fs::create_dir_all(&cmds.out)?;
+    warm_up(&cmds).await?;
+    let background = background_rate(&bench.client).await?;
 
     let load_before = loadavg();
-    let mut agent = AgentResult {
-        wall_seconds: Vec::new(),
-        wall_median: 0.0,
-        max_rss_mib: Vec::new(),
-        max_rss_mib_max: 0.0,
-        cpu_seconds: Vec::new(),
-        exit_codes: Vec::new(),
-        requests_agent: Value::Null,
-        requests_total_agent: Vec::new(),
-        requests_total_audit: Vec::new(),
-        requests_audit: BTreeMap::new(),
-        metrics_delta_raw: Vec::new(),
-        metrics_delta_adjusted: Vec::new(),
-        metrics_by_request: BTreeMap::new(),
-        metrics_background_per_second: background,
-        discarded_runs: 0,
-        scanned: 0,
-        failing: 0,
-        pending: 0,
-        finding_kinds: BTreeMap::new(),
-    };
+    let mut agent = AgentResult::new(background.per_second);
     let mut kubectl = ToolResult {
         wall_seconds: Vec::new(),
         wall_median: 0.0,
@@ -879,83 +936,9 @@ async fn measure(bench: &Bench, opts: &Opts, n: usize, layout: &Layout) -> Resul
         wait_idle(budget_end.saturating_duration_since(Instant::now())).await;
         let busy_before = foreign_load();
         let mark = agent.wall_seconds.len();
-        // The agent.
-        let offset = audit_offset(&bench.audit_log)?;
-        let before = metrics(&bench.client).await?;
-        let (c, o, e) = agent_cmd(i);
-        let m = run_measured(c, o.clone(), e.clone()).await?;
-        let after = metrics(&bench.client).await?;
-        if m.exit > 1 {
-            bail!("stsmend plan failed (exit {}): {}", m.exit, tail(&e, 20));
-        }
-        let report: Value = serde_json::from_slice(&std::fs::read(&o)?)
-            .with_context(|| format!("stsmend printed no JSON report; see {}", e.display()))?;
-        let audit = audit_counts(&bench.audit_log, offset, AGENT_USER).await?;
-        let d = delta(&before, &after);
-        let raw: i64 = d.values().sum();
-        // Less the background: the idle window's rate over the span between
-        // the two metric reads (which the wall time approximates), and the
-        // one /metrics read of ours that falls inside.
-        let adjusted = raw as f64 - background * m.wall.as_secs_f64();
-        let agent_total = report["apiRequests"]["total"].as_u64().unwrap_or(0);
-        tracing::info!(
-            run = i,
-            wall = format!("{:.3}s", m.wall.as_secs_f64()),
-            rss_mib = format!("{:.1}", m.max_rss_mib()),
-            requests_agent = agent_total,
-            requests_audit = audit.values().sum::<u64>(),
-            metrics_delta = raw,
-            "stsmend plan"
-        );
-        if i == 1 {
-            agent.requests_agent = report["apiRequests"].clone();
-            agent.requests_audit = audit.clone();
-            agent.metrics_by_request = d
-                .iter()
-                .filter(|(_, v)| **v != 0)
-                .map(|(k, v)| {
-                    let bg = idle.get(k).copied().unwrap_or(0) as f64 / IDLE_WINDOW.as_secs_f64();
-                    (k.clone(), *v as f64 - bg * m.wall.as_secs_f64())
-                })
-                .collect();
-            agent.scanned = report["scanned"].as_u64().unwrap_or(0);
-            agent.failing = report["failing"].as_array().map_or(0, |a| a.len() as u64);
-            agent.pending = report["pending"].as_array().map_or(0, |a| a.len() as u64);
-            for a in report["failing"].as_array().into_iter().flatten() {
-                for f in a["findings"].as_array().into_iter().flatten() {
-                    if let Some(k) = f["kind"].as_str() {
-                        *agent.finding_kinds.entry(k.to_string()).or_default() += 1;
-                    }
-                }
-            }
-        }
-        agent.wall_seconds.push(m.wall.as_secs_f64());
-        agent.max_rss_mib.push(m.max_rss_mib());
-        agent.cpu_seconds.push(m.cpu.as_secs_f64());
-        agent.exit_codes.push(m.exit);
-        agent.requests_total_agent.push(agent_total);
-        agent.requests_total_audit.push(audit.values().sum());
-        agent.metrics_delta_raw.push(raw);
-        agent.metrics_delta_adjusted.push(adjusted);
-
+        measure_agent(&cmds, i, &background, &mut agent).await?;
         // The bare kubectl get, right after, in the same conditions.
-        let offset = audit_offset(&bench.audit_log)?;
-        let (c, o, e) = kubectl_cmd(i);
-        let m = run_measured(c, o, e.clone()).await?;
-        if m.exit != 0 {
-            bail!("kubectl get failed: {}", tail(&e, 20));
-        }
-        let audit = audit_counts(&bench.audit_log, offset, KUBECTL_USER).await?;
-        tracing::info!(
-            run = i,
-            wall = format!("{:.3}s", m.wall.as_secs_f64()),
-            "kubectl get statefulsets -A -o json"
-        );
-        kubectl.wall_seconds.push(m.wall.as_secs_f64());
-        kubectl.max_rss_mib_max = kubectl.max_rss_mib_max.max(m.max_rss_mib());
-        if i == 1 {
-            kubectl.requests_audit = audit;
-        }
+        measure_kubectl(&cmds, i, &mut kubectl).await?;
         let busy_after = foreign_load();
         if (!busy_before.is_empty() || !busy_after.is_empty()) && Instant::now() < budget_end {
             tracing::info!(
@@ -963,14 +946,7 @@ async fn measure(bench: &Bench, opts: &Opts, n: usize, layout: &Layout) -> Resul
                 "other work ran during this run; measuring it again: {}",
                 [busy_before, busy_after].concat().join(" ")
             );
-            agent.wall_seconds.truncate(mark);
-            agent.max_rss_mib.truncate(mark);
-            agent.cpu_seconds.truncate(mark);
-            agent.exit_codes.truncate(mark);
-            agent.requests_total_agent.truncate(mark);
-            agent.requests_total_audit.truncate(mark);
-            agent.metrics_delta_raw.truncate(mark);
-            agent.metrics_delta_adjusted.truncate(mark);
+            agent.truncate_runs(mark);
             kubectl.wall_seconds.truncate(mark);
             agent.discarded_runs += 1;
             continue;
@@ -989,12 +965,115 @@ async fn measure(bench: &Bench, opts: &Opts, n: usize, layout: &Layout) -> Resul
     }
 
     let baseline = if opts.baseline && n <= opts.baseline_max {
-        Some(run_baseline(bench, opts, &kubectl_bin, &out).await?)
+        Some(run_baseline(bench, opts, &cmds.kubectl_bin, &cmds.out).await?)
     } else {
         None
     };
     let load_after = loadavg();
     Ok((agent, kubectl, baseline, load_before, load_after))
+}
+
+/// Runs the agent and kubectl once each, not measured: kubectl's discovery
+/// cache, the API server's and the page cache's view of the data, like any
+/// later CronJob run.
+async fn warm_up(cmds: &Commands<'_>) -> Result<()> {
+    let (c, o, e) = cmds.agent(0);
+    let warm = run_measured(c, o.clone(), e.clone()).await?;
+    if warm.exit > 1 {
+        bail!("stsmend plan failed (exit {}): {}", warm.exit, tail(&e, 20));
+    }
+    let (c, o, e) = cmds.kubectl(0);
+    let warm = run_measured(c, o, e.clone()).await?;
+    if warm.exit != 0 {
+        bail!("kubectl get failed: {}", tail(&e, 20));
+    }
+    Ok(())
+}
+
+async fn background_rate(client: &kube::Client) -> Result<Background> {
+    let m0 = metrics(client).await?;
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let m1 = metrics(client).await?;
+    let idle = delta(&m0, &m1);
+    let idle_total: i64 = idle.values().sum();
+    let per_second = idle_total as f64 / IDLE_WINDOW.as_secs_f64();
+    tracing::info!(
+        "background API rate: {per_second:.2} requests/s ({:?})",
+        idle.iter().filter(|(_, v)| **v != 0).collect::<Vec<_>>()
+    );
+    Ok(Background { idle, per_second })
+}
+
+/// Run `i` of the agent, counted by itself, the audit log and the metrics.
+async fn measure_agent(
+    cmds: &Commands<'_>,
+    i: usize,
+    background: &Background,
+    agent: &mut AgentResult,
+) -> Result<()> {
+    let bench = cmds.bench;
+    let offset = audit_offset(&bench.audit_log)?;
+    let before = metrics(&bench.client).await?;
+    let (c, o, e) = cmds.agent(i);
+    let m = run_measured(c, o.clone(), e.clone()).await?;
+    let after = metrics(&bench.client).await?;
+    if m.exit > 1 {
+        bail!("stsmend plan failed (exit {}): {}", m.exit, tail(&e, 20));
+    }
+    let report: Value = serde_json::from_slice(&std::fs::read(&o)?)
+        .with_context(|| format!("stsmend printed no JSON report; see {}", e.display()))?;
+    let audit = audit_counts(&bench.audit_log, offset, AGENT_USER).await?;
+    let d = delta(&before, &after);
+    let raw: i64 = d.values().sum();
+    // Less the background: the idle window's rate over the span between
+    // the two metric reads (which the wall time approximates), and the
+    // one /metrics read of ours that falls inside.
+    let adjusted = raw as f64 - background.per_second * m.wall.as_secs_f64();
+    let agent_total = report["apiRequests"]["total"].as_u64().unwrap_or(0);
+    tracing::info!(
+        run = i,
+        wall = format!("{:.3}s", m.wall.as_secs_f64()),
+        rss_mib = format!("{:.1}", m.max_rss_mib()),
+        requests_agent = agent_total,
+        requests_audit = audit.values().sum::<u64>(),
+        metrics_delta = raw,
+        "stsmend plan"
+    );
+    if i == 1 {
+        agent.record_first(&report, &audit, &d, background, m.wall);
+    }
+    agent.wall_seconds.push(m.wall.as_secs_f64());
+    agent.max_rss_mib.push(m.max_rss_mib());
+    agent.cpu_seconds.push(m.cpu.as_secs_f64());
+    agent.exit_codes.push(m.exit);
+    agent.requests_total_agent.push(agent_total);
+    agent.requests_total_audit.push(audit.values().sum());
+    agent.metrics_delta_raw.push(raw);
+    agent.metrics_delta_adjusted.push(adjusted);
+    Ok(())
+}
+
+/// Run `i` of the bare `kubectl get statefulsets -A -o json`.
+async fn measure_kubectl(cmds: &Commands<'_>, i: usize, kubectl: &mut ToolResult) -> Result<()> {
+    let audit_log = &cmds.bench.audit_log;
+    let offset = audit_offset(audit_log)?;
+    let (c, o, e) = cmds.kubectl(i);
+    let m = run_measured(c, o, e.clone()).await?;
+    if m.exit != 0 {
+        bail!("kubectl get failed: {}", tail(&e, 20));
+    }
+    let audit = audit_counts(audit_log, offset, KUBECTL_USER).await?;
+    tracing::info!(
+        run = i,
+        wall = format!("{:.3}s", m.wall.as_secs_f64()),
+        "kubectl get statefulsets -A -o json"
+    );
+    kubectl.wall_seconds.push(m.wall.as_secs_f64());
+    kubectl.max_rss_mib_max = kubectl.max_rss_mib_max.max(m.max_rss_mib());
+    if i == 1 {
+        kubectl.requests_audit = audit;
+    }
+    Ok(())
 }
 
 async fn run_baseline(

@@ -135,31 +135,17 @@ async fn sync(
         emitted: HashSet::new(),
     });
     let faults = PodFaults::of(&pod);
-    let involved = |field_path: String| Involved {
+    let subject = Involved {
         api_version: "v1".into(),
         kind: "Pod".into(),
         namespace: ns.clone(),
         name: name.clone(),
         uid: uid.clone(),
-        field_path: Some(field_path),
+        field_path: None,
     };
 
     if let Some(deleted) = &pod.metadata.deletion_timestamp {
-        for c in pod.spec.iter().flat_map(|s| &s.containers) {
-            if state.emitted.insert(format!("{}/kill", c.name)) {
-                let message = format!("Stopping container {}", c.name);
-                shared
-                    .recorder
-                    .emit(
-                        &involved(field_path(false, &c.name)),
-                        Some(&node),
-                        EventType::Normal,
-                        "Killing",
-                        &message,
-                    )
-                    .await;
-            }
-        }
+        emit_kills(shared, state, &pod, &subject, &node).await;
         // deletionTimestamp is already "deleted at + grace period": the time a
         // container that takes its whole grace period to stop would be gone.
         let done_at = if faults.slow_terminate {
@@ -181,11 +167,57 @@ async fn sync(
     if state.ips.is_none() {
         state.ips = shared.allocate_pod_ip(&node);
     }
-    let Some((pod_ip, host_ip)) = state.ips.clone() else {
+    let Some(ips) = state.ips.clone() else {
         return;
     };
 
     let plan = plan(&pod, &faults, state.started, now);
+    emit_marks(shared, state, &plan, &subject, &node).await;
+    let desired = desired_status(state, &status, &plan, &ips, now);
+    write_status(all, &ns, &name, &status, desired, plan.phase).await;
+}
+
+/// `subject` (the pod) narrowed to one of its containers.
+fn at(subject: &Involved, field_path: String) -> Involved {
+    Involved {
+        field_path: Some(field_path),
+        ..subject.clone()
+    }
+}
+
+/// The kubelet's Killing event for each container of a pod being deleted.
+async fn emit_kills(
+    shared: &Shared,
+    state: &mut PodState,
+    pod: &Pod,
+    subject: &Involved,
+    node: &str,
+) {
+    for c in pod.spec.iter().flat_map(|s| &s.containers) {
+        if state.emitted.insert(format!("{}/kill", c.name)) {
+            let message = format!("Stopping container {}", c.name);
+            shared
+                .recorder
+                .emit(
+                    &at(subject, field_path(false, &c.name)),
+                    Some(node),
+                    EventType::Normal,
+                    "Killing",
+                    &message,
+                )
+                .await;
+        }
+    }
+}
+
+/// The events of the plan's marks not recorded on an earlier tick.
+async fn emit_marks(
+    shared: &Shared,
+    state: &mut PodState,
+    plan: &Plan,
+    subject: &Involved,
+    node: &str,
+) {
     for mark in &plan.marks {
         if !state.emitted.insert(mark.key.clone()) {
             continue;
@@ -194,8 +226,8 @@ async fn sync(
             shared
                 .recorder
                 .emit(
-                    &involved(mark.field_path.clone()),
-                    Some(&node),
+                    &at(subject, mark.field_path.clone()),
+                    Some(node),
                     *kind,
                     reason,
                     message,
@@ -203,7 +235,16 @@ async fn sync(
                 .await;
         }
     }
+}
 
+/// The status the kubelet would report now, as the JSON of the patch.
+fn desired_status(
+    state: &mut PodState,
+    actual: &PodStatus,
+    plan: &Plan,
+    (pod_ip, host_ip): &(String, String),
+    now: Timestamp,
+) -> Value {
     let mut conditions = Vec::new();
     let not_ready = (!plan.unready.is_empty()).then(|| {
         (
@@ -229,7 +270,7 @@ async fn sync(
         ("Ready", &not_ready),
     ] {
         let value = if failed.is_some() { "False" } else { "True" };
-        let since = transition_time(state, &status, type_, value, now);
+        let since = transition_time(state, actual, type_, value, now);
         let mut c = json!({"type": type_, "status": value, "lastProbeTime": null, "lastTransitionTime": since});
         if let Some((reason, message)) = failed {
             c["reason"] = json!(reason);
@@ -249,6 +290,18 @@ async fn sync(
     if !plan.init_statuses.is_empty() {
         desired["initContainerStatuses"] = json!(plan.init_statuses);
     }
+    desired
+}
+
+/// Patches `desired` over `actual` unless the API already holds it.
+async fn write_status(
+    all: &Api<Pod>,
+    ns: &str,
+    name: &str,
+    actual: &PodStatus,
+    desired: Value,
+    phase: &str,
+) {
     let typed: PodStatus = match serde_json::from_value(desired.clone()) {
         Ok(s) => s,
         Err(e) => {
@@ -256,23 +309,23 @@ async fn sync(
             return;
         }
     };
-    if fingerprint(&typed) == fingerprint(&status) {
+    if fingerprint(&typed) == fingerprint(actual) {
         return;
     }
-    let api: Api<Pod> = Api::namespaced(all.clone().into_client(), &ns);
+    let api: Api<Pod> = Api::namespaced(all.clone().into_client(), ns);
     // Strategic merge: conditions merge by type, so PodScheduled and
     // readiness-gate conditions written by others survive; container status
     // lists have no merge key and are replaced whole.
     match api
         .patch_status(
-            &name,
+            name,
             &patch_params(),
             &Patch::Strategic(json!({"status": desired})),
         )
         .await
     {
         Ok(_) => {
-            tracing::debug!(pod = %format!("{ns}/{name}"), phase = plan.phase, "status written")
+            tracing::debug!(pod = %format!("{ns}/{name}"), phase, "status written")
         }
         Err(e) if not_found(&e) => {}
         Err(e) => tracing::warn!(pod = %format!("{ns}/{name}"), "writing status: {e}"),
