@@ -47,7 +47,12 @@ fn run_with(
     prior: &State,
     guards: &GuardOptions,
 ) -> pipeline::Run {
-    let settings = Settings {
+    pipeline::run(inv, Some(prior), &settings(guards), &Policies::builtin())
+}
+
+/// The settings of a run at [`now`] with a 10-minute threshold.
+fn settings(guards: &GuardOptions) -> Settings {
+    Settings {
         options: Options {
             now: now(),
             threshold: stsmend::duration::Span::minutes(10),
@@ -57,8 +62,7 @@ fn run_with(
         },
         decide: DecideOptions::default(),
         guards: guards.clone(),
-    };
-    pipeline::run(inv, Some(prior), &settings, &Policies::builtin())
+    }
 }
 
 fn run(inv: &stsmend::inventory::Inventory, prior: &State, guards: &GuardOptions) -> Outcome {
@@ -188,17 +192,7 @@ fn a_scale_down_that_deletes_claims_is_held_naming_them() {
         Policies::from_sources(&[("shrink", policy)], stsmend::policy::Origin::CommandLine)
             .unwrap();
     policies.set_annotation("stsmend.io/policy");
-    let settings = Settings {
-        options: Options {
-            now: now(),
-            threshold: stsmend::duration::Span::minutes(10),
-            scope: Default::default(),
-            node_groups: vec![],
-            migration_annotations: vec![],
-        },
-        decide: DecideOptions::default(),
-        guards: GuardOptions::default(),
-    };
+    let settings = settings(&GuardOptions::default());
     let mut inv = inv;
     for s in &mut inv.stateful_sets {
         s.metadata

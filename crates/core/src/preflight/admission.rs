@@ -110,6 +110,17 @@ fn resources(c: &mut Container) -> (&mut Resources, &mut Resources) {
     )
 }
 
+/// A LimitRange's items about containers (not pods or claims).
+fn container_items(
+    range: &LimitRange,
+) -> impl Iterator<Item = &k8s_openapi::api::core::v1::LimitRangeItem> {
+    range
+        .spec
+        .iter()
+        .flat_map(|s| &s.limits)
+        .filter(|i| i.type_ == "Container")
+}
+
 /// A LimitRange item's defaults as the server stores them: a default limit
 /// from `max` where none is given, a default request from the default
 /// limit, else from `min`.
@@ -143,15 +154,7 @@ fn default_resources(pod: &mut Pod, ranges: &[&LimitRange]) -> BTreeMap<(usize, 
         for range in ranges {
             let name = range.metadata.name.clone().unwrap_or_default();
             let ns = range.metadata.namespace.clone().unwrap_or_default();
-            for item in range
-                .spec
-                .as_ref()
-                .map(|s| &s.limits[..])
-                .unwrap_or_default()
-            {
-                if item.type_ != "Container" {
-                    continue;
-                }
+            for item in container_items(range) {
                 let (default, default_request) = item_defaults(item);
                 for (k, v) in default {
                     if let std::collections::btree_map::Entry::Vacant(e) = limits.entry(k.clone()) {
@@ -226,15 +229,7 @@ fn bounds(pod: &Pod, ranges: &[&LimitRange]) -> Option<(String, Vec<Evidence>)> 
             range.metadata.namespace.as_deref().unwrap_or_default(),
             range.metadata.name.as_deref().unwrap_or_default()
         );
-        for item in range
-            .spec
-            .as_ref()
-            .map(|s| &s.limits[..])
-            .unwrap_or_default()
-        {
-            if item.type_ != "Container" {
-                continue;
-            }
+        for item in container_items(range) {
             for c in &spec.containers {
                 let r = c.resources.clone().unwrap_or_default();
                 let (limits, requests) =
