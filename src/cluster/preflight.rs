@@ -19,9 +19,11 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
+
+use super::read::{Keep, Lane, Reader, paged};
 
 use crate::error::{Error, Result};
 use crate::inventory::Inventory;
@@ -31,42 +33,29 @@ use crate::preflight::{Known, Server};
 /// create of an existing name is refused as a conflict, before admission.
 pub const DRY_RUN_SUFFIX: &str = "-stsmend-preflight";
 
-/// Every page of a LIST.
-async fn list_all<K>(api: Api<K>, what: &str) -> Result<Vec<K>>
-where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    let mut out = Vec::new();
-    let mut params = ListParams::default().limit(500);
-    loop {
-        let page = api
-            .list(&params)
-            .await
-            .map_err(|e| Error::api(format!("listing {what}"), e))?;
-        out.extend(page.items);
-        match page.metadata.continue_ {
-            Some(c) if !c.is_empty() => params = params.continue_token(&c),
-            _ => return Ok(out),
-        }
-    }
-}
-
-fn is_forbidden(e: &Error) -> bool {
-    matches!(e, Error::Api { source, .. } if matches!(source.as_ref(), kube::Error::Api(r) if r.code == 403))
-}
-
 /// A read the agent may not be allowed: `None` when RBAC refuses it, so
 /// the prediction says it was not checked instead of calling things
 /// missing.
-async fn optional<T>(got: Result<T>) -> Result<Option<T>> {
+fn optional<T>(got: Result<T>) -> Result<Option<T>> {
     match got {
         Ok(v) => Ok(Some(v)),
-        Err(e) if is_forbidden(&e) => {
+        Err(e) if super::read::is_forbidden(&e) => {
             tracing::info!(error = %e, "not permitted; preflight leaves it unchecked");
             Ok(None)
         }
         Err(e) => Err(e),
     }
+}
+
+/// Every page of a LIST, whole, through the run's reader (its retries and
+/// in-flight bound).
+async fn list<K>(reader: &Reader<'_>, api: Api<K>, what: &str) -> Result<Vec<K>>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    reader
+        .list(api, paged(), what.to_string(), Lane::Shared, |_| true)
+        .await
 }
 
 fn namespaced<K>(client: &Client, ns: &str) -> Api<K>
@@ -141,107 +130,141 @@ fn keys_only(mut cm: ConfigMap) -> ConfigMap {
 /// What the proposed sets land among: their namespaces' objects, the
 /// nodes with every pod on them, and the cluster's classes and webhooks.
 pub async fn read(client: &Client, wanted: &Wanted) -> Result<(Inventory, Known)> {
+    let reader = Reader::new(client, Keep::Whole);
     let mut inv = Inventory::default();
     let mut known = Known::default();
-    inv.nodes = list_all(Api::<Node>::all(client.clone()), "nodes").await?;
-    inv.pods = list_all(Api::<Pod>::all(client.clone()), "pods").await?;
-    inv.storage_classes =
-        list_all(Api::<StorageClass>::all(client.clone()), "storage classes").await?;
+    inv.nodes = list(&reader, Api::<Node>::all(client.clone()), "nodes").await?;
+    inv.pods = list(&reader, Api::<Pod>::all(client.clone()), "pods").await?;
+    inv.storage_classes = list(
+        &reader,
+        Api::<StorageClass>::all(client.clone()),
+        "storage classes",
+    )
+    .await?;
     if let Some(v) = optional(
-        list_all(
+        list(
+            &reader,
             Api::<PriorityClass>::all(client.clone()),
             "priority classes",
         )
         .await,
-    )
-    .await?
-    {
+    )? {
         inv.priority_classes = v;
         known.priority_classes = true;
     }
     inv.validating_webhooks = optional(
-        list_all(
+        list(
+            &reader,
             Api::<ValidatingWebhookConfiguration>::all(client.clone()),
             "validating webhooks",
         )
         .await,
-    )
-    .await?
+    )?
     .unwrap_or_default();
     inv.mutating_webhooks = optional(
-        list_all(
+        list(
+            &reader,
             Api::<MutatingWebhookConfiguration>::all(client.clone()),
             "mutating webhooks",
         )
         .await,
-    )
-    .await?
+    )?
     .unwrap_or_default();
     for (ns, config_maps) in wanted {
-        let ns = ns.clone();
-        let c = client;
-        inv.stateful_sets
-            .extend(list_all(namespaced::<StatefulSet>(c, &ns), "statefulsets").await?);
-        inv.controller_revisions.extend(
-            list_all(
-                namespaced::<ControllerRevision>(c, &ns),
-                "controllerrevisions",
-            )
-            .await?,
-        );
-        inv.pvcs.extend(
-            list_all(
-                namespaced::<PersistentVolumeClaim>(c, &ns),
-                "persistentvolumeclaims",
-            )
-            .await?,
-        );
-        inv.limit_ranges
-            .extend(list_all(namespaced::<LimitRange>(c, &ns), "limitranges").await?);
-        inv.resource_quotas
-            .extend(list_all(namespaced::<ResourceQuota>(c, &ns), "resourcequotas").await?);
-        if let Some(n) = optional(
-            Api::<Namespace>::all(c.clone())
-                .get_opt(&ns)
-                .await
-                .map_err(|e| Error::api(format!("reading namespace {ns}"), e)),
+        read_namespace(
+            &reader,
+            client,
+            ns.clone(),
+            config_maps,
+            &mut inv,
+            &mut known,
         )
-        .await?
-        {
-            inv.namespaces.extend(n);
-        }
-        if let Some(v) =
-            optional(list_all(namespaced::<ServiceAccount>(c, &ns), "serviceaccounts").await)
-                .await?
-        {
-            inv.service_accounts.extend(v);
-            known.service_accounts.insert(ns.clone());
-        }
-        let api = namespaced::<ConfigMap>(c, &ns);
-        let Some(config_maps) = config_maps else {
-            let all = list_all(api, "configmaps").await;
-            if let Some(all) = optional(all).await? {
-                inv.config_maps.extend(all.into_iter().map(keys_only));
-                known.config_maps.insert(ns);
-            }
-            continue;
-        };
-        let mut read_all = true;
-        for name in config_maps {
-            let got = api
-                .get_opt(name)
-                .await
-                .map_err(|e| Error::api(format!("reading ConfigMap {ns}/{name}"), e));
-            match optional(got).await? {
-                Some(cm) => inv.config_maps.extend(cm),
-                None => read_all = false,
-            }
-        }
-        if read_all {
-            known.config_maps.insert(ns);
-        }
+        .await?;
     }
     Ok((inv, known))
+}
+
+/// One namespace's objects, into `inv`; what was read of its ServiceAccounts
+/// and ConfigMaps, into `known`.
+async fn read_namespace(
+    reader: &Reader<'_>,
+    c: &Client,
+    ns: String,
+    config_maps: &Option<BTreeSet<String>>,
+    inv: &mut Inventory,
+    known: &mut Known,
+) -> Result<()> {
+    inv.stateful_sets
+        .extend(list(reader, namespaced::<StatefulSet>(c, &ns), "statefulsets").await?);
+    inv.controller_revisions.extend(
+        list(
+            reader,
+            namespaced::<ControllerRevision>(c, &ns),
+            "controllerrevisions",
+        )
+        .await?,
+    );
+    inv.pvcs.extend(
+        list(
+            reader,
+            namespaced::<PersistentVolumeClaim>(c, &ns),
+            "persistentvolumeclaims",
+        )
+        .await?,
+    );
+    inv.limit_ranges
+        .extend(list(reader, namespaced::<LimitRange>(c, &ns), "limitranges").await?);
+    inv.resource_quotas.extend(
+        list(
+            reader,
+            namespaced::<ResourceQuota>(c, &ns),
+            "resourcequotas",
+        )
+        .await?,
+    );
+    if let Some(n) = optional(
+        Api::<Namespace>::all(c.clone())
+            .get_opt(&ns)
+            .await
+            .map_err(|e| Error::api(format!("reading namespace {ns}"), e)),
+    )? {
+        inv.namespaces.extend(n);
+    }
+    if let Some(v) = optional(
+        list(
+            reader,
+            namespaced::<ServiceAccount>(c, &ns),
+            "serviceaccounts",
+        )
+        .await,
+    )? {
+        inv.service_accounts.extend(v);
+        known.service_accounts.insert(ns.clone());
+    }
+    let api = namespaced::<ConfigMap>(c, &ns);
+    let Some(config_maps) = config_maps else {
+        let all = list(reader, api, "configmaps").await;
+        if let Some(all) = optional(all)? {
+            inv.config_maps.extend(all.into_iter().map(keys_only));
+            known.config_maps.insert(ns);
+        }
+        return Ok(());
+    };
+    let mut read_all = true;
+    for name in config_maps {
+        let got = api
+            .get_opt(name)
+            .await
+            .map_err(|e| Error::api(format!("reading ConfigMap {ns}/{name}"), e));
+        match optional(got)? {
+            Some(cm) => inv.config_maps.extend(cm),
+            None => read_all = false,
+        }
+    }
+    if read_all {
+        known.config_maps.insert(ns);
+    }
+    Ok(())
 }
 
 /// Why the API server refused a dry run, in its words; `None` when the

@@ -69,7 +69,7 @@ pub enum Keep {
 
 /// Which requests a LIST shares the in-flight limit with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Lane {
+pub(super) enum Lane {
     /// The StatefulSet LIST: one page at a time, never queued behind the
     /// suspects' reads it feeds.
     Scan,
@@ -79,7 +79,7 @@ enum Lane {
 
 /// A quorum LIST, page by page: for what may be large (the fleet's
 /// StatefulSets, a namespace's events, the nodes).
-fn paged() -> ListParams {
+pub(super) fn paged() -> ListParams {
     ListParams::default().limit(PAGE)
 }
 
@@ -154,7 +154,7 @@ impl Grouper {
     }
 }
 
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     client: &'a Client,
     keep: Keep,
     in_flight: Semaphore,
@@ -163,11 +163,22 @@ struct Reader<'a> {
     pdb_v1: OnceCell<bool>,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    /// A reader of whole objects or of what a run reads, at most
+    /// [`IN_FLIGHT`] requests at once.
+    pub(super) fn new(client: &'a Client, keep: Keep) -> Self {
+        Self {
+            client,
+            keep,
+            in_flight: Semaphore::new(IN_FLIGHT),
+            pdb_v1: OnceCell::new(),
+        }
+    }
+
     /// Lists every page of a resource, keeping the items `keep` returns true
     /// for (it may trim them first), so a page's other items are dropped
     /// before the next page is read.
-    async fn list<K>(
+    pub(super) async fn list<K>(
         &self,
         api: Api<K>,
         mut lp: ListParams,
@@ -554,12 +565,16 @@ impl Reader<'_> {
     }
 }
 
+/// The API server refused the read to the agent's role (403).
+pub(super) fn is_forbidden(e: &Error) -> bool {
+    matches!(e, Error::Api { source, .. } if matches!(source.as_ref(), kube::Error::Api(s) if s.code == 403))
+}
+
 /// An optional read the role does not allow (403): a warning, and nothing
 /// read.
 fn forbidden_is_nothing<T: Default>(got: Result<T>, what: &str) -> Result<T> {
     match got {
-        Err(Error::Api { source, .. }) if matches!(source.as_ref(), kube::Error::Api(s) if s.code == 403) =>
-        {
+        Err(e) if is_forbidden(&e) => {
             tracing::warn!(what, "not allowed to read; continuing without it");
             Ok(T::default())
         }
@@ -575,12 +590,7 @@ pub async fn read(
     state: (&str, &str),
     keep: Keep,
 ) -> Result<Inventory> {
-    let reader = Reader {
-        client,
-        keep,
-        in_flight: Semaphore::new(IN_FLIGHT),
-        pdb_v1: OnceCell::new(),
-    };
+    let reader = Reader::new(client, keep);
     let (tx, rx) = futures::channel::mpsc::unbounded();
     let grouper = Grouper {
         out: tx,
