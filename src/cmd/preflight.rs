@@ -36,22 +36,16 @@ fn proposed(args: &PreflightArgs) -> Result<(Vec<Proposed>, BTreeMap<String, usi
             line: at.and_then(|l| l.line),
         });
     }
+    // Every object that is not a StatefulSet, whichever kind: the ones
+    // the inventory does not hold are counted as skipped already.
     let mut others = manifests.skipped.clone();
-    let counts = [
-        ("v1/Pod", manifests.pods.len()),
-        ("v1/ConfigMap", manifests.config_maps.len()),
-        ("v1/PersistentVolumeClaim", manifests.pvcs.len()),
-        ("v1/ServiceAccount", manifests.service_accounts.len()),
-        ("v1/LimitRange", manifests.limit_ranges.len()),
-        ("v1/ResourceQuota", manifests.resource_quotas.len()),
-        ("policy/v1/PodDisruptionBudget", manifests.pdbs.len()),
-        (
-            "autoscaling/v2/HorizontalPodAutoscaler",
-            manifests.hpas.len(),
-        ),
-    ];
-    for (kind, n) in counts.into_iter().filter(|(_, n)| *n > 0) {
-        others.insert(kind.to_string(), n);
+    let list = manifests.to_list()?;
+    for item in list["items"].as_array().into_iter().flatten() {
+        let kind = item["kind"].as_str().unwrap_or_default();
+        if kind != "StatefulSet" {
+            let version = item["apiVersion"].as_str().unwrap_or_default();
+            *others.entry(format!("{version}/{kind}")).or_default() += 1;
+        }
     }
     Ok((out, others))
 }
@@ -111,10 +105,7 @@ pub(crate) async fn preflight(args: PreflightArgs) -> stsmend::Result<u8> {
     for p in &sets {
         let server = match &client {
             Some(c) => {
-                let live = inv.stateful_sets.iter().find(|s| {
-                    s.metadata.namespace == p.object.metadata.namespace
-                        && s.metadata.name == p.object.metadata.name
-                });
+                let live = preflight::live(&inv, &p.object);
                 let existing: BTreeSet<String> = inv
                     .pods
                     .iter()

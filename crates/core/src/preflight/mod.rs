@@ -241,7 +241,8 @@ fn namespace_name(sts: &StatefulSet) -> (String, String) {
     )
 }
 
-fn live<'a>(inv: &'a Inventory, sts: &StatefulSet) -> Option<&'a StatefulSet> {
+/// The live StatefulSet of the proposed one's namespace and name.
+pub fn live<'a>(inv: &'a Inventory, sts: &StatefulSet) -> Option<&'a StatefulSet> {
     let (ns, name) = namespace_name(sts);
     inv.stateful_sets.iter().find(|s| {
         s.metadata.namespace.as_deref() == Some(&ns) && s.metadata.name.as_deref() == Some(&name)
@@ -266,13 +267,50 @@ pub fn first_pods(proposed: &Proposed, inv: &Inventory) -> Vec<Pod> {
     if !change.forbidden.is_empty() {
         return Vec::new();
     }
-    let rollout = rollout::plan(live, &sts, &change);
-    let sts = simulate::identity(live, &sts);
-    rollout
-        .first
+    let step = first_step(live, &sts, &change, inv);
+    let revision = proposed_revision(&step.sts);
+    step.first
         .iter()
-        .map(|p| rollout::pod_for(&sts, p, &proposed_revision(&sts)))
+        .map(|p| rollout::pod_for(&step.sts, p, &revision))
         .collect()
+}
+
+/// The rollout a change starts and its first step.
+struct Step {
+    rollout: Rollout,
+    /// The proposed set with the live one's identity.
+    sts: StatefulSet,
+    /// The pods the new template meets first: none when the quota on
+    /// revisions stops the controller before any pod.
+    first: Vec<String>,
+    blocked: Option<Obstacle>,
+}
+
+fn first_step(
+    live: Option<&StatefulSet>,
+    sts: &StatefulSet,
+    change: &Change,
+    inv: &Inventory,
+) -> Step {
+    let rollout = rollout::plan(live, sts, change);
+    let sts = simulate::identity(live, sts);
+    // The controller records the new template as a revision before it
+    // touches a pod: a quota on revisions stops it there.
+    let blocked = change
+        .template_changed()
+        .then(|| admission::revision_quota(&sts, inv))
+        .flatten();
+    let first = if blocked.is_some() {
+        Vec::new()
+    } else {
+        rollout.first.clone()
+    };
+    Step {
+        rollout,
+        sts,
+        first,
+        blocked,
+    }
 }
 
 /// Predicts what the change does to one StatefulSet.
@@ -324,24 +362,16 @@ pub fn predict(proposed: &Proposed, input: &Input<'_>, server: Option<&Server>) 
         });
         return out;
     }
-    let rollout = rollout::plan(live, &sts, &out.change);
-    let sts = simulate::identity(live, &sts);
+    let Step {
+        rollout,
+        sts,
+        first,
+        blocked,
+    } = first_step(live, &sts, &out.change, inv);
     let revision = proposed_revision(&sts);
     let mut pods = Vec::new();
-    // The controller records the new template as a revision before it
-    // touches a pod: a quota on revisions stops it there.
-    let blocked = out
-        .change
-        .template_changed()
-        .then(|| admission::revision_quota(&sts, inv))
-        .flatten();
-    let first = if blocked.is_some() {
-        &[][..]
-    } else {
-        &rollout.first[..]
-    };
     out.obstacles.extend(blocked);
-    for pod_name in first {
+    for pod_name in &first {
         let mut pod = rollout::pod_for(&sts, pod_name, &revision);
         let replaced = inv.pods.iter().find(|p| {
             p.metadata.namespace == sts.metadata.namespace
