@@ -15,7 +15,8 @@ use crate::diagnose::Evidence;
 use crate::inventory::Inventory;
 use crate::quantity;
 
-fn named<
+/// The objects of namespace `ns`.
+pub(super) fn named<
     'a,
     T: k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
 >(

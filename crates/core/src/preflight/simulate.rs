@@ -44,10 +44,7 @@ pub fn identity(live: Option<&StatefulSet>, proposed: &StatefulSet) -> StatefulS
 }
 
 fn in_namespace<T: k8s_openapi::Metadata<Ty = ObjectMeta> + Clone>(list: &[T], ns: &str) -> Vec<T> {
-    list.iter()
-        .filter(|o| o.metadata().namespace.as_deref() == Some(ns))
-        .cloned()
-        .collect()
+    super::admission::named(list, ns).cloned().collect()
 }
 
 fn owner(sts: &StatefulSet) -> OwnerReference {
