@@ -220,13 +220,7 @@ fn a_refusal_with_status_written_reads_as_the_v1_20_mismatch_does() {
     // KEP-3541's Recreate, newer than the agent: named as written.
     let mut inv = load("versions/limit-range-status-written");
     for s in &mut inv.stateful_sets {
-        s.spec
-            .as_mut()
-            .unwrap()
-            .update_strategy
-            .as_mut()
-            .unwrap()
-            .type_ = Some("Recreate".into());
+        s.spec.update_strategy.as_mut().unwrap().type_ = Some("Recreate".into());
     }
     let recreate = plan_inventory(inv);
     let stuck = failing(&recreate, "db")

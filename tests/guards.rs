@@ -203,14 +203,7 @@ fn a_scale_down_that_deletes_claims_is_held_naming_them() {
     let o = pipeline::run(&inv, Some(&seen(2)), &settings, &policies).outcome;
     let plan = o.failing[0].plan.as_ref().unwrap();
     assert!(plan.error.is_none(), "{plan:?}");
-    let replicas = o.failing[0]
-        .facts
-        .stateful_set
-        .spec
-        .as_ref()
-        .unwrap()
-        .replicas
-        .unwrap();
+    let replicas = o.failing[0].facts.stateful_set.spec.replicas.unwrap();
     let name = &o.failing[0].name;
     let want: Vec<String> = (1..replicas).map(|i| format!("data-{name}-{i}")).collect();
     assert_eq!(

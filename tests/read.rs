@@ -188,7 +188,7 @@ async fn keeps_what_the_facts_of_suspects_need() {
     );
     let ok = &inv.stateful_sets[1];
     assert!(ok.metadata.managed_fields.is_none());
-    assert!(ok.spec.as_ref().unwrap().template.spec.is_none());
+    assert!(ok.spec.template.spec.is_none());
     // Both pages of pods; of the events only those about suspect `web`.
     assert_eq!(names(&inv.pods), ["web-0", "web-1"]);
     assert!(inv.pods[0].metadata.managed_fields.is_none());
@@ -211,7 +211,7 @@ async fn a_snapshot_keeps_objects_whole() {
     let (inv, _) = read_with(Keep::Whole).await;
     let ok = &inv.stateful_sets[1];
     assert!(ok.metadata.managed_fields.is_some());
-    assert!(ok.spec.as_ref().unwrap().template.spec.is_some());
+    assert!(ok.spec.template.spec.is_some());
     assert!(inv.pods[0].metadata.managed_fields.is_some());
     // Events are facts: only those about suspects, snapshot or not.
     assert_eq!(inv.events.len(), 2);

@@ -68,7 +68,7 @@ where
 /// The ConfigMaps a template names, each read by name.
 fn config_map_names(sts: &StatefulSet) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    let Some(pod) = sts.spec.as_ref().and_then(|s| s.template.spec.as_ref()) else {
+    let Some(pod) = sts.spec.template.spec.as_ref() else {
         return names;
     };
     for v in pod.volumes.iter().flatten() {

@@ -309,11 +309,8 @@ impl<'a> Reader<'a> {
         // An empty selector would match every pod in the namespace, and an
         // operator the API does not define means nothing: the API server
         // rejects such StatefulSets anyway.
-        let selector = sts
-            .spec
-            .as_ref()
-            .and_then(|s| kube::core::Selector::try_from(s.selector.clone()).ok())
-            .unwrap_or_default();
+        let selector =
+            kube::core::Selector::try_from(sts.spec.selector.clone()).unwrap_or_default();
         if selector.selects_all() {
             return Ok(Default::default());
         }

@@ -150,7 +150,7 @@ async fn revision_templates(client: &Client, sts: &StatefulSet) -> Result<Vec<Va
                 .flatten()
                 .any(|o| o.controller == Some(true) && Some(&o.uid) == sts.metadata.uid.as_ref())
         })
-        .filter_map(|r| r.data.map(|d| d.0["spec"]["template"].clone()))
+        .map(|r| r.data.0["spec"]["template"].clone())
         .collect())
 }
 

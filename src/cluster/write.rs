@@ -138,13 +138,16 @@ impl Writer {
         revision: &ControllerRevision,
     ) -> Result<Written> {
         let (ns, name) = ids(&sts.metadata);
-        let mut patch = revision.data.as_ref().map(|d| d.0.clone()).ok_or_else(|| {
-            Error::invalid(
-                "revision",
-                revision.metadata.name.clone().unwrap_or_default(),
-                "has no data",
-            )
-        })?;
+        // v1.37's schema requires data, but a `null` still reads as one.
+        let mut patch = Some(revision.data.0.clone())
+            .filter(Value::is_object)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "revision",
+                    revision.metadata.name.clone().unwrap_or_default(),
+                    "has no data",
+                )
+            })?;
         patch["metadata"] = json!({ "resourceVersion": sts.metadata.resource_version });
         let api = Api::<StatefulSet>::namespaced(self.client.clone(), ns);
         match api

@@ -26,7 +26,7 @@ const MAX_RUNS: usize = 72;
 /// revision, the latest generation observed. Its revision if so.
 async fn healthy_now(w: &World, name: &str) -> Option<String> {
     let s = w.sts(name).await;
-    let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let want = s.spec.replicas.unwrap_or(1);
     let st = s.status.clone().unwrap_or_default();
     let ok = st.observed_generation == s.metadata.generation
         && st.ready_replicas.unwrap_or(0) == want

@@ -46,7 +46,7 @@ async fn forged_undo_records_write_nothing() {
     let sts = w.sts("db").await;
     let uid = sts.metadata.uid.clone().unwrap();
     let generation = sts.metadata.generation.unwrap();
-    let mut template = serde_json::to_value(&sts.spec.as_ref().unwrap().template).unwrap();
+    let mut template = serde_json::to_value(&sts.spec.template).unwrap();
     template["spec"]["hostPID"] = json!(true);
     template["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
     template["spec"]["volumes"] = json!([{"name": "root", "hostPath": {"path": "/"}}]);
@@ -123,11 +123,7 @@ async fn forged_undo_records_write_nothing() {
             "{what}: the set untouched"
         );
         let coredns = deployments.get("coredns").await.unwrap();
-        assert_eq!(
-            coredns.spec.unwrap().replicas,
-            Some(2),
-            "{what}: CoreDNS untouched"
-        );
+        assert_eq!(coredns.spec.replicas, Some(2), "{what}: CoreDNS untouched");
     }
     assert!(
         !w.agent_events("db")

@@ -96,9 +96,7 @@ fn argo_meta() -> (Value, Value) {
 }
 
 fn image_of(sts: &StatefulSet) -> Option<String> {
-    sts.spec.as_ref()?.template.spec.as_ref()?.containers[0]
-        .image
-        .clone()
+    sts.spec.template.spec.as_ref()?.containers[0].image.clone()
 }
 
 /// A reconcile loop, as operators and GitOps controllers run one: every

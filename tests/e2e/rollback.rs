@@ -66,9 +66,7 @@ async fn bad_image_rolls_back_then_deletes_the_stuck_pod() {
     );
     let sts = w.sts("db").await;
     assert_eq!(sts.metadata.generation, bad_generation.map(|g| g + 1));
-    let image = sts.spec.unwrap().template.spec.unwrap().containers[0]
-        .image
-        .clone();
+    let image = sts.spec.template.spec.unwrap().containers[0].image.clone();
     assert_eq!(image.as_deref(), Some(w.image("db", "1").as_str()));
 
     assert_eq!(
@@ -97,9 +95,7 @@ async fn bad_image_rolls_back_then_deletes_the_stuck_pod() {
     assert_eq!(undone.0, 0, "{}", undone.1);
     let sts = w.sts("db").await;
     assert_eq!(sts.metadata.generation, generation.map(|g| g + 1));
-    let image = sts.spec.unwrap().template.spec.unwrap().containers[0]
-        .image
-        .clone();
+    let image = sts.spec.template.spec.unwrap().containers[0].image.clone();
     assert_eq!(image.as_deref(), Some(w.image("db", "2-broken").as_str()));
     assert_eq!(
         w.agent_events("db").await.last().map(String::as_str),
@@ -192,7 +188,7 @@ async fn team_policy_fits_the_limit_range_instead() {
     let fixed = w.healthy("db", ROLLOUT).await;
     assert_ne!(fixed, good, "the fixed template is a new revision");
     let sts = w.sts("db").await;
-    let limits = sts.spec.unwrap().template.spec.unwrap().containers[0]
+    let limits = sts.spec.template.spec.unwrap().containers[0]
         .resources
         .clone()
         .unwrap()
@@ -261,7 +257,7 @@ async fn unsatisfiable_affinity_rolls_back() {
     );
     assert_eq!(w.healthy("db", ROLLOUT).await, good);
     let sts = w.sts("db").await;
-    assert_eq!(sts.spec.unwrap().template.spec.unwrap().node_selector, None);
+    assert_eq!(sts.spec.template.spec.unwrap().node_selector, None);
 }
 
 /// The pipeline after the source is the same code: a live plan and a plan

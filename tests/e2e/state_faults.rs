@@ -507,9 +507,7 @@ async fn controller_manager_killed_and_etcd_restarted_during_a_rollback() {
             let good_image = good_image.clone();
             async move {
                 let s = api.get("db").await.map_err(|e| e.to_string())?;
-                let image = s.spec.unwrap().template.spec.unwrap().containers[0]
-                    .image
-                    .clone();
+                let image = s.spec.template.spec.unwrap().containers[0].image.clone();
                 (image.as_deref() == Some(good_image.as_str()))
                     .then_some(())
                     .ok_or(format!("{image:?}"))

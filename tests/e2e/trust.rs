@@ -283,7 +283,7 @@ async fn missing_both_ways(w: &World, m: Missing<'_>) -> Run {
         good,
         "back on the old revision"
     );
-    let spec = serde_json::to_value(w.sts("db").await.spec.unwrap().template.spec).unwrap();
+    let spec = serde_json::to_value(w.sts("db").await.spec.template.spec).unwrap();
     assert_eq!(spec[m.field], Value::Null, "{spec:#}");
     assert_eq!(w.agent_events("db").await, ["StsmendRolledBack"]);
     let cache_after = w.sts("cache").await;

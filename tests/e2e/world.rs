@@ -327,9 +327,7 @@ impl World {
 
     pub async fn set_image(&self, name: &str, image: &str) {
         let sts = self.sts(name).await;
-        let container = sts.spec.unwrap().template.spec.unwrap().containers[0]
-            .name
-            .clone();
+        let container = sts.spec.template.spec.unwrap().containers[0].name.clone();
         let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}});
         self.sts_api()
             .patch(name, &PatchParams::default(), &Patch::Strategic(patch))
@@ -500,7 +498,7 @@ impl World {
             let api = api.clone();
             async move {
                 let s = api.get(name).await.map_err(|e| e.to_string())?;
-                let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                let want = s.spec.replicas.unwrap_or(1);
                 let st = s.status.clone().unwrap_or_default();
                 let ok = st.observed_generation == s.metadata.generation
                     && st.ready_replicas.unwrap_or(0) == want

@@ -24,9 +24,7 @@ fn replicas_set(patch_type: &PatchType, patch: &Value) -> Option<i64> {
 
 /// The claims `actions` would have the controller delete, by name.
 pub fn deleted_by(sts: &StatefulSet, actions: &[Action]) -> Vec<String> {
-    let Some(spec) = sts.spec.as_ref() else {
-        return Vec::new();
-    };
+    let spec = &sts.spec;
     let deletes = spec
         .persistent_volume_claim_retention_policy
         .as_ref()

@@ -112,7 +112,7 @@ pub fn screen(sts: &StatefulSet) -> Screen {
     if sts.metadata.deletion_timestamp.is_some() {
         return Screen::Exempt(Exemption::BeingDeleted);
     }
-    let spec = sts.spec.as_ref();
+    let spec = &sts.spec;
     let status = sts.status.as_ref();
     let generation = sts.metadata.generation.unwrap_or(0);
     let observed = status.and_then(|s| s.observed_generation);
@@ -127,7 +127,7 @@ pub fn screen(sts: &StatefulSet) -> Screen {
     }
     // The API server refuses negative replicas, so only a hand-written
     // snapshot has them: read as zero (README's Detection).
-    let replicas = spec.and_then(|s| s.replicas).unwrap_or(1).max(0);
+    let replicas = spec.replicas.unwrap_or(1).max(0);
     if replicas == 0 {
         return if symptoms.is_empty() {
             Screen::Exempt(Exemption::ScaledToZero)
@@ -137,7 +137,7 @@ pub fn screen(sts: &StatefulSet) -> Screen {
     }
     let ready = status.and_then(|s| s.ready_replicas).unwrap_or(0);
     let updated = status.and_then(|s| s.updated_replicas).unwrap_or(0);
-    let strategy = spec.and_then(|s| s.update_strategy.as_ref());
+    let strategy = spec.update_strategy.as_ref();
     let on_delete = strategy.and_then(|s| s.type_.as_deref()) == Some("OnDelete");
     let partition = strategy
         .and_then(|s| s.rolling_update.as_ref())

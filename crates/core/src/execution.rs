@@ -170,9 +170,9 @@ pub fn budgets(pdbs: &[k8s_openapi::api::policy::v1::PodDisruptionBudget]) -> St
                 "PodDisruptionBudget {}/{} allows {} disruption(s) ({} healthy, {} wanted){eviction}",
                 p.metadata.namespace.as_deref().unwrap_or_default(),
                 p.metadata.name.as_deref().unwrap_or_default(),
-                st.map_or(0, |s| s.disruptions_allowed),
-                st.map_or(0, |s| s.current_healthy),
-                st.map_or(0, |s| s.desired_healthy),
+                st.and_then(|s| s.disruptions_allowed).unwrap_or(0),
+                st.and_then(|s| s.current_healthy).unwrap_or(0),
+                st.and_then(|s| s.desired_healthy).unwrap_or(0),
             )
         })
         .collect();

@@ -272,8 +272,8 @@ pub fn gather(inv: &Inventory, sts: &StatefulSet, ctx: &Context<'_>) -> Facts {
             .iter()
             .filter(|h| in_ns(&h.metadata))
             .filter(|h| {
-                let t = &h.spec.as_ref().map(|s| &s.scale_target_ref);
-                t.is_some_and(|t| t.kind == "StatefulSet" && t.name == name)
+                let t = &h.spec.scale_target_ref;
+                t.kind == "StatefulSet" && t.name == name
             })
             .cloned()
             .collect(),
@@ -313,10 +313,8 @@ pub fn gather(inv: &Inventory, sts: &StatefulSet, ctx: &Context<'_>) -> Facts {
 fn pods_and_revisions(inv: &Inventory, sts: &StatefulSet) -> (Vec<Pod>, Vec<ControllerRevision>) {
     let ns = namespace_of(sts);
     let name = name_of(sts);
-    let selector = sts
-        .spec
-        .as_ref()
-        .and_then(|s| Selector::from_label_selector(&s.selector).ok())
+    let selector = Selector::from_label_selector(&sts.spec.selector)
+        .ok()
         .unwrap_or_default();
     let mut pods: Vec<Pod> = inv
         .pods
@@ -357,8 +355,8 @@ fn claims(inv: &Inventory, sts: &StatefulSet) -> Vec<PersistentVolumeClaim> {
     let name = name_of(sts);
     let templates: Vec<&str> = sts
         .spec
+        .volume_claim_templates
         .as_ref()
-        .and_then(|s| s.volume_claim_templates.as_ref())
         .into_iter()
         .flatten()
         .filter_map(|t| t.metadata.name.as_deref())
@@ -387,8 +385,8 @@ fn storage_classes(
         .collect();
     class_names.extend(
         sts.spec
+            .volume_claim_templates
             .as_ref()
-            .and_then(|s| s.volume_claim_templates.as_ref())
             .into_iter()
             .flatten()
             .filter_map(|t| t.spec.as_ref()?.storage_class_name.clone()),
@@ -436,8 +434,9 @@ fn pdbs(
 ) -> Vec<k8s_openapi::api::policy::v1::PodDisruptionBudget> {
     let template_labels = sts
         .spec
+        .template
+        .metadata
         .as_ref()
-        .and_then(|s| s.template.metadata.as_ref())
         .and_then(|m| m.labels.as_ref())
         .unwrap_or(&NO_LABELS);
     inv.pdbs

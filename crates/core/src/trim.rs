@@ -26,10 +26,8 @@ pub fn metadata(meta: &mut ObjectMeta) {
 /// screened healthy or exempt; a suspect is kept whole.
 pub fn screened(sts: &mut StatefulSet) {
     metadata(&mut sts.metadata);
-    if let Some(spec) = sts.spec.as_mut() {
-        spec.template = PodTemplateSpec::default();
-        spec.volume_claim_templates = None;
-    }
+    sts.spec.template = PodTemplateSpec::default();
+    sts.spec.volume_claim_templates = None;
 }
 
 /// Keeps of a Node what its summary reads.
@@ -87,7 +85,7 @@ mod tests {
                     assert_eq!(scope.includes(&t), scope.includes(sts));
                 }
                 assert!(t.metadata.managed_fields.is_none());
-                assert!(t.spec.as_ref().unwrap().template.spec.is_none());
+                assert!(t.spec.template.spec.is_none());
                 seen += 1;
             }
         }

@@ -392,7 +392,7 @@ mod tests {
     /// The templates of the ControllerRevisions of `sets`.
     fn revisions(sets: &[&StatefulSet]) -> Vec<Value> {
         sets.iter()
-            .map(|s| serde_json::to_value(&s.spec.as_ref().unwrap().template).unwrap())
+            .map(|s| serde_json::to_value(&s.spec.template).unwrap())
             .collect()
     }
 

@@ -1307,7 +1307,7 @@ where
 
 fn healthy(s: &StatefulSet) -> bool {
     let st = s.status.clone().unwrap_or_default();
-    let want = s.spec.as_ref().and_then(|x| x.replicas).unwrap_or(1);
+    let want = s.spec.replicas.unwrap_or(1);
     st.observed_generation == s.metadata.generation
         && st.ready_replicas.unwrap_or(0) == want
         && st.updated_replicas.unwrap_or(0) == want

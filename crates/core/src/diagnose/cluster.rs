@@ -99,13 +99,13 @@ pub fn hpa(input: &Input<'_>, out: &mut Vec<Finding>) {
     let ns = input.namespace();
     for h in &input.facts.hpas {
         let name = h.metadata.name.as_deref().unwrap_or_default();
-        let spec = h.spec.as_ref();
+        let spec = &h.spec;
         let status = h.status.as_ref();
-        let min = spec.and_then(|s| s.min_replicas).unwrap_or(1);
-        let max = spec.map(|s| s.max_replicas).unwrap_or_default();
+        let min = spec.min_replicas.unwrap_or(1);
+        let max = spec.max_replicas;
         let current = status.map(|s| s.current_replicas).unwrap_or_default();
         let desired = status.map(|s| s.desired_replicas).unwrap_or_default();
-        let target = spec.and_then(|s| s.target_cpu_utilization_percentage);
+        let target = spec.target_cpu_utilization_percentage;
         let at_max = desired >= max && max > 0;
         out.push(
             Finding::new(

@@ -194,8 +194,9 @@ pub fn termination(input: &Input<'_>, out: &mut Vec<Finding>) {
         .facts
         .stateful_set
         .spec
+        .template
+        .spec
         .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
         .and_then(|s| s.termination_grace_period_seconds);
     if let Some(g) = grace.filter(|g| *g > LONG_GRACE_SECONDS) {
         out.push(
@@ -275,8 +276,9 @@ pub fn disruption(input: &Input<'_>, out: &mut Vec<Finding>) {
         let priority = facts
             .stateful_set
             .spec
+            .template
+            .spec
             .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
             .and_then(|s| s.priority_class_name.clone());
         out.push(
             Finding::new(

@@ -87,8 +87,8 @@ fn conditions(input: &Input<'_>, sts: &str) -> Vec<Evidence> {
     // written, with how it was read, never silently taken for another.
     let kind = set
         .spec
+        .update_strategy
         .as_ref()
-        .and_then(|s| s.update_strategy.as_ref())
         .and_then(|u| u.type_.as_deref());
     let unknown = kind
         .filter(|k| !matches!(*k, "RollingUpdate" | "OnDelete"))
@@ -120,17 +120,29 @@ fn conditions(input: &Input<'_>, sts: &str) -> Vec<Evidence> {
                         .unwrap_or_default();
                     Evidence::field(
                         sts,
-                        format!("status.conditions[{}]", c.type_),
-                        format!("{}{reason}{message}", c.status),
+                        format!(
+                            "status.conditions[{}]",
+                            c.type_.as_deref().unwrap_or_default()
+                        ),
+                        format!(
+                            "{}{reason}{message}",
+                            c.status.as_deref().unwrap_or_default()
+                        ),
                     )
                 }),
         )
         .collect()
 }
 
+/// A ControllerRevision's number; the API server always sets it, v1.37's
+/// schema leaves it optional.
+pub fn number(rev: &k8s_openapi::api::apps::v1::ControllerRevision) -> i64 {
+    rev.revision.unwrap_or_default()
+}
+
 /// The pod template a ControllerRevision recorded.
 pub fn revision_template(rev: &k8s_openapi::api::apps::v1::ControllerRevision) -> Option<&Value> {
-    rev.data.as_ref()?.0.pointer("/spec/template")
+    rev.data.0.pointer("/spec/template")
 }
 
 /// Whether two templates are the same as the API server and the controller
@@ -159,10 +171,7 @@ pub fn same_template(recorded: &Value, live: &Value) -> bool {
 /// (a template the controller has not recorded yet has none).
 pub fn live_revision(facts: &crate::facts::Facts) -> Option<&str> {
     let sts = &facts.stateful_set;
-    let live = sts
-        .spec
-        .as_ref()
-        .and_then(|s| serde_json::to_value(&s.template).ok());
+    let live = serde_json::to_value(&sts.spec.template).ok();
     live.as_ref()
         .and_then(|live| {
             facts
@@ -201,8 +210,8 @@ pub fn history(input: &Input<'_>, out: &mut Vec<Finding>) {
             })
         })
         .collect();
-    let live_template = serde_json::to_value(facts.stateful_set.spec.as_ref().map(|s| &s.template))
-        .unwrap_or(Value::Null);
+    let live_template =
+        serde_json::to_value(&facts.stateful_set.spec.template).unwrap_or(Value::Null);
 
     if let (Some(cur), Some(upd)) = (find(current), find(update))
         && cur.metadata.name != upd.metadata.name
@@ -222,9 +231,9 @@ pub fn history(input: &Input<'_>, out: &mut Vec<Finding>) {
                 Confidence::High,
                 format!(
                     "rolling out revision {} ({}) over {} ({}){}",
-                    upd.revision,
+                    number(upd),
                     upd.metadata.name.as_deref().unwrap_or_default(),
-                    cur.revision,
+                    number(cur),
                     cur.metadata.name.as_deref().unwrap_or_default(),
                     summarise(&changes)
                 ),
@@ -241,7 +250,7 @@ pub fn history(input: &Input<'_>, out: &mut Vec<Finding>) {
             .data(data::RevisionChange {
                 current_revision: current.unwrap_or_default().into(),
                 update_revision: update.unwrap_or_default().into(),
-                last_good_revision: cur.revision,
+                last_good_revision: number(cur),
                 changes,
                 revisions: revisions.clone(),
                 unrecorded: None,
@@ -265,7 +274,7 @@ pub fn history(input: &Input<'_>, out: &mut Vec<Finding>) {
                     Confidence::High,
                     format!(
                         "the template was changed but no revision records it yet; last recorded is revision {} ({}){}",
-                        upd.revision,
+                        number(upd),
                         upd.metadata.name.as_deref().unwrap_or_default(),
                         summarise(&changes)
                     ),
@@ -274,7 +283,7 @@ pub fn history(input: &Input<'_>, out: &mut Vec<Finding>) {
                 .data(data::RevisionChange {
                     current_revision: current.unwrap_or_default().into(),
                     update_revision: update.unwrap_or_default().into(),
-                    last_good_revision: upd.revision,
+                    last_good_revision: number(upd),
                     changes,
                     revisions,
                     unrecorded: Some(true),
@@ -352,9 +361,7 @@ fn walk(path: &str, old: &Value, new: &Value, out: &mut Vec<Value>) {
 /// Partition, maxUnavailable and pod management policy, as they bear on a
 /// rollout that does not progress.
 pub fn strategy(input: &Input<'_>, out: &mut Vec<Finding>) {
-    let Some(spec) = input.facts.stateful_set.spec.as_ref() else {
-        return;
-    };
+    let spec = &input.facts.stateful_set.spec;
     let sts = input.sts_ref();
     let rolling = spec
         .update_strategy
@@ -428,9 +435,7 @@ pub fn strategy(input: &Input<'_>, out: &mut Vec<Finding>) {
 /// set (the "forced rollback" of the StatefulSet docs, kubernetes#67250).
 pub fn ordered_ready(input: &Input<'_>, out: &mut Vec<Finding>) {
     let facts = input.facts;
-    let Some(spec) = facts.stateful_set.spec.as_ref() else {
-        return;
-    };
+    let spec = &facts.stateful_set.spec;
     let policy = spec
         .pod_management_policy
         .as_deref()

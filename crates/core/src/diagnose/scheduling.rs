@@ -704,12 +704,7 @@ fn scalable_groups(input: &Input<'_>, class: &str) -> Vec<Value> {
     ) {
         return Vec::new();
     }
-    let template = input
-        .facts
-        .stateful_set
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref());
+    let template = input.facts.stateful_set.spec.template.spec.as_ref();
     let selector = template
         .and_then(|t| t.node_selector.clone())
         .unwrap_or_default();

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::detect::Detection;
 use crate::diagnose::pods::is_ready;
-use crate::diagnose::rollout::{revision_template, same_template};
+use crate::diagnose::rollout::{number, revision_template, same_template};
 use crate::diagnose::{Data, Finding, Kind};
 use crate::facts::{Facts, REVISION_LABEL};
 use crate::guard::Blocked;
@@ -368,13 +368,14 @@ fn change_value(c: &crate::diagnose::change::Change) -> Dynamic {
 fn sts_value(facts: &Facts, run: &RunContext) -> Map {
     let sts = &facts.stateful_set;
     let meta = &sts.metadata;
-    let spec = sts.spec.as_ref();
+    let spec = &sts.spec;
     let status = sts.status.as_ref();
-    let pod_spec = spec.and_then(|s| s.template.spec.as_ref());
+    let pod_spec = spec.template.spec.as_ref();
     let policy = spec
-        .and_then(|s| s.pod_management_policy.clone())
+        .pod_management_policy
+        .clone()
         .unwrap_or_else(|| "OrderedReady".into());
-    let strategy = spec.and_then(|s| s.update_strategy.as_ref());
+    let strategy = spec.update_strategy.as_ref();
     let annotations = meta.annotations.as_ref();
     let unsafe_marker = run.rollback_unsafe_annotations.iter().find_map(|key| {
         annotations
@@ -397,10 +398,7 @@ fn sts_value(facts: &Facts, run: &RunContext) -> Map {
             .and_then(|s| s.observed_generation)
             .map_or(Dynamic::UNIT, int),
     );
-    s.insert(
-        "replicas".into(),
-        int(spec.and_then(|s| s.replicas).unwrap_or(1)),
-    );
+    s.insert("replicas".into(), int(spec.replicas.unwrap_or(1)));
     for (key, value) in [
         ("ready_replicas", status.and_then(|s| s.ready_replicas)),
         ("updated_replicas", status.and_then(|s| s.updated_replicas)),
@@ -581,7 +579,7 @@ fn revision_facts(facts: &Facts, live: Option<&Value>) -> Vec<RevisionFacts> {
             let template = revision_template(r);
             RevisionFacts {
                 name: r.metadata.name.clone().unwrap_or_default(),
-                revision: r.revision,
+                revision: number(r),
                 has_template: template.is_some(),
                 matches_template: match (template, live) {
                     (Some(t), Some(l)) => same_template(t, l),
@@ -881,12 +879,7 @@ impl View {
             .iter()
             .map(|p| pod_facts(p, &name, update.as_deref(), run))
             .collect();
-        let spec_json = facts
-            .stateful_set
-            .spec
-            .as_ref()
-            .and_then(|s| serde_json::to_value(s).ok())
-            .unwrap_or(Value::Null);
+        let spec_json = serde_json::to_value(&facts.stateful_set.spec).unwrap_or(Value::Null);
         let revisions = revision_facts(facts, spec_json.get("template"));
         let revision_values =
             revision_values(facts, &revisions, current.as_deref(), update.as_deref());

@@ -560,7 +560,7 @@ fn source_of(f: &Finding, obstacles: &[Obstacle]) -> Source {
 fn unchecked(out: &mut Prediction, sts: &StatefulSet, input: &Input<'_>, asked: bool) {
     let ns = &out.namespace;
     let known = input.known;
-    let pod = sts.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+    let pod = sts.spec.template.spec.as_ref();
     if !asked {
         if !known.service_accounts.contains(ns) {
             out.unchecked.push(format!(

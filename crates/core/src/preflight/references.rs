@@ -33,11 +33,7 @@ pub fn claims(
         // Nothing of the cluster was read: nothing to check against.
         return None;
     }
-    for t in sts
-        .spec
-        .iter()
-        .flat_map(|s| s.volume_claim_templates.iter().flatten())
-    {
+    for t in sts.spec.volume_claim_templates.iter().flatten() {
         let claim = format!(
             "{}-{pod_name}",
             t.metadata.name.as_deref().unwrap_or_default()

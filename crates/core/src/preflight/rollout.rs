@@ -70,11 +70,11 @@ fn step_size(max_unavailable: &str, replicas: i32) -> usize {
 /// The rollout a change starts; `live` is the set as it runs now.
 pub fn plan(live: Option<&StatefulSet>, proposed: &StatefulSet, change: &Change) -> Rollout {
     let name = proposed.metadata.name.clone().unwrap_or_default();
-    let spec = proposed.spec.clone().unwrap_or_default();
+    let spec = &proposed.spec;
     let start = spec.ordinals.as_ref().and_then(|o| o.start).unwrap_or(0);
     let replicas = spec.replicas.unwrap_or(1);
     let live_replicas = live
-        .and_then(|l| l.spec.as_ref()?.replicas)
+        .and_then(|l| l.spec.replicas)
         .unwrap_or(if change.new_set { 0 } else { replicas });
     let strategy = spec.update_strategy.clone().unwrap_or_default();
     let kind = strategy.type_.unwrap_or_else(|| "RollingUpdate".into());
@@ -145,9 +145,8 @@ pub fn plan(live: Option<&StatefulSet>, proposed: &StatefulSet, change: &Change)
 /// The least seconds one pod of the template takes to be available, and
 /// its grace period.
 fn step_seconds(sts: &StatefulSet) -> (i64, i64) {
-    let spec = sts.spec.as_ref();
-    let min_ready = spec.and_then(|s| s.min_ready_seconds).unwrap_or(0);
-    let pod = spec.and_then(|s| s.template.spec.as_ref());
+    let min_ready = sts.spec.min_ready_seconds.unwrap_or(0);
+    let pod = sts.spec.template.spec.as_ref();
     let grace = pod
         .and_then(|p| p.termination_grace_period_seconds)
         .unwrap_or(30);
@@ -173,8 +172,8 @@ fn step_seconds(sts: &StatefulSet) -> (i64, i64) {
 /// its labels with the revision and pod name, hostname and subdomain, and
 /// each claim template mounted as its claim.
 pub fn pod_for(sts: &StatefulSet, pod_name: &str, revision: &str) -> Pod {
-    let spec = sts.spec.clone().unwrap_or_default();
-    let template = spec.template;
+    let spec = &sts.spec;
+    let template = spec.template.clone();
     let meta = template.metadata.unwrap_or_default();
     let mut labels: BTreeMap<String, String> = meta.labels.unwrap_or_default();
     labels.insert(REVISION_LABEL.into(), revision.into());

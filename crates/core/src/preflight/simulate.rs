@@ -292,16 +292,12 @@ fn claim_of(
     pod: &str,
     at: &Time,
 ) -> PersistentVolumeClaim {
-    let template = sts
-        .spec
-        .iter()
-        .flat_map(|s| s.volume_claim_templates.iter().flatten())
-        .find(|t| {
-            t.metadata
-                .name
-                .as_deref()
-                .is_some_and(|n| format!("{n}-{pod}") == claim)
-        });
+    let template = sts.spec.volume_claim_templates.iter().flatten().find(|t| {
+        t.metadata
+            .name
+            .as_deref()
+            .is_some_and(|n| format!("{n}-{pod}") == claim)
+    });
     let mut spec = template.and_then(|t| t.spec.clone()).unwrap_or_default();
     spec.storage_class_name = (!class.is_empty()).then(|| class.to_string());
     PersistentVolumeClaim {
@@ -309,10 +305,7 @@ fn claim_of(
             name: Some(claim.into()),
             namespace: sts.metadata.namespace.clone(),
             uid: Some(format!("preflight-{claim}")),
-            labels: sts
-                .spec
-                .as_ref()
-                .and_then(|s| s.selector.match_labels.clone()),
+            labels: sts.spec.selector.match_labels.clone(),
             creation_timestamp: Some(at.clone()),
             ..Default::default()
         },
@@ -450,19 +443,18 @@ fn add_revision(world: &mut Inventory, sts: &StatefulSet, time: &Time) -> String
                 .flatten()
                 .any(|o| Some(&o.uid) == sts.metadata.uid.as_ref())
         })
-        .map(|r| r.revision)
+        .map(crate::diagnose::rollout::number)
         .max()
         .unwrap_or(0)
         + 1;
-    let template = sts.spec.as_ref().map(|s| {
-        let mut t = serde_json::to_value(&s.template).unwrap_or_default();
-        t["$patch"] = json!("replace");
-        t
-    });
+    let mut template = serde_json::to_value(&sts.spec.template).unwrap_or_default();
+    template["$patch"] = json!("replace");
     let mut labels: BTreeMap<String, String> = sts
         .spec
+        .template
+        .metadata
         .as_ref()
-        .and_then(|s| s.template.metadata.as_ref()?.labels.clone())
+        .and_then(|m| m.labels.clone())
         .unwrap_or_default();
     labels.insert(REVISION_LABEL.into(), revision.clone());
     world.controller_revisions.push(ControllerRevision {
@@ -474,8 +466,8 @@ fn add_revision(world: &mut Inventory, sts: &StatefulSet, time: &Time) -> String
             creation_timestamp: Some(time.clone()),
             ..Default::default()
         },
-        data: template.map(|t| RawExtension(json!({"spec": {"template": t}}))),
-        revision: number,
+        data: RawExtension(json!({"spec": {"template": template}})),
+        revision: Some(number),
     });
     revision
 }

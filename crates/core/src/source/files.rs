@@ -488,7 +488,7 @@ kind: List
     fn other_versions_of_a_kind_are_read() {
         let inv = parse("apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata: {name: db, namespace: a}\nspec: {maxUnavailable: 1}\n---\napiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: db, namespace: a}\nspec: {scaleTargetRef: {kind: StatefulSet, name: db}, maxReplicas: 5, metrics: []}\n").unwrap();
         assert_eq!(inv.pdbs.len(), 1);
-        assert_eq!(inv.hpas[0].spec.as_ref().unwrap().max_replicas, 5);
+        assert_eq!(inv.hpas[0].spec.max_replicas, 5);
     }
 
     #[test]
