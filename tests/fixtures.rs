@@ -25,10 +25,15 @@ fn load(name: &str) -> stsmend::inventory::Inventory {
 }
 
 fn plan_inventory(inv: stsmend::inventory::Inventory) -> Outcome {
-    let now = stsmend::snapshot::taken_at(&inv)
+    let settings = fixture_settings(&inv);
+    pipeline::run(&inv, None, &settings, &Policies::builtin()).outcome
+}
+
+fn fixture_settings(inv: &stsmend::inventory::Inventory) -> Settings {
+    let now = stsmend::snapshot::taken_at(inv)
         .unwrap()
         .expect("a snapshot marker");
-    let settings = Settings {
+    Settings {
         options: Options {
             now,
             threshold: Span::minutes(0),
@@ -45,8 +50,7 @@ fn plan_inventory(inv: stsmend::inventory::Inventory) -> Outcome {
             ..Default::default()
         },
         guards: Default::default(),
-    };
-    pipeline::run(&inv, None, &settings, &Policies::builtin()).outcome
+    }
 }
 
 fn failing<'a>(o: &'a Outcome, name: &str) -> &'a Assessment {
@@ -246,6 +250,185 @@ fn a_refusal_with_status_written_reads_as_the_v1_20_mismatch_does() {
         plan_of(db),
         plan_of(failing(&v120, "db")),
         "the same rollback"
+    );
+}
+
+/// The plan of `action`'s pods to evict, as the report writes it.
+fn evicts(a: &Assessment) -> serde_json::Value {
+    let plan = a.plan.as_ref().expect("a plan");
+    serde_json::to_value(&plan.actions[0]).unwrap()["evict"].clone()
+}
+
+fn pods_of<'a>(a: &'a Assessment, kind: &str) -> Vec<&'a str> {
+    a.findings
+        .iter()
+        .filter(|f| f.kind.as_str() == kind)
+        .flat_map(|f| f.pods.iter().map(String::as_str))
+        .collect()
+}
+
+/// A PodDisruptionBudget over shop/cache's pods, one healthy of two
+/// wanted, as the disruption controller writes it.
+fn budget(policy: Option<&str>) -> k8s_openapi::api::policy::v1::PodDisruptionBudget {
+    let mut spec =
+        serde_json::json!({"minAvailable": 2, "selector": {"matchLabels": {"app": "cache"}}});
+    if let Some(p) = policy {
+        spec["unhealthyPodEvictionPolicy"] = p.into();
+    }
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "cache", "namespace": "shop", "generation": 1},
+        "spec": spec,
+        "status": {"observedGeneration": 1, "currentHealthy": 1, "desiredHealthy": 2,
+                   "disruptionsAllowed": 0, "expectedPods": 3}}))
+    .unwrap()
+}
+
+/// maxUnavailable 2 as a v1.35 controller rolls it out (KEP-961): both pods
+/// it replaced at once are named, and one forced rollback, one action of
+/// the run's budget, evicts both; a budget that would refuse the eviction
+/// is named and nothing it refuses is planned.
+#[test]
+fn max_unavailable_names_every_stuck_pod_and_one_forced_rollback_evicts_them() {
+    let inv = load("versions/max-unavailable");
+    let mut settings = fixture_settings(&inv);
+    for limits in [&mut settings.decide.limits, &mut settings.guards.limits] {
+        limits.max_actions = 1;
+        limits.debounce_runs = 1;
+    }
+    let o = pipeline::run(&inv, None, &settings, &Policies::builtin()).outcome;
+    let cache = failing(&o, "cache");
+    has(
+        cache,
+        &[
+            "rollout_stuck",
+            "crash_loop",
+            "ordered_ready_blocked",
+            "max_unavailable",
+        ],
+    );
+    assert_eq!(pods_of(cache, "crash_loop"), ["cache-1", "cache-2"]);
+    assert_eq!(
+        pods_of(cache, "ordered_ready_blocked"),
+        ["cache-1", "cache-2"]
+    );
+    assert!(
+        summary(cache, "max_unavailable")
+            .contains("cache-1, cache-2 of the update revision are not Ready")
+    );
+    assert_eq!(rung(cache), "rollback");
+    assert_eq!(evicts(cache), serde_json::json!(["cache-1", "cache-2"]));
+    let gate = cache.gate.as_ref().unwrap();
+    assert!(gate.admitted && gate.blocked.is_none(), "{gate:?}");
+
+    // IfHealthyBudget with 1 healthy of 2 wanted refuses both evictions.
+    let mut refused = inv.clone();
+    refused.pdbs.push(budget(None));
+    let o = plan_inventory(refused);
+    let cache = failing(&o, "cache");
+    let blocked = cache
+        .findings
+        .iter()
+        .find(|f| f.kind.as_str() == "eviction_blocked")
+        .expect("eviction_blocked");
+    assert_eq!(blocked.pods, ["cache-1", "cache-2"]);
+    assert!(blocked.summary.contains("IfHealthyBudget (the default)"));
+    assert!(
+        blocked
+            .summary
+            .contains("AlwaysAllow on the budget would let them be evicted")
+    );
+    assert_eq!(rung(cache), "rollback");
+    assert_eq!(
+        evicts(cache),
+        serde_json::Value::Null,
+        "no eviction the API server refuses"
+    );
+    // AlwaysAllow lets pods that are not Ready go.
+    let mut allowed = inv.clone();
+    allowed.pdbs.push(budget(Some("AlwaysAllow")));
+    let o = plan_inventory(allowed);
+    let cache = failing(&o, "cache");
+    assert!(!kinds(cache).contains(&"eviction_blocked"));
+    assert_eq!(evicts(cache), serde_json::json!(["cache-1", "cache-2"]));
+}
+
+/// KEP-3541's Recreate (1.37 alpha) read on the same failure: every pod
+/// deleted first, so nothing is left serving and nothing is forced; the
+/// rollback evicts nothing, the controller replacing the abandoned pods.
+#[test]
+fn recreate_reads_stuck_its_own_way_and_forces_nothing() {
+    let mut inv = load("versions/max-unavailable");
+    for s in &mut inv.stateful_sets {
+        s.spec.update_strategy =
+            serde_json::from_value(serde_json::json!({"type": "Recreate"})).unwrap();
+    }
+    let with_earlier = plan_inventory(inv.clone());
+    let evidence = |o: &Outcome| -> String {
+        let stuck = failing(o, "cache")
+            .findings
+            .iter()
+            .find(|f| f.kind.as_str() == "rollout_stuck")
+            .unwrap();
+        stuck
+            .evidence
+            .iter()
+            .find(|e| e.field.as_deref() == Some("spec.updateStrategy.type"))
+            .and_then(|e| e.message.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        evidence(&with_earlier)
+            .starts_with("Recreate: cache-0 of an earlier revision not yet gone"),
+        "{}",
+        evidence(&with_earlier)
+    );
+    inv.pods
+        .retain(|p| p.metadata.name.as_deref() != Some("cache-0"));
+    let o = plan_inventory(inv);
+    assert!(
+        evidence(&o).contains("none is left serving"),
+        "{}",
+        evidence(&o)
+    );
+    let cache = failing(&o, "cache");
+    assert!(
+        !kinds(cache).contains(&"ordered_ready_blocked"),
+        "nothing waits under Recreate"
+    );
+    assert_eq!(rung(cache), "rollback");
+    assert_eq!(evicts(cache), serde_json::Value::Null);
+}
+
+/// spec.ordinals.start 5 (1.31 GA): the partition, the pod that failed,
+/// the forced rollback and the claims a scale-down would delete, all
+/// counted from ordinal 5.
+#[test]
+fn ordinals_start_is_counted_from_in_partition_pods_and_claims() {
+    let inv = load("versions/ordinals-start");
+    let o = plan_inventory(inv.clone());
+    let cache = failing(&o, "cache");
+    assert!(summary(cache, "partition").contains("only ordinal 6 is updated"));
+    assert_eq!(pods_of(cache, "crash_loop"), ["cache-6"]);
+    assert_eq!(rung(cache), "rollback");
+    assert_eq!(evicts(cache), serde_json::json!(["cache-6"]));
+    // A team policy's scale-down under whenScaled: Delete is held, naming
+    // ordinal 6's claim (not ordinal 1's).
+    let shed = stsmend::policy::Policies::load(
+        std::path::Path::new(
+            "policies/tests/examples/scale-down-held-deletes-claims/scale-down.rhai",
+        ),
+        stsmend::policy::Origin::Config,
+    )
+    .unwrap();
+    let mut settings = fixture_settings(&inv);
+    settings.guards.limits.debounce_runs = 1;
+    let o = pipeline::run(&inv, None, &settings, &shed).outcome;
+    let gate = failing(&o, "cache").gate.clone().unwrap();
+    assert_eq!(
+        gate.blocked,
+        Some(stsmend::guard::Blocked::DeletesClaims {
+            claims: vec!["data-cache-6".into()]
+        })
     );
 }
 

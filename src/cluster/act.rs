@@ -752,7 +752,11 @@ impl Actor<'_> {
                     write::Outcome::Conflict(m) => lines.push(format!("{name}: {m}")),
                     write::Outcome::Disallowed(m) => {
                         disallowed = true;
-                        lines.push(format!("{name}: {m}{}", execution::budgets(&a.facts.pdbs)));
+                        let ready = crate::diagnose::pods::is_ready(p);
+                        lines.push(format!(
+                            "{name}: {m}{}",
+                            execution::budgets(&a.facts.pdbs, ready)
+                        ));
                     }
                 }
                 break;

@@ -128,17 +128,22 @@ fn findings_of<'a>(run: &'a Run, id: &str, kind: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-/// Issue 12's six-minute run: a crash loop on OrderedReady is rolled back,
-/// and the pod left on the abandoned revision is to be evicted in the
-/// same remediation, but a
-/// PodDisruptionBudget with maxUnavailable 0 forbids evicting it. The
-/// eviction is refused with 429; kube's client used to retry that for
-/// minutes. Now it is tried once, the run ends in seconds, and the report
-/// names the budget and what it allows. A crash loop and not a bad image:
+/// Issue 12's six-minute run, and what the agent now predicts instead: a
+/// crash loop on OrderedReady is rolled back, and the pod left on the
+/// abandoned revision would be evicted in the same remediation, but a
+/// PodDisruptionBudget with maxUnavailable 0 forbids it (2 healthy of 3
+/// wanted: under IfHealthyBudget a pod that is not Ready goes only while
+/// the budget is healthy). The agent reads that from the budget's status as
+/// the real disruption controller writes it: the rollback is made without
+/// the eviction, the next run escalates naming the budget and what
+/// AlwaysAllow would change, and no eviction is ever sent. An eviction the
+/// prediction cannot foresee (a team policy's, of a Ready pod) is refused
+/// with 429, which kube's client used to retry for minutes: it is tried
+/// once, and the report names the budget. A crash loop and not a bad image:
 /// the eviction API lets a Pending pod (one that cannot pull) go without
 /// asking its budget, a Running one it does not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_eviction_is_tried_once_and_names_its_budget() {
+async fn a_refused_eviction_is_foreseen_or_tried_once_and_names_its_budget() {
     let w = World::start().await;
     let id = w.id("db");
     w.healthy_set("db", 3, "OrderedReady").await;
@@ -148,65 +153,128 @@ async fn a_refused_eviction_is_tried_once_and_names_its_budget() {
     .await;
     w.set_image("db", &w.image("db", "2-crash")).await;
     w.pod_waiting("db-2", "CrashLoopBackOff", ROLLOUT).await;
-    let config = w.config("");
+    let config = w.config("  cooldown: 0s\n");
     let config = config.to_str().unwrap();
-
     let stuck = w.pod("db-2").await;
+    let evictions =
+        |run: &Run| run.report["apiRequests"]["by_request"]["create pods/eviction"].clone();
 
-    // One remediation: the revert goes through, the eviction after it is
-    // refused.
-    let started = Instant::now();
+    // The rollback, without the eviction the budget would refuse.
+    let first = w.agent(&["run", "--apply", "--config", config]).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    first.assert_did(&id, "rollback", "rollback", "done");
+    let blocked = findings_of(&first, &id, "eviction_blocked");
+    assert_eq!(blocked.len(), 1, "{:#}", first.report);
+    assert_eq!(blocked[0]["data"]["budget"], "db-budget");
+    assert_eq!(blocked[0]["data"]["pods"], serde_json::json!(["db-2"]));
+    assert_eq!(blocked[0]["data"]["current_healthy"], 2);
+    assert_eq!(blocked[0]["data"]["desired_healthy"], 3);
+    assert!(
+        first.planned(&id)[0].get("evict").is_none(),
+        "a plain rollback: {:?}",
+        first.planned(&id)
+    );
+    assert!(
+        evictions(&first).is_null(),
+        "{:#}",
+        first.report["apiRequests"]
+    );
+
+    // The next run: db-2 waits forever on the abandoned revision, and
+    // cannot be evicted: a person hears why and what would allow it.
     let second = w.agent(&["run", "--apply", "--config", config]).await;
-    let took = started.elapsed();
-    eprintln!("the run with the refused eviction took {took:?}");
-    assert_eq!(second.code, 0, "{}", second.stderr);
-    second.assert_did(&id, "rollback", "rollback", "disallowed");
     assert_eq!(
-        second.steps(&id),
-        [
-            ("revert".into(), "done".into()),
-            ("observe".into(), "done".into()),
-            ("evict".into(), "disallowed".into())
-        ],
+        second.rung(&id).as_deref(),
+        Some("delete_stuck_pods"),
         "{:#}",
         second.report
     );
-    // A hang detector, not a benchmark: the old client retried the 429 for
-    // about six minutes.
-    assert!(took < Duration::from_secs(90), "the run took {took:?}");
-    let detail = assessment(&second, &id)["executed"][0]["steps"][2]["detail"]
+    let planned = second.planned(&id);
+    assert_eq!(planned.len(), 1);
+    assert_eq!(planned[0]["action"], "escalate", "{planned:?}");
+    let why = assessment(&second, &id)["plan"]["actions"][0]["why"]
         .as_str()
         .unwrap()
         .to_string();
     assert!(
-        detail.contains("PodDisruptionBudget shop/db-budget allows 0 disruption(s)"),
-        "{detail}"
+        why.contains("cannot be evicted: PodDisruptionBudget")
+            && why.contains("db-budget")
+            && why.contains("IfHealthyBudget (the default)")
+            && why.contains("AlwaysAllow"),
+        "{why}"
     );
-    assert!(detail.contains("one attempt, not retried"), "{detail}");
-    // v1.20's budgets have no unhealthyPodEvictionPolicy: the default's
-    // reading, and what AlwaysAllow would change.
     assert!(
-        detail.contains("IfHealthyBudget (the default)") && detail.contains("AlwaysAllow"),
-        "{detail}"
-    );
-    // One attempt: v1.20 has no policy/v1 Eviction, so the attempt is the
-    // policy/v1 body (refused 400) and then the policy/v1beta1 one (429).
-    let evictions = &second.report["apiRequests"]["by_request"]["create pods/eviction"];
-    assert_eq!(evictions, 2, "{:#}", second.report["apiRequests"]);
-    assert!(
-        !second.stderr.contains("retrying"),
-        "nothing was retried: {}",
-        second.stderr
+        evictions(&second).is_null(),
+        "{:#}",
+        second.report["apiRequests"]
     );
     let after = w.pod("db-2").await;
     assert_eq!(
         after.metadata.uid, stuck.metadata.uid,
         "db-2 is still there"
     );
-    assert!(after.metadata.deletion_timestamp.is_none());
+
+    // A team policy's eviction of a Ready pod: refused by the API server,
+    // tried once.
+    let policies = w.write_file(
+        "policies/evict-ready.rhai",
+        &format!(
+            "//! Evicts a Ready pod, which the budget refuses.\n//! @namespaces {}\n\n[delete_pods([\"db-0\"], \"a Ready pod\", #{{any_pod: true}})]\n",
+            w.ns
+        ),
+    );
+    let started = Instant::now();
+    let third = w
+        .agent(&[
+            "run",
+            "--apply",
+            "--config",
+            config,
+            "--policies",
+            policies.parent().unwrap().to_str().unwrap(),
+        ])
+        .await;
+    let took = started.elapsed();
+    eprintln!("the run with the refused eviction took {took:?}");
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert_eq!(
+        third.executed(&id),
+        [("delete_pods".to_string(), "disallowed".to_string())],
+        "{:#}",
+        third.report
+    );
+    // A hang detector, not a benchmark: the old client retried the 429 for
+    // about six minutes.
+    assert!(took < Duration::from_secs(90), "the run took {took:?}");
+    // What the executed action says, wherever in it.
+    let detail = assessment(&third, &id)["executed"][0].to_string();
+    assert!(
+        detail.contains("PodDisruptionBudget")
+            && detail.contains("db-budget allows 0 disruption(s)"),
+        "{detail}"
+    );
+    assert!(detail.contains("one attempt, not retried"), "{detail}");
+    assert!(detail.contains("the pod refused is Ready"), "{detail}");
+    // One attempt: v1.20 has no policy/v1 Eviction, so the attempt is the
+    // policy/v1 body (refused 400) and then the policy/v1beta1 one (429).
+    assert_eq!(evictions(&third), 2, "{:#}", third.report["apiRequests"]);
+    assert!(
+        !third.stderr.contains("retrying"),
+        "nothing was retried: {}",
+        third.stderr
+    );
+    let ready = w.pod("db-0").await;
+    assert!(
+        ready.metadata.deletion_timestamp.is_none(),
+        "db-0 is still there"
+    );
     assert_eq!(
         w.agent_events("db").await,
-        ["StsmendRolledBack", "StsmendActionDeferred"]
+        [
+            "StsmendRolledBack",
+            "StsmendEscalated",
+            "StsmendActionDeferred"
+        ]
     );
 }
 

@@ -255,6 +255,14 @@ impl World {
         path
     }
 
+    /// Writes `text` to `rel` under the scenario's own directory.
+    pub fn write_file(&self, rel: &str, text: &str) -> PathBuf {
+        let path = self.dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
     /// Runs `stsmend ARGS --kubeconfig <agent> -o json` and parses the report.
     pub async fn agent(&self, args: &[&str]) -> Run {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stsmend"))

@@ -19,6 +19,7 @@
 //!   - {action: rollback, revision: 1, name: db-5d8f7c9b6d}
 //!   trace:                         # optional: rung -> status, or "status: why substring"
 //!     scale_nodes: "skipped: no pod is unschedulable"
+//!   blocked: "substring"           # optional: what the guards hold the plan by ("none": admitted)
 //!   error: "substring"             # expect a policy error instead of actions
 //!   failing: false                 # expect no plan: the StatefulSet is not failing
 //! ```
@@ -101,6 +102,8 @@ struct Expectation {
     actions: Option<Vec<serde_json::Map<String, Value>>>,
     #[serde(default)]
     trace: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    blocked: Option<String>,
     #[serde(default)]
     error: Option<String>,
     #[serde(default = "yes")]
@@ -500,6 +503,7 @@ fn check(label: &str, e: &Expectation, outcome: &pipeline::Outcome) -> Row {
         (None, Some(got)) => problems.push(format!("unexpected policy error: {got}")),
         _ => {}
     }
+    check_blocked(e.blocked.as_deref(), assessment, &mut problems);
     if let Some(expected) = &e.actions {
         compare_actions(expected, &d.actions, &mut problems);
     } else if e.error.is_none() {
@@ -543,6 +547,27 @@ fn check(label: &str, e: &Expectation, outcome: &pipeline::Outcome) -> Row {
     row.passed = problems.is_empty();
     row.problems = problems;
     row
+}
+
+/// `blocked:` of a case: a substring of what the guards hold the plan by,
+/// or `none` for a plan they admit.
+fn check_blocked(want: Option<&str>, a: Option<&pipeline::Assessment>, problems: &mut Vec<String>) {
+    let Some(want) = want else { return };
+    let got = a
+        .and_then(|a| a.gate.as_ref())
+        .and_then(|g| g.blocked.as_ref())
+        .map(|b| b.describe());
+    match (want, got) {
+        ("none", None) => {}
+        ("none", Some(got)) => problems.push(format!("blocked: expected none, got {got}")),
+        (want, None) => problems.push(format!(
+            "blocked: expected one containing {want:?}, got none (admitted)"
+        )),
+        (want, Some(got)) if !got.contains(want) => problems.push(format!(
+            "blocked: expected one containing {want:?}, got {got}"
+        )),
+        _ => {}
+    }
 }
 
 fn compare_actions(

@@ -14,10 +14,15 @@ fn replicas_set(patch_type: &PatchType, patch: &Value) -> Option<i64> {
     match patch_type {
         PatchType::Merge => patch.pointer("/spec/replicas")?.as_i64(),
         PatchType::Json => patch.as_array()?.iter().rev().find_map(|op| {
-            let writes = matches!(op.get("op")?.as_str()?, "replace" | "add");
-            (writes && op.get("path")?.as_str()? == "/spec/replicas")
-                .then(|| op.get("value")?.as_i64())
-                .flatten()
+            if op.get("path")?.as_str()? != "/spec/replicas" {
+                return None;
+            }
+            match op.get("op")?.as_str()? {
+                "replace" | "add" => op.get("value")?.as_i64(),
+                // Without replicas the API server defaults them to 1.
+                "remove" => Some(1),
+                _ => None,
+            }
         }),
     }
 }
@@ -93,6 +98,15 @@ mod tests {
             json!([{"op": "replace", "path": "/spec/replicas", "value": 2}]),
         );
         assert_eq!(deleted_by(&sts("Delete"), &[json_patch]), ["data-db-3"]);
+        let removed = patch(
+            PatchType::Json,
+            json!([{"op": "remove", "path": "/spec/replicas"}]),
+        );
+        assert_eq!(
+            deleted_by(&sts("Delete"), &[removed]),
+            ["data-db-2", "data-db-3"],
+            "no replicas is one"
+        );
         assert!(
             deleted_by(&sts("Retain"), &[merge]).is_empty(),
             "Retain keeps them"

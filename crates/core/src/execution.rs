@@ -147,8 +147,10 @@ pub fn event_reason(action: &Action) -> &'static str {
 /// each budget's allowance, and its `unhealthyPodEvictionPolicy` (1.27+):
 /// under the default `IfHealthyBudget` a pod that is not Ready is evicted
 /// only while the budget allows a disruption, which `AlwaysAllow` would
-/// change; under `AlwaysAllow` a refusal was of a pod still Ready.
-pub fn budgets(pdbs: &[k8s_openapi::api::policy::v1::PodDisruptionBudget]) -> String {
+/// change; under `AlwaysAllow` a refusal was of a pod still Ready. A Ready
+/// pod (`ready`) goes only while a budget allows a disruption, whatever its
+/// policy.
+pub fn budgets(pdbs: &[k8s_openapi::api::policy::v1::PodDisruptionBudget], ready: bool) -> String {
     let named: Vec<String> = pdbs
         .iter()
         .map(|p| {
@@ -158,6 +160,9 @@ pub fn budgets(pdbs: &[k8s_openapi::api::policy::v1::PodDisruptionBudget]) -> St
                 .as_ref()
                 .and_then(|s| s.unhealthy_pod_eviction_policy.as_deref());
             let eviction = match policy {
+                _ if ready => {
+                    "; the pod refused is Ready, which goes only while the budget allows a disruption, whatever its unhealthyPodEvictionPolicy".to_string()
+                }
                 Some("AlwaysAllow") => {
                     "; its unhealthyPodEvictionPolicy AlwaysAllow lets pods that are not Ready go, so the pod refused was Ready".to_string()
                 }
@@ -270,8 +275,8 @@ mod tests {
             }))
             .unwrap()
         };
-        assert_eq!(budgets(&[]), "");
-        let default = budgets(&[pdb("db", None)]);
+        assert_eq!(budgets(&[], false), "");
+        let default = budgets(&[pdb("db", None)], false);
         assert!(
             default.contains(
                 "PodDisruptionBudget shop/db allows 0 disruption(s) (2 healthy, 3 wanted)"
@@ -283,9 +288,14 @@ mod tests {
                 && default.contains("AlwaysAllow on the budget would let"),
             "{default}"
         );
-        let always = budgets(&[pdb("db", Some("AlwaysAllow"))]);
+        let always = budgets(&[pdb("db", Some("AlwaysAllow"))], false);
         assert!(always.contains("the pod refused was Ready"), "{always}");
-        assert!(budgets(&[pdb("db", Some("IfHealthyBudget"))]).contains("IfHealthyBudget"));
+        assert!(budgets(&[pdb("db", Some("IfHealthyBudget"))], false).contains("IfHealthyBudget"));
+        let ready = budgets(&[pdb("db", None)], true);
+        assert!(
+            ready.contains("the pod refused is Ready") && !ready.contains("AlwaysAllow"),
+            "{ready}"
+        );
     }
 
     #[test]

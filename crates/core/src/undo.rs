@@ -235,8 +235,25 @@ pub fn restore_patch(
             (None, value) => ops.push(json!({"op": "add", "path": path, "value": value})),
         }
     }
+    let ops = Value::Array(ops);
+    // An undo of a scale-up scales down: under whenScaled: Delete the
+    // controller would delete the removed ordinals' claims.
+    let claims = crate::claims::deleted_by(
+        current,
+        &[Action::PatchSpec {
+            patch_type: PatchType::Json,
+            patch: ops.clone(),
+            why: String::new(),
+        }],
+    );
+    if !claims.is_empty() {
+        return Err(format!(
+            "restoring spec.replicas scales the set down, and its persistentVolumeClaimRetentionPolicy (whenScaled: Delete) would have the controller delete {}: the agent never deletes data; scale it down by hand if that is meant",
+            claims.join(", ")
+        ));
+    }
     Ok(SpecRestore {
-        ops: Value::Array(ops),
+        ops,
         fields: fields.iter().map(|f| format!("spec.{f}")).collect(),
     })
 }
@@ -427,6 +444,32 @@ mod tests {
             json!([]),
             "nothing to restore on an unchanged spec"
         );
+    }
+
+    #[test]
+    fn an_undo_that_scales_down_under_when_scaled_delete_is_refused() {
+        // A team policy scaled 3 -> 5; undoing it scales 5 -> 3.
+        let before = sts(3, "db:2", None);
+        let mut after = sts(4, "db:2", None);
+        after.spec.replicas = Some(5);
+        after.spec.ordinals = Some(serde_json::from_value(json!({"start": 1})).unwrap());
+        after.spec.volume_claim_templates = Some(vec![
+            serde_json::from_value(json!({"metadata": {"name": "data"}})).unwrap(),
+        ]);
+        let mut r = record(&before, 4);
+        r.action = "patch the spec".into();
+        r.fields = vec!["replicas".into()];
+        assert_eq!(
+            restore(&r, &after, &[&before]).unwrap(),
+            json!([{"op": "replace", "path": "/spec/replicas", "value": 3}]),
+            "Retain: the claims stay"
+        );
+        after.spec.persistent_volume_claim_retention_policy = Some(
+            serde_json::from_value(json!({"whenScaled": "Delete", "whenDeleted": "Retain"}))
+                .unwrap(),
+        );
+        let err = restore(&r, &after, &[&before]).unwrap_err();
+        assert!(err.contains("delete data-db-4, data-db-5"), "{err}");
     }
 
     #[test]

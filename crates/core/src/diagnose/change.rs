@@ -273,6 +273,7 @@ pub fn depends_on(f: &Finding) -> Option<Vec<Aspect>> {
         | Kind::Partition
         | Kind::MaxUnavailable
         | Kind::OrderedReadyBlocked
+        | Kind::EvictionBlocked
         | Kind::PodTerminating
         | Kind::LongGracePeriod
         | Kind::Hpa

@@ -2,6 +2,7 @@
 //! a pure function of the facts that adds findings, each with its evidence.
 
 mod admission;
+mod budget;
 pub mod change;
 mod cluster;
 mod mounts;
@@ -232,6 +233,7 @@ pub fn diagnose(input: &Input<'_>) -> Vec<Finding> {
     cluster::controller(input, &mut findings);
     cluster::hpa(input, &mut findings);
     rollout::ordered_ready(input, &mut findings);
+    budget::eviction(input, &mut findings);
     owner::reapplied(input, &mut findings);
     owner::spec_owner(input, &mut findings);
     findings.sort_by(|a, b| {

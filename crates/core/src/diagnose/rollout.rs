@@ -80,27 +80,11 @@ pub fn symptoms(input: &Input<'_>, out: &mut Vec<Finding>) {
 
 /// The StatefulSet's own status conditions (newer controllers write a
 /// `Progressing` one, KEP-3541), each kept as written: whatever its type,
-/// it is the controller's word on the rollout.
+/// it is the controller's word on the rollout; and how its update strategy
+/// reads a rollout that does not finish.
 fn conditions(input: &Input<'_>, sts: &str) -> Vec<Evidence> {
-    let set = &input.facts.stateful_set;
-    // A strategy newer than the agent (KEP-3541's Recreate) is named as
-    // written, with how it was read, never silently taken for another.
-    let kind = set
-        .spec
-        .update_strategy
-        .as_ref()
-        .and_then(|u| u.type_.as_deref());
-    let unknown = kind
-        .filter(|k| !matches!(*k, "RollingUpdate" | "OnDelete"))
-        .map(|k| {
-            Evidence::field(
-                sts,
-                "spec.updateStrategy.type",
-                format!("{k} (a strategy stsmend does not know: read as RollingUpdate)"),
-            )
-        });
-    let status = set.status.as_ref();
-    unknown
+    let status = input.facts.stateful_set.status.as_ref();
+    strategy_reading(input, sts)
         .into_iter()
         .chain(
             status
@@ -132,6 +116,49 @@ fn conditions(input: &Input<'_>, sts: &str) -> Vec<Evidence> {
                 }),
         )
         .collect()
+}
+
+/// The strategy's own reading of "stuck", where it is not RollingUpdate's.
+/// KEP-3541's `Recreate` (1.37 alpha) deletes every pod before it creates
+/// any of the new revision: a stalled rollout there has either pods of an
+/// earlier revision that will not go, or nothing serving at all. A strategy
+/// newer than the agent is named as written, never taken for another.
+fn strategy_reading(input: &Input<'_>, sts: &str) -> Option<Evidence> {
+    let set = &input.facts.stateful_set;
+    let kind = set.spec.update_strategy.as_ref()?.type_.as_deref()?;
+    let message = match kind {
+        "RollingUpdate" | "OnDelete" => return None,
+        "Recreate" => {
+            let update = set
+                .status
+                .as_ref()
+                .and_then(|s| s.update_revision.as_deref());
+            let earlier: Vec<&str> = input
+                .facts
+                .pods
+                .iter()
+                .filter(|p| {
+                    let rev = p
+                        .metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(REVISION_LABEL));
+                    update.is_some() && rev.map(String::as_str) != update
+                })
+                .filter_map(|p| p.metadata.name.as_deref())
+                .collect();
+            if earlier.is_empty() {
+                "Recreate: every pod of the earlier revision was deleted before the new revision's were created, so none is left serving; the controller replaces pods itself, with no pod to force".to_string()
+            } else {
+                format!(
+                    "Recreate: {} of an earlier revision not yet gone; the controller creates no pod of the new revision until every earlier one is deleted",
+                    earlier.join(", ")
+                )
+            }
+        }
+        other => format!("{other} (a strategy stsmend does not know: read as RollingUpdate)"),
+    };
+    Some(Evidence::field(sts, "spec.updateStrategy.type", message))
 }
 
 /// A ControllerRevision's number; the API server always sets it, v1.37's
@@ -388,6 +415,8 @@ pub fn strategy(input: &Input<'_>, out: &mut Vec<Finding>) {
                     String::new()
                 }
             )
+        } else if first == last {
+            format!("only ordinal {first} is updated")
         } else {
             format!("only ordinals {first}..{last} are updated")
         };
@@ -411,23 +440,55 @@ pub fn strategy(input: &Input<'_>, out: &mut Vec<Finding>) {
             k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
         };
         if text != "1" {
-            out.push(
-                Finding::new(
-                    Kind::MaxUnavailable,
-                    Confidence::Medium,
-                    format!("maxUnavailable {text}: several pods may be replaced at once"),
+            let stuck = stuck_on_update(input);
+            let summary = if stuck.len() > 1 {
+                format!(
+                    "maxUnavailable {text}: the controller replaced several pods at once, and {} of the update revision are not Ready: every one must be replaced for the rollout, or a rollback, to go on",
+                    stuck.join(", ")
                 )
-                .with(Evidence::field(
-                    &sts,
-                    "spec.updateStrategy.rollingUpdate.maxUnavailable",
-                    text.clone(),
-                ))
-                .data(data::MaxUnavailable {
-                    max_unavailable: text,
-                }),
+            } else {
+                format!("maxUnavailable {text}: several pods may be replaced at once")
+            };
+            out.push(
+                Finding::new(Kind::MaxUnavailable, Confidence::Medium, summary)
+                    .with(Evidence::field(
+                        &sts,
+                        "spec.updateStrategy.rollingUpdate.maxUnavailable",
+                        text.clone(),
+                    ))
+                    .data(data::MaxUnavailable {
+                        max_unavailable: text,
+                    }),
             );
         }
     }
+}
+
+/// The pods of the update revision that are not Ready, in ordinal order.
+fn stuck_on_update(input: &Input<'_>) -> Vec<String> {
+    let set = &input.facts.stateful_set;
+    let Some(update) = set
+        .status
+        .as_ref()
+        .and_then(|s| s.update_revision.as_deref())
+    else {
+        return Vec::new();
+    };
+    input
+        .facts
+        .pods
+        .iter()
+        .filter(|p| {
+            p.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(REVISION_LABEL))
+                .map(String::as_str)
+                == Some(update)
+                && !super::pods::is_ready(p)
+        })
+        .filter_map(|p| p.metadata.name.clone())
+        .collect()
 }
 
 /// With OrderedReady, the controller waits for a broken pod to become Ready
@@ -440,7 +501,14 @@ pub fn ordered_ready(input: &Input<'_>, out: &mut Vec<Finding>) {
         .pod_management_policy
         .as_deref()
         .unwrap_or("OrderedReady");
-    if policy != "OrderedReady" {
+    // Recreate (KEP-3541) deletes every pod on a template change, broken
+    // ones too: nothing waits for a pod to become Ready.
+    let recreate = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|s| s.type_.as_deref())
+        == Some("Recreate");
+    if policy != "OrderedReady" || recreate {
         return;
     }
     let broken: std::collections::BTreeSet<&String> = out

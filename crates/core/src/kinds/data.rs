@@ -152,6 +152,17 @@ data! {
         revision: String,
     }
 
+    EvictionBlocked {
+        /// The PodDisruptionBudget's name, in the StatefulSet's namespace.
+        budget: String,
+        /// As written; `""` where unset (the default, `IfHealthyBudget`).
+        unhealthy_pod_eviction_policy: String,
+        pods: Vec<String>,
+        disruptions_allowed: i64,
+        current_healthy: i64,
+        desired_healthy: i64,
+    }
+
     PodTerminating {
         within_grace: bool,
         grace_seconds: i64,

@@ -85,6 +85,8 @@ kinds! {
     Partition = "partition" (Partition),
     MaxUnavailable = "max_unavailable" (MaxUnavailable),
     OrderedReadyBlocked = "ordered_ready_blocked",
+    /// A PodDisruptionBudget that would refuse the eviction of a stuck pod.
+    EvictionBlocked = "eviction_blocked" (EvictionBlocked),
     CrashLoop = "crash_loop" (CrashLoop),
     ImagePull = "image_pull" (ImagePull),
     NeverReady = "never_ready" (NeverReady),
@@ -164,7 +166,9 @@ impl Kind {
     /// Context about the StatefulSet rather than a cause of its failure
     /// (who owns its spec): never listed among the causes.
     pub fn is_context(self) -> bool {
-        matches!(self, Kind::SpecOwner)
+        // A budget that would refuse an eviction bears on the remedy, not
+        // on why the pods fail.
+        matches!(self, Kind::SpecOwner | Kind::EvictionBlocked)
     }
 }
 

@@ -278,6 +278,7 @@ fn outside_keys(f: &Finding) -> Vec<String> {
         | D::Hpa(_)
         | D::AutoscalerStatus(_)
         | D::SpecOwner(_)
+        | D::EvictionBlocked(_)
         | D::TemplateReapplied(_)
         | D::UpdateForbidden(_) => Vec::new(),
     }
