@@ -377,8 +377,9 @@ fn recreate_reads_stuck_its_own_way_and_forces_nothing() {
             .unwrap_or_default()
     };
     assert!(
-        evidence(&with_earlier)
-            .starts_with("Recreate: cache-0 of an earlier revision not yet gone"),
+        evidence(&with_earlier).starts_with(
+            "Recreate (1.37 alpha, KEP-3541): cache-0 of an earlier revision not yet gone"
+        ),
         "{}",
         evidence(&with_earlier)
     );

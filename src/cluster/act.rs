@@ -17,11 +17,8 @@ use crate::policy::Action;
 use crate::state::LastAction;
 use crate::undo::{self, Book, Prior};
 
-/// How long a forced rollback waits for the controller to observe its
-/// revert before it evicts the pods stuck on the abandoned revision. The
-/// controller observes a spec change within a second when it runs; past
-/// this the evictions are left to a later run (and the report says so).
-pub const OBSERVE_WITHIN: Duration = Duration::from_secs(60);
+/// [`execution::OBSERVE_WITHIN_SECS`], as the client waits it.
+pub const OBSERVE_WITHIN: Duration = Duration::from_secs(execution::OBSERVE_WITHIN_SECS);
 const OBSERVE_POLL: Duration = Duration::from_secs(1);
 
 /// How many times an eviction refused as a conflict reads its pod again,
@@ -89,7 +86,9 @@ impl Actor<'_> {
                 continue;
             }
             let result = match self.mode {
-                Mode::DryRun => self.dry_run(a, action),
+                Mode::DryRun => {
+                    execution::dry_run::dry_run(&a.facts, action, &self.node_group_names())
+                }
                 _ => self.execute(a, rung, action).await,
             };
             if action.is_mutating() && result.wrote() {
@@ -114,110 +113,8 @@ impl Actor<'_> {
         done
     }
 
-    /// The same checks an apply run makes on the same data, without writing.
-    fn dry_run(&self, a: &Assessment, action: &Action) -> Executed {
-        let executed = self.dry_run_writes(a, action);
-        match action {
-            Action::Rollback {
-                suspend: Some(sync),
-                name,
-                revision,
-                ..
-            } => {
-                let mut steps = vec![Step::new(
-                    "suspend",
-                    Status::DryRun,
-                    format!(
-                        "would suspend the sync of {} (read and checked when applied)",
-                        sync.describe()
-                    ),
-                )];
-                if executed.steps.is_empty() {
-                    steps.push(Step::new(
-                        "revert",
-                        Status::DryRun,
-                        format!("would roll back to revision {revision} ({name})"),
-                    ));
-                }
-                steps.extend(executed.steps.iter().cloned());
-                let (status, detail) = (executed.status, executed.detail.clone());
-                Executed::new(action, status, detail).with_steps(steps)
-            }
-            _ => executed,
-        }
-    }
-
-    fn dry_run_writes(&self, a: &Assessment, action: &Action) -> Executed {
-        if let Action::Rollback {
-            revision,
-            name,
-            evict,
-            ..
-        } = action
-            && !evict.is_empty()
-        {
-            let after = as_observed(&a.facts.stateful_set, name);
-            let (may, refused) = evictable(a, &after, evict);
-            let evict_step = if may.is_empty() {
-                Step::new("evict", Status::Conflict, refused.join("; "))
-            } else {
-                Step::new(
-                    "evict",
-                    Status::DryRun,
-                    format!(
-                        "would evict {}{}",
-                        may.join(", "),
-                        if refused.is_empty() {
-                            String::new()
-                        } else {
-                            format!("; {}", refused.join("; "))
-                        }
-                    ),
-                )
-            };
-            let steps = vec![
-                Step::new(
-                    "revert",
-                    Status::DryRun,
-                    format!("would roll back to revision {revision} ({name})"),
-                ),
-                Step::new(
-                    "observe",
-                    Status::DryRun,
-                    format!(
-                        "would wait up to {}s until the controller has observed the revert",
-                        OBSERVE_WITHIN.as_secs()
-                    ),
-                ),
-                evict_step,
-            ];
-            return Executed::new(
-                action,
-                Status::DryRun,
-                format!("would {}", action.describe()),
-            )
-            .with_steps(steps);
-        }
-        if let Action::DeletePods { pods, any_pod, .. } = action {
-            let refused = refused_pods(a, pods, *any_pod);
-            if !refused.is_empty() && refused.len() == pods.len() {
-                return Executed::new(action, Status::Conflict, refused.join("; "));
-            }
-        }
-        if let Action::ScaleNodes { group, .. } = action
-            && !self.node_groups.iter().any(|g| &g.name == group)
-        {
-            return Executed::new(
-                action,
-                Status::Failed,
-                format!("node group {group} is not configured"),
-            );
-        }
-        Executed::new(
-            action,
-            Status::DryRun,
-            format!("would {}", action.describe()),
-        )
+    fn node_group_names(&self) -> Vec<&str> {
+        self.node_groups.iter().map(|g| g.name.as_str()).collect()
     }
 
     async fn execute(&mut self, a: &Assessment, rung: &str, action: &Action) -> Executed {
@@ -518,7 +415,7 @@ impl Actor<'_> {
                 Status::Skipped,
                 "a server-side dry run keeps no revert for the controller to observe",
             ));
-            as_observed(sts, name)
+            execution::as_observed(sts, name)
         };
         let mut pods = Vec::new();
         for pod in evict {
@@ -531,11 +428,7 @@ impl Actor<'_> {
                     }
                 }
             } else {
-                a.facts
-                    .pods
-                    .iter()
-                    .find(|p| p.metadata.name.as_deref() == Some(pod.as_str()))
-                    .cloned()
+                a.facts.pod(pod).cloned()
             };
             pods.push((pod.clone(), now));
         }
@@ -694,15 +587,7 @@ impl Actor<'_> {
     ) -> Result<Executed> {
         let named: Vec<(String, Option<k8s_openapi::api::core::v1::Pod>)> = pods
             .iter()
-            .map(|name| {
-                let pod = a
-                    .facts
-                    .pods
-                    .iter()
-                    .find(|p| p.metadata.name.as_deref() == Some(name.as_str()))
-                    .cloned();
-                (name.clone(), pod)
-            })
+            .map(|name| (name.clone(), a.facts.pod(name).cloned()))
             .collect();
         let done = self
             .evict_all(a, &a.facts.stateful_set, &named, any_pod)
@@ -925,80 +810,7 @@ impl Actor<'_> {
     }
 }
 
-/// A plan the run had no time to start: every action skipped, saying why.
-pub fn not_started(a: &Assessment, why: &str) -> Vec<Executed> {
-    a.plan
-        .iter()
-        .flat_map(|p| &p.actions)
-        .map(|action| Executed::new(action, Status::Skipped, why))
-        .collect()
-}
-
-/// A plan cut off mid-way by the run's deadline: what it did is not known
-/// here, so each action is reported failed; every write was conditional,
-/// so the next run's read sees what landed and decides again.
-pub fn interrupted(a: &Assessment, why: &str) -> Vec<Executed> {
-    a.plan
-        .iter()
-        .flat_map(|p| &p.actions)
-        .map(|action| {
-            Executed::new(
-                action,
-                Status::Failed,
-                format!("interrupted, outcome unknown: {why}"),
-            )
-        })
-        .collect()
-}
-
-/// The PodDisruptionBudgets covering the StatefulSet's pods, each with the
-/// disruptions it allows, for the report and Event of a refused eviction:
-/// a person needs the budget's name to decide.
+/// `detail`, or `default` where it says nothing.
 fn or(detail: String, default: String) -> String {
     if detail.is_empty() { default } else { detail }
-}
-
-/// The StatefulSet as its controller has it once it observed a rollback to
-/// `revision`: that revision is the update revision, so the pods stuck on
-/// the abandoned one are "not on the update revision".
-fn as_observed(sts: &StatefulSet, revision: &str) -> StatefulSet {
-    let mut after = sts.clone();
-    after
-        .status
-        .get_or_insert_with(Default::default)
-        .update_revision = Some(revision.to_string());
-    after
-}
-
-/// The pods of `names` that may be evicted as checked against `sts` (as
-/// read this run), and why the others may not.
-fn evictable(a: &Assessment, sts: &StatefulSet, names: &[String]) -> (Vec<String>, Vec<String>) {
-    let mut may = Vec::new();
-    let mut refused = Vec::new();
-    for name in names {
-        let pod = a
-            .facts
-            .pods
-            .iter()
-            .find(|p| p.metadata.name.as_deref() == Some(name.as_str()));
-        match pod_not_deletable(sts, pod, false) {
-            None => may.push(name.clone()),
-            Some(why) => refused.push(format!("{name}: {why}")),
-        }
-    }
-    (may, refused)
-}
-
-fn refused_pods(a: &Assessment, pods: &[String], any_pod: bool) -> Vec<String> {
-    pods.iter()
-        .filter_map(|name| {
-            let pod = a
-                .facts
-                .pods
-                .iter()
-                .find(|p| p.metadata.name.as_deref() == Some(name.as_str()));
-            pod_not_deletable(&a.facts.stateful_set, pod, any_pod)
-                .map(|why| format!("{name}: {why}"))
-        })
-        .collect()
 }

@@ -197,12 +197,14 @@ async fn act_on_plans(
         // report and state still get written in the time kept for them.
         let left = deadline.for_work();
         if left.is_zero() {
-            assessment.executed = act::not_started(assessment, &deadline_note(budget));
+            assessment.executed =
+                stsmend::execution::not_started(assessment.plan.as_ref(), &deadline_note(budget));
             continue;
         }
         let Ok(done) = tokio::time::timeout(left, actor.carry_out(assessment)).await else {
             tracing::error!(statefulset = %assessment.id(), "the run's deadline passed while acting");
-            assessment.executed = act::interrupted(assessment, &deadline_note(budget));
+            assessment.executed =
+                stsmend::execution::interrupted(assessment.plan.as_ref(), &deadline_note(budget));
             failed = true;
             continue;
         };

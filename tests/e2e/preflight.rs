@@ -216,7 +216,8 @@ fn kubelet_cases(w: &World) -> Vec<Case> {
     ]
 }
 
-/// The resourceVersion of every object preflight could have written to.
+/// The resourceVersion of every object preflight could have written to
+/// (of Events, the agent's own).
 async fn versions(w: &World, ns: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let lp = ListParams::default();
@@ -235,7 +236,20 @@ async fn versions(w: &World, ns: &str) -> BTreeMap<String, String> {
     all!(Pod, "Pod");
     all!(PersistentVolumeClaim, "PersistentVolumeClaim");
     all!(ConfigMap, "ConfigMap");
-    all!(Event, "Event");
+    // The kubelet and the controllers write Events of their own while the
+    // pods start (a count goes up): only an Event of the agent's would be
+    // its write.
+    for e in Api::<Event>::namespaced(c(), ns).list(&lp).await.unwrap() {
+        let agent = stsmend::config::FIELD_MANAGER;
+        if e.reporting_component.as_deref() == Some(agent)
+            || e.source.as_ref().and_then(|s| s.component.as_deref()) == Some(agent)
+        {
+            out.insert(
+                format!("Event {}", e.metadata.name.clone().unwrap_or_default()),
+                e.metadata.resource_version.clone().unwrap_or_default(),
+            );
+        }
+    }
     out
 }
 

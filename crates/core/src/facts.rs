@@ -66,6 +66,15 @@ pub struct Facts {
     pub history: Option<Record>,
 }
 
+impl Facts {
+    /// The StatefulSet's pod named `name`, as read.
+    pub fn pod(&self, name: &str) -> Option<&Pod> {
+        self.pods
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(name))
+    }
+}
+
 /// What scheduling needs to know of a node; whole Node objects are large and
 /// the same for every candidate.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

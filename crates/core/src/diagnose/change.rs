@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use k8s_openapi::api::core::v1::Pod;
 
+use super::blame::depends_on;
 use super::{Data, Finding, Input, Kind};
 use crate::facts::REVISION_LABEL;
 
@@ -196,92 +197,6 @@ pub fn aspects_of(path: &str, old: &Value, new: &Value) -> BTreeSet<Aspect> {
 fn field(path: &str) -> &str {
     let end = path.find(['.', '[']).unwrap_or(path.len());
     &path[..end]
-}
-
-/// The aspects a finding depends on, or `None` where the finding is not a
-/// failure the update revision could be blamed for (a symptom, a strategy
-/// knob, a fact about the namespace). An empty list: nothing in a pod
-/// template can cause it (a cordoned node, a webhook that cannot be called).
-pub fn depends_on(f: &Finding) -> Option<Vec<Aspect>> {
-    use Aspect::*;
-    let spec_aspects = || {
-        Aspect::ALL
-            .iter()
-            .copied()
-            .filter(|a| *a != Metadata)
-            .collect()
-    };
-    Some(match f.kind {
-        Kind::ImagePull => vec![Image, ServiceAccount],
-        // A crash or a readiness probe that never passes: the program, how
-        // it is started, what it is given, and room to run in.
-        Kind::CrashLoop | Kind::NeverReady => {
-            vec![Image, Resources, Volumes, Runtime, ServiceAccount]
-        }
-        // The kubelet cannot build the container's config: a Secret or
-        // ConfigMap reference it cannot resolve, or a security context the
-        // image cannot meet (runAsNonRoot on an image that runs as root).
-        Kind::ContainerConfig => vec![Volumes, Runtime, Image],
-        // A volume the template names that cannot be mounted (a Secret,
-        // ConfigMap or claim that does not exist).
-        Kind::VolumeMount => vec![Volumes],
-        // A volume still attached to another node: the storage's state.
-        Kind::VolumeAttach => vec![],
-        Kind::AdmissionDenied => match f.data.admission().map(|a| a.admission.as_str()) {
-            Some("limit_range" | "resource_quota") => vec![Resources],
-            Some("pod_security") => spec_aspects(),
-            // A webhook or validation may object to any part, labels too.
-            _ => Aspect::ALL.to_vec(),
-        },
-        Kind::PriorityClassMissing | Kind::Preempted => vec![Scheduling],
-        Kind::ServiceAccountMissing => vec![ServiceAccount],
-        // The controller cannot record the new template, whatever changed;
-        // rolling back reuses a recorded one. A quota that only fills the
-        // namespace is no failure of this StatefulSet.
-        Kind::QuotaExhausted => {
-            if matches!(&f.data, Data::QuotaExhausted(q) if q.resource == "count/controllerrevisions.apps")
-                && f.confidence == super::Confidence::High
-            {
-                Aspect::ALL.to_vec()
-            } else {
-                return None;
-            }
-        }
-        Kind::Unschedulable => match f.data.scheduling().map(|s| s.reason.as_str()) {
-            Some("insufficient_resource") => vec![Resources],
-            Some("node_affinity" | "taints") => vec![Scheduling],
-            // Pods (anti-)affine to their own labels.
-            Some("pod_affinity" | "topology_spread") => vec![Scheduling, Metadata],
-            Some("volume") => vec![Volumes, Scheduling],
-            _ => spec_aspects(),
-        },
-        Kind::NodesFull | Kind::Evicted => vec![Resources],
-        // A new node selector may point away from where the volume lives.
-        Kind::VolumeNodeConflict => vec![Scheduling],
-        Kind::WebhookUnavailable
-        | Kind::NodesCordoned
-        | Kind::NodesNotReady
-        | Kind::NodeNotReady
-        | Kind::PvcPending
-        | Kind::StorageClassMissing
-        | Kind::PvcLost
-        | Kind::ControllerNotProcessing => Vec::new(),
-        Kind::GenerationMismatch
-        | Kind::RolloutStuck
-        | Kind::ReplicasNotReady
-        | Kind::RevisionChange
-        | Kind::Partition
-        | Kind::MaxUnavailable
-        | Kind::OrderedReadyBlocked
-        | Kind::EvictionBlocked
-        | Kind::PodTerminating
-        | Kind::LongGracePeriod
-        | Kind::Hpa
-        | Kind::AutoscalerStatus
-        | Kind::SpecOwner
-        | Kind::TemplateReapplied
-        | Kind::UpdateForbidden => return None,
-    })
 }
 
 /// The aspects the update revision changed, from the revision_change

@@ -2,6 +2,7 @@
 //! a pure function of the facts that adds findings, each with its evidence.
 
 mod admission;
+pub mod blame;
 mod budget;
 pub mod change;
 mod cluster;

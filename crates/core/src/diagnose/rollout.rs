@@ -148,10 +148,10 @@ fn strategy_reading(input: &Input<'_>, sts: &str) -> Option<Evidence> {
                 .filter_map(|p| p.metadata.name.as_deref())
                 .collect();
             if earlier.is_empty() {
-                "Recreate: every pod of the earlier revision was deleted before the new revision's were created, so none is left serving; the controller replaces pods itself, with no pod to force".to_string()
+                "Recreate (1.37 alpha, KEP-3541): every pod of the earlier revision was deleted before the new revision's were created, so none is left serving; the controller replaces pods itself, with no pod to force".to_string()
             } else {
                 format!(
-                    "Recreate: {} of an earlier revision not yet gone; the controller creates no pod of the new revision until every earlier one is deleted",
+                    "Recreate (1.37 alpha, KEP-3541): {} of an earlier revision not yet gone; the controller creates no pod of the new revision until every earlier one is deleted",
                     earlier.join(", ")
                 )
             }
@@ -416,9 +416,9 @@ pub fn strategy(input: &Input<'_>, out: &mut Vec<Finding>) {
                 }
             )
         } else if first == last {
-            format!("only ordinal {first} is updated")
+            format!("only ordinal {first} is updated{}", from(start))
         } else {
-            format!("only ordinals {first}..{last} are updated")
+            format!("only ordinals {first}..{last} are updated{}", from(start))
         };
         out.push(
             Finding::new(
@@ -443,7 +443,7 @@ pub fn strategy(input: &Input<'_>, out: &mut Vec<Finding>) {
             let stuck = stuck_on_update(input);
             let summary = if stuck.len() > 1 {
                 format!(
-                    "maxUnavailable {text}: the controller replaced several pods at once, and {} of the update revision are not Ready: every one must be replaced for the rollout, or a rollback, to go on",
+                    "maxUnavailable {text} (1.35 beta, KEP-961): the controller replaced several pods at once, and {} of the update revision are not Ready: every one must be replaced for the rollout, or a rollback, to go on",
                     stuck.join(", ")
                 )
             } else {
@@ -461,6 +461,15 @@ pub fn strategy(input: &Input<'_>, out: &mut Vec<Finding>) {
                     }),
             );
         }
+    }
+}
+
+/// Where ordinals start, when not at 0 (`spec.ordinals.start`, 1.31).
+fn from(start: i32) -> String {
+    if start > 0 {
+        format!(" (ordinals.start {start})")
+    } else {
+        String::new()
     }
 }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::config::{Config, NodeGroup};
 use crate::detect::{self, Detection, Exemption, Screen};
-use crate::diagnose::{self, Confidence, Finding, Kind};
+use crate::diagnose::{self, Confidence, Finding};
 use crate::duration::Span;
 use crate::facts::{self, Facts};
 use crate::guard::{self, Blocked, Limits};
@@ -189,7 +189,7 @@ pub fn cause_of(findings: &[Finding]) -> guard::Cause {
         if change.explains {
             return guard::Cause::OwnChange;
         }
-        keys.extend(outside_keys(f));
+        keys.extend(crate::diagnose::blame::outside_keys(f));
     }
     if keys.is_empty() {
         guard::Cause::Unexplained
@@ -197,90 +197,6 @@ pub fn cause_of(findings: &[Finding]) -> guard::Cause {
         keys.sort();
         keys.dedup();
         guard::Cause::Outside(keys)
-    }
-}
-
-/// The causes outside the workload a finding names, each as a key that a
-/// finding about another StatefulSet failing on the same cause has too.
-/// Empty for a failure that is the workload's own (a crash loop the
-/// template change does not explain has no cause named outside it).
-fn outside_keys(f: &Finding) -> Vec<String> {
-    use crate::kinds::Data as D;
-    let per_node = |nodes: &[String], what: &str| -> Vec<String> {
-        if nodes.is_empty() {
-            vec![format!("nodes {what}")]
-        } else {
-            nodes.iter().map(|n| format!("node {n} {what}")).collect()
-        }
-    };
-    // Named outside the workload, but about this StatefulSet alone (a
-    // claim, a namespace's ServiceAccount or quota, an admission): its own
-    // key, unless the template change is what it depends on.
-    let alone = || vec![format!("{}: {}", f.kind.as_str(), f.summary)];
-    let alone_unless_changed = || {
-        let depends = crate::diagnose::change::depends_on(f).unwrap_or_default();
-        if depends.is_empty() {
-            alone()
-        } else {
-            Vec::new()
-        }
-    };
-    // Every kind with data is named: a new one must say here whether it is
-    // a cause outside the workload (the compiler holds it to that).
-    match &f.data {
-        D::WebhookUnavailable(d) => vec![format!("webhook {} cannot be called", d.webhook)],
-        D::NodesCordoned(d) => per_node(&d.nodes_cordoned, "cordoned"),
-        D::NodesNotReady(d) => per_node(&d.nodes_not_ready, "not Ready"),
-        D::NodeNotReady(d) => vec![format!("node {} not Ready", d.node)],
-        D::NodesFull(_) => vec!["nodes full of other workloads".into()],
-        D::ControllerNotProcessing(_) => vec!["kube-controller-manager not processing".into()],
-        D::VolumeNodeConflict(d) => d
-            .volumes
-            .iter()
-            .map(|v| {
-                let zone = v.get("zone").and_then(|z| z.as_str()).unwrap_or_default();
-                let node = v.get("node").and_then(|n| n.as_str()).unwrap_or_default();
-                if zone.is_empty() {
-                    format!("node {node} holding volumes")
-                } else {
-                    format!("zone {zone}")
-                }
-            })
-            .collect(),
-        D::StorageClassMissing(d) => vec![format!("storage class {}", d.storage_class)],
-        D::PvcPending(d) => vec![format!("storage class {}", d.storage_class)],
-        D::PriorityClassMissing(d) => vec![format!("PriorityClass {}", d.priority_class)],
-        // An attacher that fails (a storage backend, a CSI driver down)
-        // fails every set that needs it the same way.
-        D::VolumeAttach(d) => vec![format!("volumes cannot be attached ({})", d.reason)],
-        D::PvcLost(_) | D::ServiceAccountMissing(_) => alone(),
-        D::QuotaExhausted(_) | D::AdmissionDenied(_) | D::Preempted(_) | D::Unschedulable(_) => {
-            alone_unless_changed()
-        }
-        // Kinds without data: `evicted` is about this set alone.
-        D::None if f.kind == Kind::Evicted => alone_unless_changed(),
-        // The workload's own failures, its symptoms and context: no cause
-        // outside it.
-        D::None
-        | D::GenerationMismatch(_)
-        | D::RolloutStuck(_)
-        | D::ReplicasNotReady(_)
-        | D::RevisionChange(_)
-        | D::Partition(_)
-        | D::MaxUnavailable(_)
-        | D::CrashLoop(_)
-        | D::ImagePull(_)
-        | D::NeverReady(_)
-        | D::ContainerConfig(_)
-        | D::VolumeMount(_)
-        | D::PodTerminating(_)
-        | D::LongGracePeriod(_)
-        | D::Hpa(_)
-        | D::AutoscalerStatus(_)
-        | D::SpecOwner(_)
-        | D::EvictionBlocked(_)
-        | D::TemplateReapplied(_)
-        | D::UpdateForbidden(_) => Vec::new(),
     }
 }
 

@@ -9,6 +9,8 @@ use serde::Serialize;
 use crate::facts::REVISION_LABEL;
 use crate::policy::Action;
 
+pub mod dry_run;
+
 /// How a run carries out plans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -236,12 +238,7 @@ pub fn pod_not_deletable(sts: &StatefulSet, pod: Option<&Pod>, any_pod: bool) ->
     if any_pod {
         return None;
     }
-    let ready = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-    if ready {
+    if crate::diagnose::pods::is_ready(pod) {
         return Some("is Ready".into());
     }
     let revision = pod
@@ -254,6 +251,77 @@ pub fn pod_not_deletable(sts: &StatefulSet, pod: Option<&Pod>, any_pod: bool) ->
         return Some("already runs the update revision".into());
     }
     None
+}
+
+/// How long, in seconds, a forced rollback waits for the controller to
+/// observe its revert before it evicts the pods stuck on the abandoned
+/// revision. The controller observes a spec change within a second when it
+/// runs; past this the evictions are left to a later run (and the report
+/// says so).
+pub const OBSERVE_WITHIN_SECS: u64 = 60;
+
+/// A plan the run had no time to start: every action skipped, saying why.
+pub fn not_started(plan: Option<&crate::policy::Decision>, why: &str) -> Vec<Executed> {
+    plan.into_iter()
+        .flat_map(|p| &p.actions)
+        .map(|action| Executed::new(action, Status::Skipped, why))
+        .collect()
+}
+
+/// A plan cut off mid-way by the run's deadline: what it did is not known
+/// here, so each action is reported failed; every write was conditional,
+/// so the next run's read sees what landed and decides again.
+pub fn interrupted(plan: Option<&crate::policy::Decision>, why: &str) -> Vec<Executed> {
+    plan.into_iter()
+        .flat_map(|p| &p.actions)
+        .map(|action| {
+            Executed::new(
+                action,
+                Status::Failed,
+                format!("interrupted, outcome unknown: {why}"),
+            )
+        })
+        .collect()
+}
+
+/// The StatefulSet as its controller has it once it observed a rollback to
+/// `revision`: that revision is the update revision, so the pods stuck on
+/// the abandoned one are "not on the update revision".
+pub fn as_observed(sts: &StatefulSet, revision: &str) -> StatefulSet {
+    let mut after = sts.clone();
+    after
+        .status
+        .get_or_insert_with(Default::default)
+        .update_revision = Some(revision.to_string());
+    after
+}
+
+/// The pods of `names` that may be evicted as checked against `sts` (as
+/// read this run), and why the others may not.
+pub fn evictable(
+    facts: &crate::facts::Facts,
+    sts: &StatefulSet,
+    names: &[String],
+) -> (Vec<String>, Vec<String>) {
+    let mut may = Vec::new();
+    let mut refused = Vec::new();
+    for name in names {
+        match pod_not_deletable(sts, facts.pod(name), false) {
+            None => may.push(name.clone()),
+            Some(why) => refused.push(format!("{name}: {why}")),
+        }
+    }
+    (may, refused)
+}
+
+/// Why each of `pods` may not be deleted now, for those that may not.
+pub fn refused_pods(facts: &crate::facts::Facts, pods: &[String], any_pod: bool) -> Vec<String> {
+    pods.iter()
+        .filter_map(|name| {
+            pod_not_deletable(&facts.stateful_set, facts.pod(name), any_pod)
+                .map(|why| format!("{name}: {why}"))
+        })
+        .collect()
 }
 
 #[cfg(test)]
