@@ -26,7 +26,12 @@ fn ladder(c: &mut Criterion) {
     };
     let outcome = pipeline::evaluate(&inv, None, &opts);
     let assessment = &outcome.failing[0];
-    let run = pipeline::run_context(&outcome, &opts, &DecideOptions::default());
+    let run = pipeline::run_context(
+        &outcome,
+        &opts,
+        &DecideOptions::default(),
+        &Default::default(),
+    );
     let policies = Policies::builtin();
     let plan = policies.decide(
         &assessment.facts,
@@ -74,6 +79,7 @@ fn ladder(c: &mut Criterion) {
     group.bench_function("compile the ladder", |b| b.iter(Policies::builtin));
     let settings = pipeline::Settings {
         options: opts.clone(),
+        limits: Default::default(),
         decide: DecideOptions::default(),
         guards: Default::default(),
     };

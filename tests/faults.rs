@@ -79,14 +79,12 @@ fn db() -> Assessment {
             node_groups: vec![],
             migration_annotations: vec![],
         },
-        decide: DecideOptions {
-            limits: Limits {
-                storm_max_failing: 100,
-                storm_max_share: 1.0,
-                ..Default::default()
-            },
+        limits: Limits {
+            storm_max_failing: 100,
+            storm_max_share: 1.0,
             ..Default::default()
         },
+        decide: DecideOptions::default(),
         guards: Default::default(),
     };
     let o = pipeline::run(&inv, None, &settings, &Policies::builtin()).outcome;

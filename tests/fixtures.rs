@@ -41,14 +41,12 @@ fn fixture_settings(inv: &stsmend::inventory::Inventory) -> Settings {
             node_groups: vec![],
             migration_annotations: vec!["stsmend.io/migration".into()],
         },
-        decide: DecideOptions {
-            limits: Limits {
-                storm_max_failing: 100,
-                storm_max_share: 1.0,
-                ..Default::default()
-            },
+        limits: Limits {
+            storm_max_failing: 100,
+            storm_max_share: 1.0,
             ..Default::default()
         },
+        decide: DecideOptions::default(),
         guards: Default::default(),
     }
 }
@@ -291,10 +289,8 @@ fn budget(policy: Option<&str>) -> k8s_openapi::api::policy::v1::PodDisruptionBu
 fn max_unavailable_names_every_stuck_pod_and_one_forced_rollback_evicts_them() {
     let inv = load("versions/max-unavailable");
     let mut settings = fixture_settings(&inv);
-    for limits in [&mut settings.decide.limits, &mut settings.guards.limits] {
-        limits.max_actions = 1;
-        limits.debounce_runs = 1;
-    }
+    settings.limits.max_actions = 1;
+    settings.limits.debounce_runs = 1;
     let o = pipeline::run(&inv, None, &settings, &Policies::builtin()).outcome;
     let cache = failing(&o, "cache");
     has(
@@ -422,7 +418,7 @@ fn ordinals_start_is_counted_from_in_partition_pods_and_claims() {
     )
     .unwrap();
     let mut settings = fixture_settings(&inv);
-    settings.guards.limits.debounce_runs = 1;
+    settings.limits.debounce_runs = 1;
     let o = pipeline::run(&inv, None, &settings, &shed).outcome;
     let gate = failing(&o, "cache").gate.clone().unwrap();
     assert_eq!(

@@ -60,6 +60,7 @@ fn settings(guards: &GuardOptions) -> Settings {
             node_groups: vec![],
             migration_annotations: vec![],
         },
+        limits: Limits::default(),
         decide: DecideOptions::default(),
         guards: guards.clone(),
     }
@@ -157,17 +158,16 @@ fn pause_cooldown_and_budget_hold_a_plan_back() {
         Some(Blocked::Cooldown { .. })
     ));
 
-    let no_budget = GuardOptions {
-        limits: Limits {
-            max_actions: 0,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    assert_eq!(
-        gate(&run(&opted_in(), &seen(1), &no_budget)).blocked,
-        Some(Blocked::MaxActions { limit: 0 })
-    );
+    let mut no_budget = settings(&GuardOptions::default());
+    no_budget.limits.max_actions = 0;
+    let o = pipeline::run(
+        &opted_in(),
+        Some(&seen(1)),
+        &no_budget,
+        &Policies::builtin(),
+    )
+    .outcome;
+    assert_eq!(gate(&o).blocked, Some(Blocked::MaxActions { limit: 0 }));
 }
 
 /// A team policy that scales the set down, under a claim retention policy

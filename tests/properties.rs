@@ -728,7 +728,12 @@ fn crash_loop() -> (pipeline::Assessment, stsmend::policy::RunContext) {
     let inventory = stsmend::source::files::load(&[path]).unwrap();
     let opts = options(Span::minutes(10));
     let outcome = pipeline::evaluate(&inventory, None, &opts);
-    let run = pipeline::run_context(&outcome, &opts, &DecideOptions::default());
+    let run = pipeline::run_context(
+        &outcome,
+        &opts,
+        &DecideOptions::default(),
+        &Default::default(),
+    );
     (outcome.failing.into_iter().next().unwrap(), run)
 }
 

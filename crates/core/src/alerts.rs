@@ -373,6 +373,7 @@ mod tests {
         );
         let settings = crate::pipeline::Settings {
             options: opts,
+            limits: Default::default(),
             decide: DecideOptions {
                 rollback_unsafe_annotations: vec![],
                 ..Default::default()

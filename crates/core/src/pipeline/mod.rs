@@ -159,8 +159,6 @@ pub fn evaluate(inv: &Inventory, state: Option<&State>, opts: &Options) -> Outco
 pub struct DecideOptions {
     /// StatefulSet annotations that mark rolling back as unsafe.
     pub rollback_unsafe_annotations: Vec<String>,
-    /// Storm protection's thresholds (and the guards' other limits).
-    pub limits: Limits,
     /// The config's `gitops` section, for policies (`run.suspend_sync`).
     pub gitops: crate::config::GitOps,
 }
@@ -169,7 +167,6 @@ impl Default for DecideOptions {
     fn default() -> Self {
         Self {
             rollback_unsafe_annotations: vec![crate::config::ROLLBACK_UNSAFE_ANNOTATION.into()],
-            limits: Limits::default(),
             gitops: crate::config::GitOps::default(),
         }
     }
@@ -212,7 +209,12 @@ pub fn causes(outcome: &Outcome) -> Vec<guard::Cause> {
 /// What the whole run says to every policy: the time, whether so many
 /// StatefulSets fail on a cause outside their workloads that the cluster
 /// is likely the cause, and how many fail on their own template change.
-pub fn run_context(outcome: &Outcome, opts: &Options, decide: &DecideOptions) -> RunContext {
+pub fn run_context(
+    outcome: &Outcome,
+    opts: &Options,
+    decide: &DecideOptions,
+    limits: &Limits,
+) -> RunContext {
     let failing = outcome.failing.len();
     let causes = causes(outcome);
     RunContext {
@@ -220,7 +222,7 @@ pub fn run_context(outcome: &Outcome, opts: &Options, decide: &DecideOptions) ->
         threshold: opts.threshold,
         failing,
         scanned: outcome.scanned,
-        storm: guard::storm(&decide.limits, &causes, outcome.scanned),
+        storm: guard::storm(limits, &causes, outcome.scanned),
         own_change: causes
             .iter()
             .filter(|c| **c == guard::Cause::OwnChange)
@@ -234,8 +236,14 @@ pub fn run_context(outcome: &Outcome, opts: &Options, decide: &DecideOptions) ->
 /// Runs the selected policy on every failing StatefulSet and keeps the plan
 /// on its assessment. Pending ones get none: their symptom has not held
 /// long enough to act on. Pure: nothing is written.
-pub fn decide(outcome: &mut Outcome, policies: &Policies, opts: &Options, decide: &DecideOptions) {
-    let run = run_context(outcome, opts, decide);
+pub fn decide(
+    outcome: &mut Outcome,
+    policies: &Policies,
+    opts: &Options,
+    decide: &DecideOptions,
+    limits: &Limits,
+) {
+    let run = run_context(outcome, opts, decide, limits);
     for a in &mut outcome.failing {
         a.plan = Some(policies.decide(&a.facts, &a.detection, &a.findings, &run));
     }
@@ -243,8 +251,8 @@ pub fn decide(outcome: &mut Outcome, policies: &Policies, opts: &Options, decide
 
 impl Outcome {
     /// Whether the run is a storm, as the policies were told.
-    pub fn storm(&self, decide: &DecideOptions) -> Option<Blocked> {
-        guard::storm(&decide.limits, &causes(self), self.scanned)
+    pub fn storm(&self, limits: &Limits) -> Option<Blocked> {
+        guard::storm(limits, &causes(self), self.scanned)
     }
 
     /// Policy failures in this run's plans.
@@ -272,7 +280,6 @@ pub struct Gate {
 /// What the guards need besides the outcome and the state.
 #[derive(Debug, Clone, Default)]
 pub struct GuardOptions {
-    pub limits: Limits,
     /// The config's pause switch.
     pub pause: bool,
     /// The config's opt-in selector.
@@ -292,9 +299,10 @@ pub fn guard(
     inv: &Inventory,
     state: &State,
     opts: &GuardOptions,
+    limits: &Limits,
     now: Timestamp,
 ) {
-    let storm = guard::storm(&opts.limits, &causes(outcome), outcome.scanned);
+    let storm = guard::storm(limits, &causes(outcome), outcome.scanned);
     let subjects: Vec<guard::Subject> = outcome
         .failing
         .iter()
@@ -329,7 +337,7 @@ pub fn guard(
             }
         })
         .collect();
-    let verdicts = guard::admit(&opts.limits, &subjects, now, storm.as_ref());
+    let verdicts = guard::admit(limits, &subjects, now, storm.as_ref());
     for ((a, s), v) in outcome.failing.iter_mut().zip(&subjects).zip(verdicts) {
         a.gate = Some(Gate {
             admitted: v.is_ok() && s.opted_in && s.paused.is_none(),
@@ -406,6 +414,9 @@ fn finishes_own(a: &Assessment, record: Option<&crate::state::Record>) -> bool {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub options: Options,
+    /// The config's `limits`, read by storm protection when deciding and by
+    /// every guard.
+    pub limits: Limits,
     pub decide: DecideOptions,
     pub guards: GuardOptions,
 }
@@ -422,13 +433,12 @@ impl Settings {
                 node_groups: config.node_groups.clone(),
                 migration_annotations: config.migration_annotations.clone(),
             },
+            limits: config.limits.clone(),
             decide: DecideOptions {
                 rollback_unsafe_annotations: config.rollback_unsafe_annotations.clone(),
-                limits: config.limits.clone(),
                 gitops: config.gitops.clone(),
             },
             guards: GuardOptions {
-                limits: config.limits.clone(),
                 pause: config.pause,
                 opt_in: config.opt_in()?,
                 suspend_sync: config.gitops.suspend_sync,
@@ -457,7 +467,13 @@ pub fn run(
     policies: &Policies,
 ) -> Run {
     let mut outcome = evaluate(inv, state, &settings.options);
-    decide(&mut outcome, policies, &settings.options, &settings.decide);
+    decide(
+        &mut outcome,
+        policies,
+        &settings.options,
+        &settings.decide,
+        &settings.limits,
+    );
     let none = State::default();
     let next_state = observe(state.unwrap_or(&none), &outcome, settings.options.now);
     guard(
@@ -465,6 +481,7 @@ pub fn run(
         inv,
         &next_state,
         &settings.guards,
+        &settings.limits,
         settings.options.now,
     );
     Run {
@@ -532,13 +549,10 @@ mod tests {
         let o = outcome("e-rollback-bad-release-not-a-storm");
         assert_eq!(o.failing.len(), 3);
         let decide = DecideOptions::default();
-        assert_eq!(o.storm(&decide), None);
-        let counting = DecideOptions {
-            limits: Limits {
-                storm_judges_causes: false,
-                ..Limits::default()
-            },
-            ..DecideOptions::default()
+        assert_eq!(o.storm(&Limits::default()), None);
+        let counting = Limits {
+            storm_judges_causes: false,
+            ..Limits::default()
         };
         assert!(o.storm(&counting).is_some(), "by count alone it is one");
         let opts = Options {
@@ -548,7 +562,10 @@ mod tests {
             node_groups: Vec::new(),
             migration_annotations: Vec::new(),
         };
-        assert_eq!(run_context(&o, &opts, &decide).own_change, 3);
+        assert_eq!(
+            run_context(&o, &opts, &decide, &Limits::default()).own_change,
+            3
+        );
     }
 
     #[test]

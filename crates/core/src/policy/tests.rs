@@ -33,6 +33,7 @@ fn options() -> Options {
 fn plan_all(inv: &Inventory, state: Option<&State>, opts: &Options, p: &Policies) -> Outcome {
     let settings = pipeline::Settings {
         options: opts.clone(),
+        limits: Default::default(),
         decide: DecideOptions::default(),
         guards: Default::default(),
     };
@@ -722,7 +723,12 @@ fn pending_statefulsets_get_no_plan() {
 fn a_view_is_reusable_across_evaluations() {
     let (outcome, opts) = outcome("ladder/e-rollback-crash-loop");
     let a = &outcome.failing[0];
-    let run = pipeline::run_context(&outcome, &opts, &DecideOptions::default());
+    let run = pipeline::run_context(
+        &outcome,
+        &opts,
+        &DecideOptions::default(),
+        &Default::default(),
+    );
     let view = std::sync::Arc::new(View::new(&a.facts, &a.detection, &a.findings, &run));
     let p = Policies::builtin();
     let first = p.decide_view(&a.facts.stateful_set, &view);
