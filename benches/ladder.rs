@@ -17,13 +17,11 @@ fn ladder(c: &mut Criterion) {
     let objects = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("policies/tests/ladder/e-rollback-crash-loop/objects.yaml");
     let inv = stsmend::source::files::load(&[objects]).expect("bench objects");
-    let opts = Options {
-        now: "2026-11-22T10:00:00Z".parse().unwrap(),
-        threshold: stsmend::duration::Span::minutes(10),
-        scope: Default::default(),
-        node_groups: Vec::new(),
-        migration_annotations: vec!["stsmend.io/migration".into()],
-    };
+    let opts = Options::new(
+        "2026-11-22T10:00:00Z".parse().unwrap(),
+        stsmend::duration::Span::minutes(10),
+    )
+    .migration_annotations(&["stsmend.io/migration"]);
     let outcome = pipeline::evaluate(&inv, None, &opts);
     let assessment = &outcome.failing[0];
     let run = pipeline::run_context(
@@ -77,12 +75,7 @@ fn ladder(c: &mut Criterion) {
         })
     });
     group.bench_function("compile the ladder", |b| b.iter(Policies::builtin));
-    let settings = pipeline::Settings {
-        options: opts.clone(),
-        limits: Default::default(),
-        decide: DecideOptions::default(),
-        guards: Default::default(),
-    };
+    let settings = pipeline::Settings::with(opts.clone());
     group.bench_function("pipeline::run (detect to guards, one StatefulSet)", |b| {
         b.iter(|| pipeline::run(black_box(&inv), None, &settings, &policies))
     });

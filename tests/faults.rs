@@ -16,7 +16,7 @@ use stsmend::cluster::write::{Mode as WriteMode, Writer};
 use stsmend::duration::Span;
 use stsmend::execution::{Mode, Status};
 use stsmend::guard::Limits;
-use stsmend::pipeline::{self, Assessment, DecideOptions, Gate, Options, Settings};
+use stsmend::pipeline::{self, Assessment, Gate, Options, Settings};
 use stsmend::policy::Policies;
 
 /// Answers requests in order from a script of (status, body); records
@@ -71,22 +71,15 @@ fn ok(body: serde_json::Value) -> (u16, serde_json::Value) {
 /// (a rollback) and admitted by the guards.
 fn db() -> Assessment {
     let inv = stsmend::source::files::load(&[PathBuf::from("tests/fixtures/mixed.yaml")]).unwrap();
-    let settings = Settings {
-        options: Options {
-            now: stsmend::snapshot::taken_at(&inv).unwrap().unwrap(),
-            threshold: Span::minutes(0),
-            scope: Default::default(),
-            node_groups: vec![],
-            migration_annotations: vec![],
-        },
-        limits: Limits {
-            storm_max_failing: 100,
-            storm_max_share: 1.0,
-            ..Default::default()
-        },
-        decide: DecideOptions::default(),
-        guards: Default::default(),
-    };
+    let settings = Settings::with(Options::new(
+        stsmend::snapshot::taken_at(&inv).unwrap().unwrap(),
+        Span::minutes(0),
+    ))
+    .limits(Limits {
+        storm_max_failing: 100,
+        storm_max_share: 1.0,
+        ..Default::default()
+    });
     let o = pipeline::run(&inv, None, &settings, &Policies::builtin()).outcome;
     let mut a = o.failing.into_iter().find(|a| a.name == "db").unwrap();
     a.gate = Some(Gate {

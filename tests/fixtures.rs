@@ -9,7 +9,7 @@ use stsmend::detect::Exemption;
 use stsmend::diagnose::Confidence;
 use stsmend::duration::Span;
 use stsmend::guard::Limits;
-use stsmend::pipeline::{self, Assessment, DecideOptions, Options, Outcome, Settings};
+use stsmend::pipeline::{self, Assessment, Options, Outcome, Settings};
 use stsmend::policy::Policies;
 
 /// Plans on a fixture as `stsmend plan --from FILE --for 0s` does, with
@@ -33,22 +33,14 @@ fn fixture_settings(inv: &stsmend::inventory::Inventory) -> Settings {
     let now = stsmend::snapshot::taken_at(inv)
         .unwrap()
         .expect("a snapshot marker");
-    Settings {
-        options: Options {
-            now,
-            threshold: Span::minutes(0),
-            scope: Default::default(),
-            node_groups: vec![],
-            migration_annotations: vec!["stsmend.io/migration".into()],
-        },
-        limits: Limits {
-            storm_max_failing: 100,
-            storm_max_share: 1.0,
-            ..Default::default()
-        },
-        decide: DecideOptions::default(),
-        guards: Default::default(),
-    }
+    Settings::with(
+        Options::new(now, Span::minutes(0)).migration_annotations(&["stsmend.io/migration"]),
+    )
+    .limits(Limits {
+        storm_max_failing: 100,
+        storm_max_share: 1.0,
+        ..Default::default()
+    })
 }
 
 fn failing<'a>(o: &'a Outcome, name: &str) -> &'a Assessment {

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use jiff::Timestamp;
-use stsmend::guard::{Blocked, Limits};
-use stsmend::pipeline::{self, DecideOptions, GuardOptions, Options, Outcome, Settings};
+use stsmend::guard::Blocked;
+use stsmend::pipeline::{self, GuardOptions, Options, Outcome, Settings};
 use stsmend::policy::Policies;
 use stsmend::selector::Selector;
 use stsmend::state::{LastAction, State};
@@ -52,18 +52,9 @@ fn run_with(
 
 /// The settings of a run at [`now`] with a 10-minute threshold.
 fn settings(guards: &GuardOptions) -> Settings {
-    Settings {
-        options: Options {
-            now: now(),
-            threshold: stsmend::duration::Span::minutes(10),
-            scope: Default::default(),
-            node_groups: vec![],
-            migration_annotations: vec![],
-        },
-        limits: Limits::default(),
-        decide: DecideOptions::default(),
-        guards: guards.clone(),
-    }
+    let mut s = Settings::with(Options::new(now(), stsmend::duration::Span::minutes(10)));
+    s.guards = guards.clone();
+    s
 }
 
 fn run(inv: &stsmend::inventory::Inventory, prior: &State, guards: &GuardOptions) -> Outcome {

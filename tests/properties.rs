@@ -409,13 +409,8 @@ fn failing_outcome() -> pipeline::Outcome {
 }
 
 fn options(threshold: Span) -> Options {
-    Options {
-        now: "2026-11-22T10:00:00Z".parse().unwrap(),
-        threshold,
-        scope: Default::default(),
-        node_groups: vec![],
-        migration_annotations: vec!["stsmend.io/migration".into()],
-    }
+    Options::new("2026-11-22T10:00:00Z".parse().unwrap(), threshold)
+        .migration_annotations(&["stsmend.io/migration"])
 }
 
 proptest! {

@@ -340,7 +340,7 @@ fn owner(
 mod tests {
     use super::*;
     use crate::execution::Executed;
-    use crate::pipeline::{DecideOptions, Options};
+    use crate::pipeline::Options;
     use crate::policy::Policies;
 
     /// A StatefulSet on a revision whose image does not pull, decided by
@@ -359,27 +359,17 @@ mod tests {
             &format!("apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {{name: db, namespace: shop, uid: u1, generation: 3{metadata}}}\nspec: {{replicas: 1, selector: {{matchLabels: {{app: db}}}}, serviceName: db, template: {{metadata: {{labels: {{app: db}}}}, spec: {{containers: [{{name: db, image: db}}]}}}}}}\nstatus: {{replicas: 1, readyReplicas: 1, observedGeneration: 2}}\n"),
         )
         .unwrap();
-        let opts = Options {
-            now: "2026-11-22T10:00:00Z".parse().unwrap(),
-            threshold: crate::duration::Span::minutes(10),
-            scope: Default::default(),
-            node_groups: vec![],
-            migration_annotations: vec![],
-        };
+        let opts = Options::new(
+            "2026-11-22T10:00:00Z".parse().unwrap(),
+            crate::duration::Span::minutes(10),
+        );
         let prior = crate::pipeline::observe(
             &crate::state::State::default(),
             &crate::pipeline::evaluate(&inv, None, &opts),
             "2026-11-22T09:30:00Z".parse().unwrap(),
         );
-        let settings = crate::pipeline::Settings {
-            options: opts,
-            limits: Default::default(),
-            decide: DecideOptions {
-                rollback_unsafe_annotations: vec![],
-                ..Default::default()
-            },
-            guards: Default::default(),
-        };
+        let mut settings = crate::pipeline::Settings::with(opts);
+        settings.decide.rollback_unsafe_annotations.clear();
         let mut o =
             crate::pipeline::run(&inv, Some(&prior), &settings, &Policies::builtin()).outcome;
         assert_eq!(o.failing.len(), 1, "the fixture fails");

@@ -269,13 +269,7 @@ mod tests {
     }
 
     fn kinds(inv: &Inventory, now: &str) -> Vec<&'static str> {
-        let opts = Options {
-            now: now.parse().unwrap(),
-            threshold: crate::duration::Span::minutes(10),
-            scope: Default::default(),
-            node_groups: Vec::new(),
-            migration_annotations: Vec::new(),
-        };
+        let opts = Options::new(now.parse().unwrap(), crate::duration::Span::minutes(10));
         let outcome = pipeline::evaluate(inv, None, &opts);
         outcome
             .failing

@@ -400,13 +400,10 @@ mod tests {
     }
 
     fn findings(inv: &Inventory, state: Option<&State>) -> Vec<Finding> {
-        let opts = Options {
-            now: "2026-11-22T10:00:00Z".parse().unwrap(),
-            threshold: crate::duration::Span::minutes(10),
-            scope: Default::default(),
-            node_groups: Vec::new(),
-            migration_annotations: Vec::new(),
-        };
+        let opts = Options::new(
+            "2026-11-22T10:00:00Z".parse().unwrap(),
+            crate::duration::Span::minutes(10),
+        );
         evaluate(inv, state, &opts).failing.remove(0).findings
     }
 

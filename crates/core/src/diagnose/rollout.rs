@@ -592,13 +592,10 @@ mod tests {
             &format!("apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {{name: db, namespace: shop, uid: u1, generation: 3}}\nspec: {{replicas: 5, {ordinals}selector: {{matchLabels: {{app: db}}}}, serviceName: db, updateStrategy: {{type: RollingUpdate, rollingUpdate: {{partition: 3}}}}, template: {{metadata: {{labels: {{app: db}}}}, spec: {{containers: [{{name: db, image: db}}]}}}}}}\nstatus: {{replicas: 5, readyReplicas: 4, observedGeneration: 2, currentRevision: db-1, updateRevision: db-2}}\n"),
         )
         .unwrap();
-        let opts = crate::pipeline::Options {
-            now: "2026-12-03T10:00:00Z".parse().unwrap(),
-            threshold: crate::duration::Span::minutes(0),
-            scope: Default::default(),
-            node_groups: vec![],
-            migration_annotations: vec![],
-        };
+        let opts = crate::pipeline::Options::new(
+            "2026-12-03T10:00:00Z".parse().unwrap(),
+            crate::duration::Span::minutes(0),
+        );
         let o = crate::pipeline::evaluate(&inv, None, &opts);
         let a = o
             .failing

@@ -28,6 +28,26 @@ pub struct Options {
     pub migration_annotations: Vec<String>,
 }
 
+impl Options {
+    /// A run at `now` that confirms a symptom after `threshold`, on every
+    /// namespace, with no node group and no migration annotation: what a
+    /// config sets is added with the methods below.
+    pub fn new(now: Timestamp, threshold: Span) -> Self {
+        Self {
+            now,
+            threshold,
+            scope: Scope::default(),
+            node_groups: Vec::new(),
+            migration_annotations: Vec::new(),
+        }
+    }
+
+    pub fn migration_annotations(mut self, keys: &[&str]) -> Self {
+        self.migration_annotations = keys.iter().map(|k| k.to_string()).collect();
+        self
+    }
+}
+
 /// One StatefulSet that shows a symptom.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -422,6 +442,22 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The settings of a run with `options` and every other setting at its
+    /// default (the default ladder's limits, no opt-in selector).
+    pub fn with(options: Options) -> Self {
+        Self {
+            options,
+            limits: Limits::default(),
+            decide: DecideOptions::default(),
+            guards: GuardOptions::default(),
+        }
+    }
+
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// The settings of a run at `now` under `config`, with the flags
     /// already folded in and the scope resolved.
     pub fn new(config: &Config, scope: Scope, now: Timestamp) -> crate::Result<Self> {
@@ -506,13 +542,7 @@ mod tests {
             .join(case)
             .join("objects.yaml");
         let inv = crate::source::files::load(&[path]).expect("case objects");
-        let opts = Options {
-            now: "2026-11-22T10:00:00Z".parse().unwrap(),
-            threshold: Span::minutes(10),
-            scope: Default::default(),
-            node_groups: Vec::new(),
-            migration_annotations: Vec::new(),
-        };
+        let opts = Options::new("2026-11-22T10:00:00Z".parse().unwrap(), Span::minutes(10));
         evaluate(&inv, None, &opts)
     }
 
@@ -555,13 +585,7 @@ mod tests {
             ..Limits::default()
         };
         assert!(o.storm(&counting).is_some(), "by count alone it is one");
-        let opts = Options {
-            now: "2026-11-22T10:00:00Z".parse().unwrap(),
-            threshold: Span::minutes(10),
-            scope: Default::default(),
-            node_groups: Vec::new(),
-            migration_annotations: Vec::new(),
-        };
+        let opts = Options::new("2026-11-22T10:00:00Z".parse().unwrap(), Span::minutes(10));
         assert_eq!(
             run_context(&o, &opts, &decide, &Limits::default()).own_change,
             3

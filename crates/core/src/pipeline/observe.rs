@@ -75,13 +75,10 @@ mod tests {
         evaluate(
             &inv,
             None,
-            &Options {
-                now: "2026-11-22T10:00:00Z".parse().unwrap(),
-                threshold: crate::duration::Span::minutes(10),
-                scope: Default::default(),
-                node_groups: vec![],
-                migration_annotations: vec![],
-            },
+            &Options::new(
+                "2026-11-22T10:00:00Z".parse().unwrap(),
+                crate::duration::Span::minutes(10),
+            ),
         )
     }
 
@@ -170,13 +167,10 @@ mod tests {
             "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db, namespace: shop, uid: u1, generation: 3}\nspec: {replicas: 1, selector: {matchLabels: {app: db}}, serviceName: db, template: {metadata: {labels: {app: db}}, spec: {containers: [{name: db, image: db}]}}}\nstatus: {replicas: 1, readyReplicas: 1, observedGeneration: 2}\n",
         )
         .unwrap();
-        let opts = Options {
-            now: "2026-11-22T10:00:00Z".parse().unwrap(),
-            threshold: crate::duration::Span::minutes(10),
-            scope: Default::default(),
-            node_groups: vec![],
-            migration_annotations: vec![],
-        };
+        let opts = Options::new(
+            "2026-11-22T10:00:00Z".parse().unwrap(),
+            crate::duration::Span::minutes(10),
+        );
         assert_eq!(
             evaluate(&inv, None, &opts).failing.len(),
             0,

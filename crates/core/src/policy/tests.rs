@@ -19,24 +19,14 @@ fn case_objects(case: &str) -> crate::inventory::Inventory {
 }
 
 fn options() -> Options {
-    Options {
-        now: NOW.parse().unwrap(),
-        threshold: crate::duration::Span::minutes(10),
-        scope: Default::default(),
-        node_groups: Vec::new(),
-        migration_annotations: vec!["stsmend.io/migration".into()],
-    }
+    Options::new(NOW.parse().unwrap(), crate::duration::Span::minutes(10))
+        .migration_annotations(&["stsmend.io/migration"])
 }
 
 /// Plans as a run does ([`pipeline::run`]), with `opts` and no limits but
 /// the defaults.
 fn plan_all(inv: &Inventory, state: Option<&State>, opts: &Options, p: &Policies) -> Outcome {
-    let settings = pipeline::Settings {
-        options: opts.clone(),
-        limits: Default::default(),
-        decide: DecideOptions::default(),
-        guards: Default::default(),
-    };
+    let settings = pipeline::Settings::with(opts.clone());
     pipeline::run(inv, state, &settings, p).outcome
 }
 
