@@ -199,6 +199,57 @@ fn group_of(api_version: &str) -> &str {
 }
 
 impl Inventory {
+    /// Moves every object of `other` into this inventory, after its own.
+    pub fn append(&mut self, other: Inventory) {
+        // Destructured without `..`: a new kind cannot be forgotten here.
+        let Inventory {
+            mut stateful_sets,
+            mut pods,
+            mut events,
+            mut controller_revisions,
+            mut pvcs,
+            mut pvs,
+            mut storage_classes,
+            mut nodes,
+            mut hpas,
+            mut limit_ranges,
+            mut resource_quotas,
+            mut pdbs,
+            mut config_maps,
+            mut leases,
+            mut namespaces,
+            mut validating_webhooks,
+            mut mutating_webhooks,
+            mut service_accounts,
+            mut priority_classes,
+            mut logs,
+            skipped,
+        } = other;
+        self.stateful_sets.append(&mut stateful_sets);
+        self.pods.append(&mut pods);
+        self.events.append(&mut events);
+        self.controller_revisions.append(&mut controller_revisions);
+        self.pvcs.append(&mut pvcs);
+        self.pvs.append(&mut pvs);
+        self.storage_classes.append(&mut storage_classes);
+        self.nodes.append(&mut nodes);
+        self.hpas.append(&mut hpas);
+        self.limit_ranges.append(&mut limit_ranges);
+        self.resource_quotas.append(&mut resource_quotas);
+        self.pdbs.append(&mut pdbs);
+        self.config_maps.append(&mut config_maps);
+        self.leases.append(&mut leases);
+        self.namespaces.append(&mut namespaces);
+        self.validating_webhooks.append(&mut validating_webhooks);
+        self.mutating_webhooks.append(&mut mutating_webhooks);
+        self.service_accounts.append(&mut service_accounts);
+        self.priority_classes.append(&mut priority_classes);
+        self.logs.append(&mut logs);
+        for (kind, n) in skipped {
+            *self.skipped.entry(kind).or_default() += n;
+        }
+    }
+
     /// Adds one object given as JSON. Lists are expanded. `origin` names the
     /// object in errors (file and document, or the API request).
     pub fn add_value(&mut self, value: Value, origin: &dyn Fn(&str) -> Error) -> Result<()> {
@@ -265,12 +316,21 @@ impl Inventory {
             .map(|ns| format!("{ns}/"))
             .unwrap_or_default();
         let label = format!("{kind} {namespace}{name}");
+        // What no run reads of the other kinds (their managed fields and
+        // last-applied copies), dropped as a live read drops it: a
+        // snapshot's pods and Events are mostly that. A StatefulSet's are
+        // read (when its spec was last written, and by whom).
         macro_rules! push {
-            ($field:ident) => {
+            ($field:ident) => {{
                 self.$field.push(
                     serde_json::from_value(value).map_err(|e| origin(&format!("{label}: {e}")))?,
-                )
-            };
+                );
+                if kind != "StatefulSet"
+                    && let Some(object) = self.$field.last_mut()
+                {
+                    crate::trim::metadata(k8s_openapi::Metadata::metadata_mut(object));
+                }
+            }};
         }
         match kind.as_str() {
             "StatefulSet" => push!(stateful_sets),

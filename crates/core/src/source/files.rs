@@ -174,6 +174,15 @@ fn parse(
     path: &Path,
     text: &str,
 ) -> Result<()> {
+    if text.trim_start().starts_with('{')
+        && let Some((items, statefulsets)) = super::json_list::read(path, text)?
+    {
+        for s in &statefulsets {
+            locations.record(s, path, None, &[]);
+        }
+        inventory.append(items);
+        return Ok(());
+    }
     let documents: Vec<Spanned<Document>> = if text.trim_start().starts_with(['{', '[']) {
         let value: Value = serde_json::from_str(text).map_err(|source| Error::Json {
             path: path.to_path_buf(),
@@ -482,6 +491,47 @@ kind: List
     fn typed_lists_give_their_items_a_kind() {
         let inv = parse(r#"{"apiVersion":"v1","kind":"PodList","items":[{"metadata":{"name":"p","namespace":"a"}}]}"#).unwrap();
         assert_eq!(inv.pods.len(), 1);
+    }
+
+    #[test]
+    fn a_json_list_is_read_item_by_item_whatever_its_key_order() {
+        // kubectl prints the List's kind after its items.
+        let json = r#"{"apiVersion":"v1","items":[
+            {"metadata":{"name":"p","namespace":"a"}},
+            {"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"db","namespace":"a"},"spec":{"selector":{},"serviceName":"db","template":{}}}
+        ],"kind":"PodList","metadata":{}}"#;
+        let mut locations = Locations::default();
+        let mut inv = Inventory::default();
+        super::parse(&mut inv, &mut locations, Path::new("l.json"), json).unwrap();
+        assert_eq!((inv.pods.len(), inv.stateful_sets.len()), (1, 1));
+        assert_eq!(locations.get("a", "db").cloned(), at("l.json", None));
+        // An object that only has an `items` key is no List: read whole.
+        let other = parse(r#"{"apiVersion":"example.com/v1","kind":"Basket","items":[{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"}}]}"#).unwrap();
+        assert!(other.pods.is_empty());
+        assert_eq!(other.skipped.get("example.com/v1/Basket"), Some(&1));
+        // A bad item is named by its index, and nothing of the file is kept.
+        let err = parse(r#"{"kind":"List","apiVersion":"v1","items":[{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"}},{"apiVersion":"v1","kind":"Pod","metadata":{"name":7}}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("items[1]: Pod <unnamed>"), "{err}");
+        assert!(parse(r#"{"kind":"List","apiVersion":"v1","items":[{"kind":"Pod"}]"#).is_err());
+    }
+
+    #[test]
+    fn what_no_run_reads_is_dropped_but_a_statefulsets_writers_are_kept() {
+        let managed = r#""managedFields":[{"manager":"kubectl","operation":"Update","time":"2026-11-22T09:40:00Z"}],"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{}","keep":"me"}"#;
+        let json = format!(
+            r#"{{"apiVersion":"v1","kind":"List","items":[
+            {{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"p","namespace":"a",{managed}}}}},
+            {{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{{"name":"db","namespace":"a",{managed}}},"spec":{{"selector":{{}},"serviceName":"db","template":{{}}}}}}]}}"#
+        );
+        let inv = parse(&json).unwrap();
+        let pod = &inv.pods[0].metadata;
+        assert!(pod.managed_fields.is_none());
+        assert_eq!(pod.annotations.as_ref().unwrap().len(), 1, "only `keep`");
+        let sts = &inv.stateful_sets[0].metadata;
+        assert_eq!(sts.managed_fields.as_ref().map(Vec::len), Some(1));
+        assert_eq!(sts.annotations.as_ref().unwrap().len(), 2);
     }
 
     #[test]

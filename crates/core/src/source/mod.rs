@@ -2,3 +2,4 @@
 //! snapshot`), or a live cluster through [`crate::cluster`].
 
 pub mod files;
+mod json_list;
