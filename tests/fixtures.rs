@@ -243,7 +243,7 @@ fn a_refusal_with_status_written_reads_as_the_v1_20_mismatch_does() {
     );
 }
 
-/// The plan of `action`'s pods to evict, as the report writes it.
+/// The pods the plan's first action evicts, as the report writes them.
 fn evicts(a: &Assessment) -> serde_json::Value {
     let plan = a.plan.as_ref().expect("a plan");
     serde_json::to_value(&plan.actions[0]).unwrap()["evict"].clone()

@@ -36,7 +36,7 @@ fn refuses(pdb: &PodDisruptionBudget, pod: &Pod) -> bool {
 
 /// `disruptionsAllowed`, `currentHealthy`, `desiredHealthy`; 0 where the
 /// status has none (v1.37's schema leaves them optional).
-fn counts(pdb: &PodDisruptionBudget) -> (i32, i32, i32) {
+pub(crate) fn counts(pdb: &PodDisruptionBudget) -> (i32, i32, i32) {
     let st = pdb.status.as_ref();
     (
         st.and_then(|s| s.disruptions_allowed).unwrap_or(0),

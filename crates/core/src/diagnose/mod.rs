@@ -3,7 +3,7 @@
 
 mod admission;
 pub mod blame;
-mod budget;
+pub(crate) mod budget;
 pub mod change;
 mod cluster;
 mod mounts;

@@ -24,7 +24,8 @@ fn name(p: &Pod) -> &str {
     p.metadata.name.as_deref().unwrap_or_default()
 }
 
-fn revision(p: &Pod) -> Option<&String> {
+/// The revision a pod runs, from the controller's label.
+pub(crate) fn revision(p: &Pod) -> Option<&String> {
     p.metadata.labels.as_ref()?.get(REVISION_LABEL)
 }
 

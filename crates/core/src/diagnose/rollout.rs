@@ -138,12 +138,7 @@ fn strategy_reading(input: &Input<'_>, sts: &str) -> Option<Evidence> {
                 .pods
                 .iter()
                 .filter(|p| {
-                    let rev = p
-                        .metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get(REVISION_LABEL));
-                    update.is_some() && rev.map(String::as_str) != update
+                    update.is_some() && super::pods::revision(p).map(String::as_str) != update
                 })
                 .filter_map(|p| p.metadata.name.as_deref())
                 .collect();
@@ -488,12 +483,7 @@ fn stuck_on_update(input: &Input<'_>) -> Vec<String> {
         .pods
         .iter()
         .filter(|p| {
-            p.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(REVISION_LABEL))
-                .map(String::as_str)
-                == Some(update)
+            super::pods::revision(p).map(String::as_str) == Some(update)
                 && !super::pods::is_ready(p)
         })
         .filter_map(|p| p.metadata.name.clone())
@@ -536,15 +526,9 @@ pub fn ordered_ready(input: &Input<'_>, out: &mut Vec<Finding>) {
         .iter()
         .filter_map(|p| {
             let name = p.metadata.name.as_deref()?;
-            broken.contains(&name.to_string()).then(|| {
-                let rev = p
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(REVISION_LABEL))
-                    .map(String::as_str);
-                (name, rev)
-            })
+            broken
+                .contains(&name.to_string())
+                .then(|| (name, super::pods::revision(p).map(String::as_str)))
         })
         .collect();
     if blocked.is_empty() {

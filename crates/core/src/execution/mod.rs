@@ -156,7 +156,7 @@ pub fn budgets(pdbs: &[k8s_openapi::api::policy::v1::PodDisruptionBudget], ready
     let named: Vec<String> = pdbs
         .iter()
         .map(|p| {
-            let st = p.status.as_ref();
+            let (allowed, healthy, desired) = crate::diagnose::budget::counts(p);
             let policy = p
                 .spec
                 .as_ref()
@@ -174,12 +174,9 @@ pub fn budgets(pdbs: &[k8s_openapi::api::policy::v1::PodDisruptionBudget], ready
                 _ => "; under its unhealthyPodEvictionPolicy IfHealthyBudget (the default) a pod that is not Ready goes only while the budget allows a disruption: AlwaysAllow on the budget would let the stuck pods be evicted".to_string(),
             };
             format!(
-                "PodDisruptionBudget {}/{} allows {} disruption(s) ({} healthy, {} wanted){eviction}",
+                "PodDisruptionBudget {}/{} allows {allowed} disruption(s) ({healthy} healthy, {desired} wanted){eviction}",
                 p.metadata.namespace.as_deref().unwrap_or_default(),
                 p.metadata.name.as_deref().unwrap_or_default(),
-                st.and_then(|s| s.disruptions_allowed).unwrap_or(0),
-                st.and_then(|s| s.current_healthy).unwrap_or(0),
-                st.and_then(|s| s.desired_healthy).unwrap_or(0),
             )
         })
         .collect();
@@ -303,25 +300,31 @@ pub fn evictable(
     sts: &StatefulSet,
     names: &[String],
 ) -> (Vec<String>, Vec<String>) {
+    deletable(facts, sts, names, false)
+}
+
+/// Why each of `pods` may not be deleted now, for those that may not.
+pub fn refused_pods(facts: &crate::facts::Facts, pods: &[String], any_pod: bool) -> Vec<String> {
+    deletable(facts, &facts.stateful_set, pods, any_pod).1
+}
+
+/// The pods of `names` that [`pod_not_deletable`] lets go, checked against
+/// `sts`, and why each of the others may not.
+fn deletable(
+    facts: &crate::facts::Facts,
+    sts: &StatefulSet,
+    names: &[String],
+    any_pod: bool,
+) -> (Vec<String>, Vec<String>) {
     let mut may = Vec::new();
     let mut refused = Vec::new();
     for name in names {
-        match pod_not_deletable(sts, facts.pod(name), false) {
+        match pod_not_deletable(sts, facts.pod(name), any_pod) {
             None => may.push(name.clone()),
             Some(why) => refused.push(format!("{name}: {why}")),
         }
     }
     (may, refused)
-}
-
-/// Why each of `pods` may not be deleted now, for those that may not.
-pub fn refused_pods(facts: &crate::facts::Facts, pods: &[String], any_pod: bool) -> Vec<String> {
-    pods.iter()
-        .filter_map(|name| {
-            pod_not_deletable(&facts.stateful_set, facts.pod(name), any_pod)
-                .map(|why| format!("{name}: {why}"))
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -42,7 +42,13 @@ impl Locations {
 
     /// Records the StatefulSets of one document: the document itself, or
     /// the items of a List. The first declaration of a name is kept.
-    fn record(&mut self, document: &Value, path: &Path, line: Option<usize>, item_lines: &[usize]) {
+    pub(super) fn record(
+        &mut self,
+        document: &Value,
+        path: &Path,
+        line: Option<usize>,
+        item_lines: &[usize],
+    ) {
         let kind = document
             .get("kind")
             .and_then(Value::as_str)
@@ -61,6 +67,13 @@ impl Locations {
             if item.get("kind").and_then(Value::as_str).or(item_kind) == Some("StatefulSet") {
                 self.insert(item, path, item_lines.get(index).copied());
             }
+        }
+    }
+
+    /// Adds `other`'s, after this one's: the first declaration is kept.
+    fn merge(&mut self, other: Locations) {
+        for (key, location) in other.0 {
+            self.0.entry(key).or_insert(location);
         }
     }
 
@@ -175,11 +188,9 @@ fn parse(
     text: &str,
 ) -> Result<()> {
     if text.trim_start().starts_with('{')
-        && let Some((items, statefulsets)) = super::json_list::read(path, text)?
+        && let Some((items, declared)) = super::json_list::read(path, text)?
     {
-        for s in &statefulsets {
-            locations.record(s, path, None, &[]);
-        }
+        locations.merge(declared);
         inventory.append(items);
         return Ok(());
     }

@@ -10,17 +10,19 @@ use std::path::Path;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use super::files::Locations;
 use crate::error::{Error, Result};
 use crate::inventory::Inventory;
 
-/// The items of a JSON List file, read into a fresh inventory, or `None`
+/// The items of a JSON List file, read into a fresh inventory with where
+/// its StatefulSets are declared, or `None`
 /// when the file is not a List (one object, or an object that only has
 /// an `items` key): the caller reads it whole as before.
-pub(super) fn read(path: &Path, text: &str) -> Result<Option<(Inventory, Vec<Value>)>> {
+pub(super) fn read(path: &Path, text: &str) -> Result<Option<(Inventory, Locations)>> {
     let mut reader = Reader {
         path,
         inventory: Inventory::default(),
-        statefulsets: Vec::new(),
+        locations: Locations::default(),
         kindless: Vec::new(),
         error: None,
         had_items: false,
@@ -59,14 +61,13 @@ pub(super) fn read(path: &Path, text: &str) -> Result<Option<(Inventory, Vec<Val
         }
         reader.add(index, item)?;
     }
-    Ok(Some((reader.inventory, reader.statefulsets)))
+    Ok(Some((reader.inventory, reader.locations)))
 }
 
 struct Reader<'a> {
     path: &'a Path,
     inventory: Inventory,
-    /// The StatefulSets' names and namespaces, for their locations.
-    statefulsets: Vec<Value>,
+    locations: Locations,
     /// Items without a kind, with their index: typed once the List's kind
     /// is known.
     kindless: Vec<(usize, Value)>,
@@ -77,15 +78,8 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn add(&mut self, index: usize, item: Value) -> Result<()> {
-        if item.get("kind").and_then(Value::as_str) == Some("StatefulSet") {
-            let meta = item.get("metadata");
-            let field = |f: &str| meta.and_then(|m| m.get(f)).cloned().unwrap_or(Value::Null);
-            self.statefulsets.push(serde_json::json!({
-                "kind": "StatefulSet",
-                "metadata": {"name": field("name"), "namespace": field("namespace")},
-            }));
-        }
         let path = self.path;
+        self.locations.record(&item, path, None, &[]);
         self.inventory
             .add_value(item, &|message: &str| Error::Input {
                 path: path.to_path_buf(),
